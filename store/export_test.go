@@ -1,0 +1,8 @@
+package store
+
+// MemoryLen exposes the dedupe map size to tests.
+func MemoryLen(m *Memory) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.dedupe)
+}
