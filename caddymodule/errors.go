@@ -1,0 +1,5 @@
+package caddymodule
+
+import "errors"
+
+var errMethodNotAllowed = errors.New("method not allowed")
