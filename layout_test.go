@@ -32,13 +32,14 @@ func TestEngineImportsNoCaddy(t *testing.T) {
 
 // TestEngineDependencyDirection enforces the table in design.md: policy,
 // crypto and store import nothing of ours; sandbox may use policy and
-// crypto; proxy may use policy, crypto and store.
+// crypto; proxy may use policy, crypto and store. Both may use internal/
+// helpers (the clock).
 func TestEngineDependencyDirection(t *testing.T) {
 	const mod = "github.com/qrphgate/qrphgate/"
 	allowed := map[string][]string{
 		"policy": nil, "crypto": nil, "store": nil,
-		"sandbox": {"policy", "crypto"},
-		"proxy":   {"policy", "crypto", "store"},
+		"sandbox": {"policy", "crypto", "internal"},
+		"proxy":   {"policy", "crypto", "store", "internal"},
 	}
 	for dir, ok := range allowed {
 		if _, err := os.Stat(dir); err != nil {

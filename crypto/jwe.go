@@ -47,10 +47,10 @@ var (
 
 // Header is the part of a protected header that the profile cares about.
 type Header struct {
-	Algorithm string
-	Encryption string
+	Algorithm   string
+	Encryption  string
 	ContentType string
-	KeyID string
+	KeyID       string
 }
 
 // CheckCompact validates a compact token's shape and protected header
