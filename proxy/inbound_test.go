@@ -426,8 +426,10 @@ type brokenDedupe struct{}
 func (brokenDedupe) Add(context.Context, string, time.Duration) (bool, error) {
 	return false, store.ErrUnavailable
 }
-func (brokenDedupe) Contains(context.Context, string) (bool, error) { return false, store.ErrUnavailable }
-func (brokenDedupe) Remove(context.Context, string) error           { return store.ErrUnavailable }
+func (brokenDedupe) Contains(context.Context, string) (bool, error) {
+	return false, store.ErrUnavailable
+}
+func (brokenDedupe) Remove(context.Context, string) error { return store.ErrUnavailable }
 
 // A de-duplication outage must not lose webhooks: they are accepted (a
 // duplicate delivery is the lesser harm).
