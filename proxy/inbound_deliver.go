@@ -66,6 +66,9 @@ type DeliveryConfig struct {
 	Backoff Backoff
 	// Signer, when set, adds Webhook-Signature.
 	Signer *Signer
+	// Logger, when set, replaces the Deliverer's logger: a reloaded
+	// configuration brings its own.
+	Logger *zap.Logger
 }
 
 func (c DeliveryConfig) withDefaults() DeliveryConfig {
@@ -186,6 +189,13 @@ func (d *Deliverer) Wake() {
 // InFlight is the number of deliveries under way.
 func (d *Deliverer) InFlight() int { return int(d.inFlight.Load()) }
 
+func (d *Deliverer) logger() *zap.Logger {
+	if c := d.cfg.Load(); c != nil && c.Logger != nil {
+		return c.Logger
+	}
+	return d.log
+}
+
 // lease outlives an attempt comfortably, so only a stuck or dead worker
 // loses its claim.
 func (d *Deliverer) lease() time.Duration { return d.Config().Timeout + time.Minute }
@@ -210,7 +220,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 		if free > 0 {
 			evs, err := d.spool.Claim(ctx, d.clock.Now(), d.lease(), free)
 			if err != nil {
-				d.log.Error("claiming events from the spool", zap.Error(err))
+				d.logger().Error("claiming events from the spool", zap.Error(err))
 			}
 			claimed = len(evs)
 			for _, ev := range evs {
@@ -268,7 +278,7 @@ func (d *Deliverer) wait(ctx context.Context, slotFree bool) {
 func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 	cfg := d.Config()
 	attempt := ev.Attempts + 1
-	log := d.log.With(zap.String("event_id", ev.ID), zap.String("action", ev.Action),
+	log := d.logger().With(zap.String("event_id", ev.ID), zap.String("action", ev.Action),
 		zap.String("reference", ev.Reference), zap.Int("attempt", attempt))
 	start := d.clock.Now()
 	outcome, detail := d.post(ctx, cfg, ev, attempt, start)
@@ -372,7 +382,7 @@ func trimDetail(s string) string {
 func (d *Deliverer) Replay(ctx context.Context, id string) (store.SpoolEvent, error) {
 	ev, err := d.spool.Replay(ctx, id, d.clock.Now())
 	if err == nil {
-		d.log.Info("dead letter replayed", zap.String("event_id", id))
+		d.logger().Info("dead letter replayed", zap.String("event_id", id))
 		d.Wake()
 	}
 	return ev, err
