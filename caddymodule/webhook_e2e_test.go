@@ -32,7 +32,9 @@ func newGatewayPorts(t *testing.T) gatewayPorts {
 
 func (p gatewayPorts) adminAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.admin) }
 
-func (p gatewayPorts) url(path string) string { return fmt.Sprintf("https://127.0.0.1:%d%s", p.https, path) }
+func (p gatewayPorts) url(path string) string {
+	return fmt.Sprintf("https://127.0.0.1:%d%s", p.https, path)
+}
 
 // gatewayCaddyfile is a real deployment in miniature: TLS from Caddy's
 // local CA, 127.0.0.2 as the only trusted proxy (strict mode), one route
