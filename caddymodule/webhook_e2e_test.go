@@ -409,3 +409,38 @@ func TestWebhookCrashSafety(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookReloadKeepsDelivering: an event waiting for an app that is
+// down is delivered to the new forward_to after `caddy reload` (POST /load):
+// the worker and its open spool carried over, and the reload did not try
+// to open the locked spool file a second time.
+func TestWebhookReloadKeepsDelivering(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := newGatewayPorts(t) // nothing listens on p.app: the first app is down
+	g := e2e.Start(t, e2e.Options{Caddyfile: gatewayCaddyfile(p), AdminAddr: p.adminAddr(), Env: gatewayEnv()})
+	client := tlsClient(t, g.Dir(), "127.0.0.1")
+	if a := postWebhook(t, client, p.url("/webhooks/modulus"), sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-RELOAD"}`), nil); a.status != 200 {
+		t.Fatalf("webhook: %d", a.status)
+	}
+	newApp := newRecordingApp(t)
+	newPort := e2e.FreePort(t)
+	serveApp(t, newPort, newApp)
+	cfg := strings.ReplaceAll(gatewayCaddyfile(p), fmt.Sprintf("127.0.0.1:%d/payments", p.app), fmt.Sprintf("127.0.0.1:%d/payments", newPort))
+	req, _ := http.NewRequest(http.MethodPost, g.Admin()+"/load", strings.NewReader(cfg))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("reload: %d %s", resp.StatusCode, b)
+	}
+	e2e.WaitFor(t, 30*time.Second, "delivery to the reloaded forward_to", func() bool { return newApp.count("ORDER-RELOAD") == 1 })
+	if !strings.Contains(getBody(t, g.Admin()+"/modulus/status"), fmt.Sprintf(`"forward_to": "http://127.0.0.1:%d/payments"`, newPort)) {
+		t.Fatal("status does not show the reloaded forward_to")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -126,17 +127,6 @@ func serve(t *testing.T, h *Webhook, r *http.Request) *httptest.ResponseRecorder
 	return rec
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestWebhookProvisionErrors(t *testing.T) {
 	t.Setenv("QRPHGATE_TEST_SHORT_KEY", "TEST-ONLY-too-short")
 	for _, tc := range []struct {
@@ -210,7 +200,7 @@ func TestWebhookUsesCaddysClientIP(t *testing.T) {
 	if rec.Code != http.StatusOK || rec.Body.String() != "{\"received\":true}\n" {
 		t.Fatalf("allowed client IP: %d %s", rec.Code, rec.Body)
 	}
-	waitFor(t, "the delivery", func() bool { return app.deliveries() == 1 })
+	e2e.WaitFor(t, 15*time.Second, "the delivery", func() bool { return app.deliveries() == 1 })
 	app.mu.Lock()
 	hdr, got := app.got[0], app.bodies[0]
 	app.mu.Unlock()
@@ -268,7 +258,7 @@ func TestWebhookWorkerSurvivesReload(t *testing.T) {
 	if rec.Code != 200 {
 		t.Fatalf("status %d", rec.Code)
 	}
-	waitFor(t, "delivery to the running config's app", func() bool { return oldApp.deliveries() == 1 })
+	e2e.WaitFor(t, 15*time.Second, "delivery to the running config's app", func() bool { return oldApp.deliveries() == 1 })
 
 	if err := a.Cleanup(); err != nil {
 		t.Fatal(err)
@@ -326,7 +316,7 @@ func TestWebhookDeadLettersAdmin(t *testing.T) {
 		DeadLetters []deadLetter `json:"dead_letters"`
 		Total       int          `json:"total"`
 	}
-	waitFor(t, "the dead letter", func() bool {
+	e2e.WaitFor(t, 15*time.Second, "the dead letter", func() bool {
 		code, body := adminCall(t, mux, http.MethodGet, "/modulus/dead-letters?spool="+h.worker.name)
 		_ = json.Unmarshal([]byte(body), &list)
 		return code == 200 && list.Total == 1
@@ -373,8 +363,8 @@ func TestWebhookDeadLettersAdmin(t *testing.T) {
 	if code != 200 || !strings.Contains(body, dl.ID) {
 		t.Fatalf("replay: %d %s", code, body)
 	}
-	waitFor(t, "the replayed delivery", func() bool { return app.deliveries() == before+1 })
-	waitFor(t, "the dead letters to empty", func() bool {
+	e2e.WaitFor(t, 15*time.Second, "the replayed delivery", func() bool { return app.deliveries() == before+1 })
+	e2e.WaitFor(t, 15*time.Second, "the dead letters to empty", func() bool {
 		_, body := adminCall(t, mux, http.MethodGet, "/modulus/dead-letters")
 		return strings.Contains(body, `"total": 0`)
 	})

@@ -54,6 +54,7 @@ func main() {
 		rounds    = flag.Int("rounds", 2, "rounds; each runs the plain proxy then the webhook gateway")
 		keep      = flag.Bool("keep", false, "keep the work directory")
 		drainWait = flag.Duration("drain", 2*time.Minute, "how long to wait for every acknowledged event to be delivered")
+		profile   = flag.String("cpuprofile", "", "write the gateway's CPU profile of the first webhook phase (5s) to this file")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -145,6 +146,9 @@ https://127.0.0.1:%d {
 		p.peakRSS = mem.stop()
 		results[0] = append(results[0], p)
 		mem.start()
+		if r == 0 && *profile != "" {
+			go captureProfile(adminURL, *profile)
+		}
 		w := load(client, webhookURL, part(bodies), *conc)
 		w.peakRSS = mem.stop()
 		results[1] = append(results[1], w)
@@ -364,6 +368,23 @@ func readProcKB(pid int, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// captureProfile fetches a 5 s CPU profile from the admin API's pprof.
+func captureProfile(adminURL, path string) {
+	resp, err := http.Get(adminURL + "/debug/pprof/profile?seconds=5")
+	if err != nil {
+		log.Printf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		log.Printf("profile: %v", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }
 
 type inboundStatus struct {
