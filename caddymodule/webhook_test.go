@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -373,5 +374,23 @@ func TestWebhookDeadLettersAdmin(t *testing.T) {
 	app.mu.Unlock()
 	if last.Get("Webhook-Id") != dl.ID || last.Get("Webhook-Attempt") != fmt.Sprint(dl.Attempts+1) {
 		t.Fatalf("replayed delivery id %s attempt %s", last.Get("Webhook-Id"), last.Get("Webhook-Attempt"))
+	}
+}
+
+// Without a spool option the spool lives in qrphgate's folder of Caddy's
+// data directory, owner-only.
+func TestWebhookDefaultSpoolPath(t *testing.T) {
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	h := testWebhook(t, "http://127.0.0.1:1/x")
+	h.Spool = ""
+	provision(t, h, newCaddyContext(t))
+	want := filepath.Join(data, "caddy", "qrphgate", "webhooks.spool")
+	if h.worker.name != want {
+		t.Fatalf("spool %s, want %s", h.worker.name, want)
+	}
+	fi, err := os.Stat(want)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("spool file: %v %v", fi, err)
 	}
 }
