@@ -342,6 +342,10 @@ func TestWebhookEndToEnd(t *testing.T) {
 		t.Fatalf("%d deliveries failed signature verification; replayed id %s", badSig, id)
 	}
 
+	// The app counts a delivery before the gateway records it done.
+	e2e.WaitFor(t, 15*time.Second, "an empty spool", func() bool {
+		return strings.Contains(getBody(t, g.Admin()+"/modulus/status"), `"pending": 0`)
+	})
 	metrics := getBody(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", p.metrics))
 	for _, want := range []string{`qrphgate_webhooks_received_total{result="forbidden_ip"} 2`, `qrphgate_webhooks_received_total{result="duplicate"} 1`,
 		`qrphgate_webhooks_received_total{result="decrypt_failed"} 1`, `qrphgate_webhook_dead_lettered_total 1`, `qrphgate_webhook_spool_depth 0`} {
