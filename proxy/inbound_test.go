@@ -45,7 +45,7 @@ type inboundFixture struct {
 	woken   atomic.Int64
 }
 
-func newInboundFixture(t *testing.T, mutate func(*InboundConfig)) *inboundFixture {
+func newInboundFixture(t testing.TB, mutate func(*InboundConfig)) *inboundFixture {
 	t.Helper()
 	f := &inboundFixture{spool: store.NewMemorySpool(), clock: clock.NewFake(time.Time{})}
 	f.dedupe = store.NewMemory(f.clock.Now)
