@@ -160,7 +160,7 @@ func (in *Inbound) receive(w http.ResponseWriter, r *http.Request, client netip.
 		return reject(http.StatusForbidden, ResultForbiddenIP, "source address not allowed", nil)
 	}
 	if r.Method != http.MethodPost {
-		return reject(http.StatusMethodNotAllowed, ResultMethodNotAllowed, "webhooks must be POSTed", nil)
+		return in.refuse(log, http.StatusMethodNotAllowed, ResultMethodNotAllowed, "webhooks must be POSTed", nil)
 	}
 	if !isJSONMediaType(r.Header.Get("Content-Type")) {
 		return in.refuse(log, http.StatusUnsupportedMediaType, ResultUnsupportedMedia, "content type must be application/json", nil)
