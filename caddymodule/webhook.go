@@ -84,12 +84,6 @@ type Webhook struct {
 	warnOnce *sync.Once // set by Provision (the struct is copied by value before)
 }
 
-// Defaults of the options that have one.
-const (
-	defaultWebhookMaxBody = 64 << 10
-	defaultDedupeWindow   = 72 * time.Hour
-)
-
 // CaddyModule returns the Caddy module information.
 func (Webhook) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -138,16 +132,12 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if h.reg, err = w.register(ctx.Done(), fingerprint, delivery); err != nil {
 		return err
 	}
-	window := time.Duration(h.DedupeWindow)
-	if window <= 0 {
-		window = defaultDedupeWindow
-	}
 	h.inbound, err = proxy.NewInbound(proxy.InboundConfig{
 		Keyring:         ring,
 		AllowIPs:        allow,
 		ActivationCodes: h.ActivationCodes,
 		MaxBody:         h.maxBody(),
-		DedupeWindow:    window,
+		DedupeWindow:    time.Duration(h.DedupeWindow), // zero: the pipeline's default
 		ActionFields:    h.ActionFields,
 		ReferenceFields: h.ReferenceFields,
 		Spool:           w.spool,
@@ -163,7 +153,7 @@ func (h *Webhook) maxBody() int64 {
 	if h.MaxBody > 0 {
 		return h.MaxBody
 	}
-	return defaultWebhookMaxBody
+	return proxy.DefaultMaxWebhookBody
 }
 
 // keyring resolves and decodes the decryption keys; they are named

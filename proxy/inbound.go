@@ -35,12 +35,24 @@ const (
 	ResultInvalidPayload   = "invalid_payload"
 	ResultForbiddenActCode = "forbidden_activation_code"
 	ResultSpoolUnavailable = "spool_unavailable"
-	activationCodeHeader   = "Activation-Code"
-	maxActivationCodeLen   = 128
-	defaultMaxWebhookBody  = 64 << 10
-	defaultDedupeWindow    = 72 * time.Hour
-	receivedBody           = `{"received":true}` + "\n"
-	receivedDuplicateBody  = `{"received":true,"duplicate":true}` + "\n"
+)
+
+const (
+	// activationCodeHeader is the provider's optional merchant header.
+	activationCodeHeader  = "Activation-Code"
+	maxActivationCodeLen  = 128
+	defaultMaxWebhookBody = 64 << 10
+	defaultDedupeWindow   = 72 * time.Hour
+	// The answers to the provider: fixed, so nothing from the request can
+	// leak into them.
+	receivedBody          = `{"received":true}` + "\n"
+	receivedDuplicateBody = `{"received":true,"duplicate":true}` + "\n"
+)
+
+// Defaults of the receiving pipeline.
+const (
+	DefaultMaxWebhookBody = 64 << 10
+	DefaultDedupeWindow   = 72 * time.Hour
 )
 
 // Results lists every result, for pre-creating metrics.
@@ -103,10 +115,10 @@ func NewInbound(cfg InboundConfig) (*Inbound, error) {
 		return nil, errors.New("inbound: a dedupe store is required")
 	}
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = defaultMaxWebhookBody
+		cfg.MaxBody = DefaultMaxWebhookBody
 	}
 	if cfg.DedupeWindow <= 0 {
-		cfg.DedupeWindow = defaultDedupeWindow
+		cfg.DedupeWindow = DefaultDedupeWindow
 	}
 	if len(cfg.ActionFields) == 0 {
 		cfg.ActionFields = DefaultActionFields

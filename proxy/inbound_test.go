@@ -362,7 +362,7 @@ func TestInboundDeduplicates(t *testing.T) {
 		t.Fatalf("%d events spooled, want 2", n)
 	}
 	// Past the window the pair is new again.
-	f.clock.Advance(defaultDedupeWindow + time.Minute)
+	f.clock.Advance(DefaultDedupeWindow + time.Minute)
 	if a := f.send(webhookRequest(body), allowedIP); a.body != receivedBody {
 		t.Fatalf("after the window: %s", a.body)
 	}
