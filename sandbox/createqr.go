@@ -166,12 +166,17 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, 
 
 // envelopeToken returns the JWE of a {"Token": "..."} body: a JSON object
 // whose only member is Token (case-sensitive) holding a string.
-func envelopeToken(body []byte) (string, bool) {
+func envelopeToken(body []byte) (string, bool) { return envelope(body, "Token") }
+
+// envelopeData is envelopeToken for a webhook's {"data": "..."}.
+func envelopeData(body []byte) (string, bool) { return envelope(body, "data") }
+
+func envelope(body []byte, member string) (string, bool) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(body, &obj); err != nil || len(obj) != 1 {
 		return "", false
 	}
-	raw, ok := obj["Token"]
+	raw, ok := obj[member]
 	if !ok || len(raw) == 0 || raw[0] != '"' {
 		return "", false
 	}

@@ -146,21 +146,31 @@ func (h *harness) createQR(amount, ref string) (createQRAnswer, []byte) {
 // openAnswer decrypts a {"Token"} answer.
 func (h *harness) openAnswer(body []byte) createQRAnswer {
 	h.t.Helper()
-	var env map[string]string
-	if err := json.Unmarshal(body, &env); err != nil || len(env) != 1 || env["Token"] == "" {
-		h.t.Fatalf("answer is not {\"Token\"}: %s", body)
-	}
-	opened, err := h.ring.Decrypt(env["Token"])
-	if err != nil {
-		h.t.Fatalf("answer token: %v", err)
-	}
 	var ans createQRAnswer
-	dec := json.NewDecoder(bytes.NewReader(opened.Plaintext))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ans); err != nil || ans.ID == "" || ans.QRBody == "" {
-		h.t.Fatalf("answer plaintext %q: %v", opened.Plaintext, err)
+	openStrict(h, body, "Token", &ans)
+	if ans.ID == "" || ans.QRBody == "" {
+		h.t.Fatalf("answer %+v lacks id or qrBody", ans)
 	}
 	return ans
+}
+
+// openStrict checks that body is {member: JWE} and nothing else, decrypts
+// it and decodes the plaintext into v, refusing unknown fields.
+func openStrict(h *harness, body []byte, member string, v any) {
+	h.t.Helper()
+	var env map[string]string
+	if err := json.Unmarshal(body, &env); err != nil || len(env) != 1 || env[member] == "" {
+		h.t.Fatalf("body is not {%q: JWE}: %s", member, body)
+	}
+	opened, err := h.ring.Decrypt(env[member])
+	if err != nil {
+		h.t.Fatalf("%s token: %v", member, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(opened.Plaintext))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		h.t.Fatalf("plaintext %s: %v", opened.Plaintext, err)
+	}
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)

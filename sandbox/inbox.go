@@ -65,9 +65,14 @@ func (s *Simulator) receiveInbox(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be a JSON object"})
 		return
 	}
+	if _, isProviderFormat := envelopeData(body); isProviderFormat {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `this is the provider's encrypted {"data": JWE} format: ` +
+			"register modulus_webhook's URL as the callback; it decrypts and delivers the JSON here"})
+		return
+	}
 	id := r.Header.Get("Webhook-Id")
 	if id == "" || len(id) > 256 {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "Webhook-Id header is required"})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "Webhook-Id header is required (deliveries come from modulus_webhook)"})
 		return
 	}
 	e := InboxEntry{

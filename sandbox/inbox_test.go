@@ -71,6 +71,7 @@ func TestInboxAcceptsGatewayDeliveries(t *testing.T) {
 		{"not an object", "application/json", `[1,2]`, "evt_2", 400},
 		{"not JSON", "application/json", `{"a":`, "evt_2", 400},
 		{"no Webhook-Id", "application/json", samplePayload, "", 400},
+		{"the provider's encrypted format", "application/json", `{"data":"eyJhbGciOiJBMjU2S1ciLCJlbmMiOiJBMjU2Q0JDLUhTNTEyIn0.a.b.c.d"}`, "evt_2", 400},
 		{"too large", "application/json", `{"a":"` + strings.Repeat("x", maxInboxBody) + `"}`, "evt_2", 413},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,14 +165,26 @@ func (s *Simulator) State() State {
 
 func (s *Simulator) settings() Settings {
 	set := Settings{
-		RateLimit: s.rate.String(), Latency: s.cfg.Latency.String(), ErrorRate: s.cfg.ErrorRate,
-		WebhookSource: s.WebhookSource(), InboxSigned: s.inboxKey != nil, QRValidity: s.validity.String(),
+		RateLimit: s.rate.String(), Latency: shortDuration(s.cfg.Latency), ErrorRate: s.cfg.ErrorRate,
+		WebhookSource: s.WebhookSource(), InboxSigned: s.inboxKey != nil, QRValidity: shortDuration(s.validity),
 		RetryIntervals: []string{},
 	}
 	for _, d := range s.retries {
-		set.RetryIntervals = append(set.RetryIntervals, d.String())
+		set.RetryIntervals = append(set.RetryIntervals, shortDuration(d))
 	}
 	return set
+}
+
+// shortDuration writes 15m rather than 15m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // Status is a summary for operators (GET /modulus/status).

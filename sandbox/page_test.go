@@ -93,7 +93,7 @@ func TestPageButtonsAndForm(t *testing.T) {
 	resp, body = h.request(http.MethodGet, "/sandbox/api/state", "", "", false)
 	st := decodeInto[State](t, body)
 	if resp.StatusCode != 200 || len(st.QRs) != 1 || st.QRs[0].Status != StatusPaid || len(st.Webhooks) != 1 ||
-		st.Settings.RateLimit != "100/1m" || len(st.Settings.RetryIntervals) != 3 || st.Settings.QRValidity != "15m0s" {
+		st.Settings.RateLimit != "100/1m" || len(st.Settings.RetryIntervals) != 3 || st.Settings.QRValidity != "15m" || st.Settings.RetryIntervals[0] != "15m" || st.Settings.Latency != "0s" {
 		t.Fatalf("state %d %s", resp.StatusCode, body)
 	}
 }

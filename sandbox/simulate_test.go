@@ -87,20 +87,8 @@ func (h *harness) openWebhook(r received) WebhookPayload {
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		h.t.Fatalf("delivery content type %q", ct)
 	}
-	var env map[string]string
-	if err := json.Unmarshal(r.body, &env); err != nil || len(env) != 1 || env["data"] == "" {
-		h.t.Fatalf("delivery body is not {\"data\": JWE}: %s", r.body)
-	}
-	opened, err := h.ring.Decrypt(env["data"])
-	if err != nil {
-		h.t.Fatalf("delivery token: %v", err)
-	}
 	var p WebhookPayload
-	dec := json.NewDecoder(bytes.NewReader(opened.Plaintext))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		h.t.Fatalf("payload %s: %v", opened.Plaintext, err)
-	}
+	openStrict(h, r.body, "data", &p)
 	return p
 }
 
