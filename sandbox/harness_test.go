@@ -31,7 +31,7 @@ const (
 // client that speaks the provider's protocol through crypto/, and every log
 // line captured.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	clk   *clock.Fake
 	store *Store
 	sim   *Simulator
@@ -42,7 +42,7 @@ type harness struct {
 	logs  *observer.ObservedLogs
 }
 
-func newHarness(t *testing.T, mutate func(*Config)) *harness {
+func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	h := &harness{t: t, clk: clock.NewFake(time.Time{}), logs: logs}

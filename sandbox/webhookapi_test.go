@@ -2,12 +2,16 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/qrphgate/qrphgate/policy"
 )
 
-func decodeInto[T any](t *testing.T, body []byte) T {
+func decodeInto[T any](t testing.TB, body []byte) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(body, &v); err != nil {
@@ -170,5 +174,17 @@ func TestWebhookAPIAuth(t *testing.T) {
 	}
 	if len(h.store.webhookList()) != 0 {
 		t.Fatal("an unauthenticated create registered a webhook")
+	}
+}
+
+func TestWebhookRegistryIsBounded(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.RateLimit = policy.RateLimit{Requests: 1000, Period: time.Minute} })
+	for i := range maxWebhooks {
+		h.register("QRPH_SUCCESS", fmt.Sprintf("https://example.com/hook/%d", i), "")
+	}
+	resp, body := h.api(http.MethodPost, "/v1/webhooks", map[string]string{"webhookAction": "QRPH_SUCCESS", "callbackUrl": "https://example.com/one-more"})
+	providerError(t, resp, body, http.StatusBadRequest, CodeTooManyWebhooks)
+	if n := len(h.store.webhookList()); n != maxWebhooks {
+		t.Fatalf("%d webhooks registered", n)
 	}
 }
