@@ -134,7 +134,7 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 	sum := sha256.Sum256([]byte("qrphgate/sandbox/" + secret))
 	account := hex.EncodeToString(sum[:8])
 	val, _, err := sandboxStores.LoadOrNew(account, func() (caddy.Destructor, error) {
-		return sandbox.NewStore(clock.Real(), logger), nil
+		return sandbox.NewStore(clock.Real()), nil
 	})
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ func FuzzAPIBodies(f *testing.F) {
 		// A fresh simulator each time: state built by one input (a webhook
 		// registered to some URL) must not make another input send real
 		// requests.
-		store := NewStore(clock.NewFake(time.Time{}), nil)
+		store := NewStore(clock.NewFake(time.Time{}))
 		defer store.Close()
 		sim, err := New(Config{SecretKey: testSecret, EncryptionKey: key, Policy: pol}, store)
 		if err != nil {

@@ -57,7 +57,7 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	h.store = NewStore(h.clk, cfg.Logger)
+	h.store = NewStore(h.clk)
 	t.Cleanup(func() { _ = h.store.Close() })
 	if h.sim, err = New(cfg, h.store); err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/policy"
 )
@@ -37,7 +35,6 @@ const (
 // goroutines, which stop when Close is called.
 type Store struct {
 	clk    clock.Clock
-	log    *zap.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -56,18 +53,14 @@ type Store struct {
 	inflight  int
 }
 
-// NewStore returns an empty Store on clk (clock.Real() when nil), logging
-// to log (zap.NewNop() when nil).
-func NewStore(clk clock.Clock, log *zap.Logger) *Store {
+// NewStore returns an empty Store on clk (clock.Real() when nil).
+func NewStore(clk clock.Clock) *Store {
 	if clk == nil {
 		clk = clock.Real()
 	}
-	if log == nil {
-		log = zap.NewNop()
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Store{
-		clk: clk, log: log, ctx: ctx, cancel: cancel,
+		clk: clk, ctx: ctx, cancel: cancel,
 		qrs: make(map[string]*qrRecord), byPayload: make(map[string]string),
 		webhooks: make(map[string]*webhook), inboxSeen: make(map[string]int),
 		windows: make(map[string]*slidingLog),
