@@ -72,6 +72,10 @@ type Sandbox struct {
 	// Webhook-Signature of deliveries (Standard Webhooks; the
 	// modulus_webhook sign_secret) and refuse bad ones.
 	InboxSignSecret string `json:"inbox_sign_secret,omitempty"`
+	// Callbacks are registered at start-up for both webhook actions (as
+	// POST /v1/webhooks would), so the simulator delivers with no
+	// registration step: the quickstart names modulus_webhook's URL here.
+	Callbacks []string `json:"callbacks,omitempty"`
 
 	sim        *sandbox.Simulator
 	poolKey    string
@@ -109,7 +113,7 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 	}
 	cfg := sandbox.Config{
 		SecretKey: secret, EncryptionKey: key, ActivationCodes: s.ActivationCodes,
-		Latency: time.Duration(s.Latency), ErrorRate: s.ErrorRate, WebhookSource: s.WebhookSource,
+		Latency: time.Duration(s.Latency), ErrorRate: s.ErrorRate, WebhookSource: s.WebhookSource, Callbacks: s.Callbacks,
 		Logger: logger, RootCAs: internalCARoots(contextStorage(ctx)),
 		OnRequest: countSandboxRequest, OnAttempt: countSandboxAttempt,
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/sandbox"
 )
 
 func init() {
@@ -33,6 +34,7 @@ func init() {
 //		error_rate        <0..1|N%>                              # default 0
 //		webhook_source    <ip>                                   # default: the system's choice
 //		inbox_sign_secret <whsec_...|{env.NAME}|{file.PATH}>     # default: signatures not checked
+//		callbacks         <url>...                               # registered at start for both actions
 //	}
 //
 // Unknown and repeated options are errors. Values that can be checked
@@ -117,6 +119,16 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("modulus_sandbox: error_rate: %v", err)
 				}
 			}
+		case "callbacks":
+			if len(args) == 0 {
+				return d.Errf("modulus_sandbox: callbacks needs at least one URL")
+			}
+			for _, u := range args {
+				if perr := sandbox.CheckCallbackURL(u); perr != nil {
+					return d.Errf("modulus_sandbox: callbacks: %v", perr)
+				}
+			}
+			s.Callbacks = args
 		case "webhook_source":
 			if s.WebhookSource, err = one(); err == nil {
 				if a, perr := netip.ParseAddr(s.WebhookSource); perr != nil || a.Zone() != "" {

@@ -31,7 +31,9 @@ func TestSandboxCaddyfileErrors(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, src, want string }{
 		{"argument on the directive", "http://127.0.0.1:2091 {\n\tmodulus_sandbox x\n}\n", "Caddyfile:2"},
-		{"unknown option", wrap("\t\tsecret_key sk_test_FAKE\n\t\tcallback_url x\n"), `Caddyfile:4|modulus_sandbox: unknown option "callback_url"`},
+		{"unknown option", wrap("\t\tsecret_key sk_test_FAKE\n\t\tqr_url x\n"), `Caddyfile:4|modulus_sandbox: unknown option "qr_url"`},
+		{"callbacks empty", wrap("\t\tcallbacks\n"), "Caddyfile:3|modulus_sandbox: callbacks needs at least one URL"},
+		{"callback relative", wrap("\t\tcallbacks https://localhost:8443/webhooks/modulus /webhooks\n"), "Caddyfile:3|modulus_sandbox: callbacks: callbackUrl must be an absolute URL"},
 		{"repeated option", wrap("\t\tlatency 1s\n\t\tlatency 2s\n"), "Caddyfile:4|modulus_sandbox: latency given twice"},
 		{"two secret keys", wrap("\t\tsecret_key a b\n"), "Caddyfile:3|modulus_sandbox: secret_key takes exactly one value"},
 		{"no encryption key value", wrap("\t\tencryption_key\n"), "Caddyfile:3"},

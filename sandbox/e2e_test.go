@@ -14,8 +14,9 @@ import (
 
 // TestDeliversToTLSInternalReceiver runs the binary with the simulator and
 // an HTTPS site on `tls internal` (where the quickstart's modulus_webhook
-// lives): the simulator trusts Caddy's internal CA, so the delivery
-// succeeds on the first attempt, from webhook_source.
+// lives), registered through the callbacks option: the simulator trusts
+// Caddy's internal CA, so the delivery succeeds on the first attempt, from
+// webhook_source.
 func TestDeliversToTLSInternalReceiver(t *testing.T) {
 	admin := fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))
 	base := fmt.Sprintf("http://127.0.0.1:%d", e2e.FreePort(t))
@@ -32,6 +33,7 @@ func TestDeliversToTLSInternalReceiver(t *testing.T) {
 		encryption_key   %s
 		activation_codes %s
 		webhook_source   127.0.0.2
+		callbacks        https://localhost:%d/webhooks/modulus
 	}
 }
 https://localhost:%d {
@@ -41,7 +43,7 @@ https://localhost:%d {
 	respond @fromSimulator "ok" 200
 	respond "wrong source" 403
 }
-`, admin, e2e.FreePort(t), base, browserSecret, browserKey, browserMerchant, tlsPort)})
+`, admin, e2e.FreePort(t), base, browserSecret, browserKey, browserMerchant, tlsPort, tlsPort)})
 
 	// Caddy issues the internal certificate in the background after start:
 	// wait for it, so that the first delivery attempt can succeed.
@@ -52,9 +54,6 @@ https://localhost:%d {
 		}
 		return err == nil
 	})
-	call(t, http.MethodPost, base+"/v1/webhooks", map[string]string{
-		"webhookAction": "QRPH_SUCCESS", "callbackUrl": fmt.Sprintf("https://localhost:%d/webhooks/modulus", tlsPort),
-	}, http.StatusCreated)
 	key, _ := crypto.NewKey("encryption_key", browserKey, crypto.EncodingUTF8)
 	enc, _ := crypto.NewEncrypter(key)
 	tok, _ := enc.Encrypt([]byte(`{"activationCode":"` + browserMerchant + `","currency":"PHP","amount":"500.00","merchantReferenceNumber":"TLS-1"}`))

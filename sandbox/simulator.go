@@ -60,6 +60,11 @@ type Config struct {
 	// Webhook-Signature header (Standard Webhooks, v1) and refuse
 	// deliveries without a valid one. "whsec_" + base64 or raw text.
 	InboxSignSecret string
+	// Callbacks are registered at start-up for every webhook action, as
+	// POST /v1/webhooks calls would register them, so that a fresh
+	// simulator delivers without a registration step (the quickstart).
+	// Already registered ones are left as they are.
+	Callbacks []string
 	// Policy supplies the validation rules; nil means policy.Default().
 	Policy *policy.Policy
 	// Logger receives operational logs; never keys, tokens or bodies.
@@ -179,9 +184,17 @@ func New(cfg Config, store *Store) (*Simulator, error) {
 			return nil, err
 		}
 	}
+	for i, u := range cfg.Callbacks {
+		if msg := checkCallbackURL(u); msg != "" {
+			return nil, fmt.Errorf("callbacks[%d]: %s", i, msg)
+		}
+	}
 	s.validity = time.Duration(s.pol.QR.Validity)
 	s.sender = newSender(s.source, cfg.RootCAs)
 	s.mux = s.routes()
+	if err := s.store.preRegister(cfg.Callbacks, s.pol.Webhooks.Actions, s.clk.Now()); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -116,6 +117,27 @@ func (st *Store) conflict(h *webhook, exceptID string) string {
 		}
 	}
 	return ""
+}
+
+// preRegister registers each callback for each action unless the same
+// registration exists (a reload keeps the account's registry).
+func (st *Store) preRegister(callbacks, actions []string, now time.Time) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, u := range callbacks {
+		for _, action := range actions {
+			h := &webhook{ID: newUUID(), Action: action, Status: "ENABLED", CallbackURL: u, CreatedAt: now, UpdatedAt: now}
+			if st.conflict(h, "") != "" {
+				continue
+			}
+			if len(st.webhooks) >= maxWebhooks {
+				return fmt.Errorf("callbacks: more than %d webhooks", maxWebhooks)
+			}
+			st.webhooks[h.ID] = h
+			st.hookOrder = append(st.hookOrder, h.ID)
+		}
+	}
+	return nil
 }
 
 // listWebhooks is GET /v1/webhooks: {"webhooks": [...]}, oldest first.
@@ -263,6 +285,15 @@ func checkCallbackURL(raw string) string {
 		return "callbackUrl must not carry credentials"
 	}
 	return ""
+}
+
+// CheckCallbackURL is the rule POST /v1/webhooks applies to callbackUrl,
+// for configuration that names callbacks.
+func CheckCallbackURL(raw string) error {
+	if msg := checkCallbackURL(raw); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }
 
 // redactURL keeps scheme, host and path of a callback for logs: a query

@@ -188,3 +188,28 @@ func TestWebhookRegistryIsBounded(t *testing.T) {
 		t.Fatalf("%d webhooks registered", n)
 	}
 }
+
+// TestCallbacksPreRegistered: configured callbacks are registered for both
+// actions at start, once, even when a second simulator (a reload) shares
+// the account, and they deliver like API-registered ones.
+func TestCallbacksPreRegistered(t *testing.T) {
+	cb := newCallback(t)
+	h := newHarness(t, func(c *Config) { c.Callbacks = []string{cb.srv.URL + "/webhooks/modulus"} })
+	if _, err := New(Config{SecretKey: testSecret, EncryptionKey: h.key, Callbacks: []string{cb.srv.URL + "/webhooks/modulus"}}, h.store); err != nil {
+		t.Fatal(err)
+	}
+	list := h.store.webhookList()
+	if len(list) != 2 || list[0].WebhookAction != "QRPH_SUCCESS" || list[1].WebhookAction != "QRPH_DECLINED" ||
+		list[0].CallbackURL != cb.srv.URL+"/webhooks/modulus" || list[0].Status != "ENABLED" {
+		t.Fatalf("registry %+v", list)
+	}
+	ans, _ := h.createQR("500.00", "ORDER-1")
+	h.simulate(ans.ID, "DECLINED")
+	waitFor(t, "the delivery", func() bool { return cb.count() == 1 })
+	if p := h.openWebhook(cb.request(0)); p.Action != "QRPH_DECLINED" {
+		t.Fatalf("payload %+v", p)
+	}
+	if _, err := New(Config{SecretKey: testSecret, EncryptionKey: h.key, Callbacks: []string{"/relative"}}, h.store); err == nil || !strings.Contains(err.Error(), "callbacks[0]") {
+		t.Fatalf("relative callback: %v", err)
+	}
+}
