@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis implements RateBudget, Idempotency and Dedupe on a Redis server, so
+// several sidecars share one rate budget, one idempotency cache and one
+// de-duplication set. Every multi-step operation is one Lua script, atomic on
+// the server, and the sliding window uses the server's clock (TIME), so
+// replicas with skewed clocks still share one window.
+type Redis struct {
+	c      *redis.Client
+	prefix string
+}
+
+// RedisOptions tune OpenRedis.
+type RedisOptions struct {
+	// Prefix namespaces every key ("qrphgate:" when empty).
+	Prefix string
+	// DialTimeout, ReadTimeout and WriteTimeout bound each operation; a slow
+	// Redis must not hold a payment call for long. Zero means 2s, 1s, 1s.
+	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+}
+
+// OpenRedis connects to redis://[user:password@]host:port/db or rediss://
+// (TLS). The password belongs in the URL only after placeholder resolution;
+// errors never repeat the URL.
+func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return nil, errors.New("store: want redis://[:password@]host:port/db or rediss://...")
+	}
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: invalid redis URL for %s", RedactURL(rawURL))
+	}
+	opts.DialTimeout = orDefault(o.DialTimeout, 2*time.Second)
+	opts.ReadTimeout = orDefault(o.ReadTimeout, time.Second)
+	opts.WriteTimeout = orDefault(o.WriteTimeout, time.Second)
+	// Fail fast rather than queue behind a dead server; callers apply the
+	// documented failure mode.
+	opts.MaxRetries = 1
+	prefix := o.Prefix
+	if prefix == "" {
+		prefix = "qrphgate:"
+	}
+	r := &Redis{c: redis.NewClient(opts), prefix: prefix}
+	if err := r.Ping(ctx); err != nil {
+		_ = r.c.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// RedactURL hides the password of a redis URL for logs and errors.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "redis://[unparseable]"
+	}
+	return u.Redacted()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Ping checks the connection.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close releases the connection pool.
+func (r *Redis) Close() error { return r.c.Close() }
+
+// unavailable wraps a Redis failure as ErrUnavailable. go-redis errors carry
+// no credentials, but keep the text short anyway.
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: redis %s: %v", ErrUnavailable, op, err)
+}
+
+// takeScript admits one call if the sliding window has room. Scores are
+// server microseconds; entries at or before now-window have left.
+var takeScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+if n < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  return {1, n + 1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
+return {0, n, tonumber(oldest[2]) + window - now}
+`)
+
+var usageScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// Take implements RateBudget.
+func (r *Redis) Take(ctx context.Context, key string, limit int, window time.Duration) (Grant, error) {
+	id := make([]byte, 12)
+	_, _ = rand.Read(id)
+	res, err := takeScript.Run(ctx, r.c, []string{r.prefix + "budget:" + key}, limit, window.Microseconds(), hex.EncodeToString(id)).Int64Slice()
+	if err != nil {
+		return Grant{}, unavailable("take", err)
+	}
+	if len(res) != 3 {
+		return Grant{}, unavailable("take", fmt.Errorf("unexpected reply of %d values", len(res)))
+	}
+	return Grant{OK: res[0] == 1, Used: int(res[1]), RetryAfter: time.Duration(res[2]) * time.Microsecond}, nil
+}
+
+// Usage implements RateBudget.
+func (r *Redis) Usage(ctx context.Context, key string, window time.Duration) (int, error) {
+	n, err := usageScript.Run(ctx, r.c, []string{r.prefix + "budget:" + key}, window.Microseconds()).Int()
+	if err != nil {
+		return 0, unavailable("usage", err)
+	}
+	return n, nil
+}
+
+// An idempotency key is a hash {s: "claimed"|"completed", fp, v}.
+var beginScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 's', 'fp', 'v')
+if cur[1] then return cur end
+redis.call('HSET', KEYS[1], 's', 'claimed', 'fp', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {'owner', ARGV[1], false}
+`)
+
+var completeScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 's', 'fp')
+if cur[1] == 'completed' then return 0 end
+if cur[1] and cur[2] ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 's', 'completed', 'fp', ARGV[1], 'v', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+var releaseScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 's', 'fp')
+if cur[1] == 'claimed' and cur[2] == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+`)
+
+func (r *Redis) idemKey(key string) string { return r.prefix + "idem:" + key }
+
+func claimFromReply(reply any) (Claim, error) {
+	vals, ok := reply.([]any)
+	if !ok || len(vals) != 3 {
+		return Claim{}, fmt.Errorf("unexpected reply %T", reply)
+	}
+	str := func(v any) string { s, _ := v.(string); return s }
+	c := Claim{Fingerprint: str(vals[1])}
+	switch str(vals[0]) {
+	case "owner":
+		c.State = Claimed
+	case "claimed":
+		c.State = InFlight
+	case "completed":
+		c.State = Completed
+		c.Value = []byte(str(vals[2]))
+	case "":
+		return Claim{}, nil
+	default:
+		return Claim{}, fmt.Errorf("unexpected state %q", str(vals[0]))
+	}
+	return c, nil
+}
+
+// Begin implements Idempotency.
+func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.Duration) (Claim, error) {
+	reply, err := beginScript.Run(ctx, r.c, []string{r.idemKey(key)}, fingerprint, lease.Milliseconds()).Result()
+	if err != nil {
+		return Claim{}, unavailable("begin", err)
+	}
+	c, err := claimFromReply(reply)
+	if err != nil {
+		return Claim{}, unavailable("begin", err)
+	}
+	return c, nil
+}
+
+// Complete implements Idempotency.
+func (r *Redis) Complete(ctx context.Context, key, fingerprint string, value []byte, ttl time.Duration) error {
+	if err := completeScript.Run(ctx, r.c, []string{r.idemKey(key)}, fingerprint, value, ttl.Milliseconds()).Err(); err != nil {
+		return unavailable("complete", err)
+	}
+	return nil
+}
+
+// Release implements Idempotency.
+func (r *Redis) Release(ctx context.Context, key, fingerprint string) error {
+	if err := releaseScript.Run(ctx, r.c, []string{r.idemKey(key)}, fingerprint).Err(); err != nil {
+		return unavailable("release", err)
+	}
+	return nil
+}
+
+// Get implements Idempotency.
+func (r *Redis) Get(ctx context.Context, key string) (Claim, error) {
+	vals, err := r.c.HMGet(ctx, r.idemKey(key), "s", "fp", "v").Result()
+	if err != nil {
+		return Claim{}, unavailable("get", err)
+	}
+	if s, _ := vals[0].(string); s == "" {
+		return Claim{}, nil
+	}
+	c, err := claimFromReply(vals)
+	if err != nil {
+		return Claim{}, unavailable("get", err)
+	}
+	return c, nil
+}
+
+func (r *Redis) dedupeKey(key string) string { return r.prefix + "dedupe:" + key }
+
+// Add implements Dedupe.
+func (r *Redis) Add(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ok, err := r.c.SetNX(ctx, r.dedupeKey(key), 1, ttl).Result()
+	if err != nil {
+		return false, unavailable("add", err)
+	}
+	return ok, nil
+}
+
+// Contains implements Dedupe.
+func (r *Redis) Contains(ctx context.Context, key string) (bool, error) {
+	n, err := r.c.Exists(ctx, r.dedupeKey(key)).Result()
+	if err != nil {
+		return false, unavailable("contains", err)
+	}
+	return n == 1, nil
+}
+
+// Remove implements Dedupe.
+func (r *Redis) Remove(ctx context.Context, key string) error {
+	if err := r.c.Del(ctx, r.dedupeKey(key)).Err(); err != nil {
+		return unavailable("remove", err)
+	}
+	return nil
+}
+
+// String describes the store for logs, without the password.
+func (r *Redis) String() string {
+	o := r.c.Options()
+	return fmt.Sprintf("redis %s db %d (prefix %s)", o.Addr, o.DB, strings.TrimSuffix(r.prefix, ":"))
+}
+
+// Interface guards.
+var (
+	_ RateBudget  = (*Redis)(nil)
+	_ Idempotency = (*Redis)(nil)
+	_ Dedupe      = (*Redis)(nil)
+)
