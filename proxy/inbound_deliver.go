@@ -324,7 +324,13 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 		log.Error("could not reschedule the event", zap.Error(err))
 		return
 	}
-	log.Warn("webhook delivery failed; will retry", zap.String("outcome", outcome),
+	// While the app is down every pending event fails again and again: warn
+	// on the first failure and every tenth, the rest at debug level.
+	level := zap.DebugLevel
+	if attempt == 1 || attempt%10 == 0 {
+		level = zap.WarnLevel
+	}
+	log.Log(level, "webhook delivery failed; will retry", zap.String("outcome", outcome),
 		zap.String("error", detail), zap.Time("next_attempt", next))
 }
 

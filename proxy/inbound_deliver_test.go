@@ -280,6 +280,11 @@ func TestDeliveryBackoffScheduleDeadLetterAndReplay(t *testing.T) {
 	if _, _, dead := f.hooks.snapshot(); dead != 1 {
 		t.Fatalf("DeadLettered hook called %d times", dead)
 	}
+	// Ten retried failures: warnings for the first and the tenth only.
+	failures := f.logs.FilterMessage("webhook delivery failed; will retry")
+	if failures.Len() != 10 || failures.FilterLevelExact(zapcore.WarnLevel).Len() != 2 {
+		t.Fatalf("%d failure logs, %d at warn; want 10 and 2", failures.Len(), failures.FilterLevelExact(zapcore.WarnLevel).Len())
+	}
 	select {
 	case d := <-app.arrived:
 		t.Fatalf("a dead letter was delivered: attempt %s", d.header.Get("Webhook-Attempt"))
