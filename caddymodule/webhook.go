@@ -1,0 +1,326 @@
+package caddymodule
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/proxy"
+)
+
+func init() {
+	caddy.RegisterModule(Webhook{})
+}
+
+// Webhook receives Modulus Labs' payment webhooks on a public HTTPS route
+// and hands them to the app: it checks the source address, decrypts and
+// validates the payload, de-duplicates it, writes it to a durable spool,
+// acknowledges, and delivers the clean JSON to forward_to with retries,
+// signatures and dead letters. It is a terminal handler.
+type Webhook struct {
+	// DecryptionKeys are the keys webhook tokens may be encrypted with,
+	// tried in order (rotation, and the provider's secret-key-or-encryption-key
+	// ambiguity). Each is a {env.NAME} or {file.PATH} placeholder. Required.
+	DecryptionKeys []string `json:"decryption_keys,omitempty"`
+	// KeyEncoding says how each key string becomes 32 bytes: utf8
+	// (default), base64, base64url or hex.
+	KeyEncoding string `json:"key_encoding,omitempty"`
+	// AllowIPs are the CIDRs or addresses webhooks may come from (the
+	// provider's Webhook IP Whitelist), checked against Caddy's resolved
+	// client IP; "any" must be written to allow all. Required.
+	AllowIPs []string `json:"allow_ips,omitempty"`
+	// ActivationCodes, when set, are the values the activation-code header
+	// must carry.
+	ActivationCodes []string `json:"activation_codes,omitempty"`
+	// ForwardTo is the app's URL that receives the decrypted events. Required.
+	ForwardTo string `json:"forward_to,omitempty"`
+	// ForwardTimeout bounds one delivery attempt; 10s by default.
+	ForwardTimeout caddy.Duration `json:"forward_timeout,omitempty"`
+	// SignSecret, when set, signs deliveries (Webhook-Signature, the
+	// Standard Webhooks scheme): "whsec_" + base64, or any string of at
+	// least 32 bytes; a {env.NAME} or {file.PATH} placeholder.
+	SignSecret string `json:"sign_secret,omitempty"`
+	// Spool is the spool file (bbolt); by default webhooks.spool in
+	// qrphgate's folder of Caddy's data directory.
+	Spool string `json:"spool,omitempty"`
+	// DedupeWindow is how long an (action, reference) pair is remembered;
+	// 72h by default.
+	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
+	// RedeliverFor is how long an event is retried before it becomes a
+	// dead letter; 72h by default.
+	RedeliverFor caddy.Duration `json:"redeliver_for,omitempty"`
+	// RetryBase and RetryMax shape the retry backoff: full jitter under a
+	// ceiling doubling from RetryBase to RetryMax; 2s and 15m by default.
+	RetryBase caddy.Duration `json:"retry_base,omitempty"`
+	RetryMax  caddy.Duration `json:"retry_max,omitempty"`
+	// MaxBody caps the request body in bytes; 64 KiB by default.
+	MaxBody int64 `json:"max_body,omitempty"`
+	// ActionFields and ReferenceFields name the payload members that carry
+	// the action and the reference, tried in order (defaults: action,
+	// webhookAction, status; referenceNumber, merchantReferenceNumber,
+	// transactionId, id).
+	ActionFields    []string `json:"action_fields,omitempty"`
+	ReferenceFields []string `json:"reference_fields,omitempty"`
+
+	logger   *zap.Logger
+	inbound  *proxy.Inbound
+	worker   *webhookWorker
+	poolKey  string
+	reg      *webhookReg
+	warnOnce *sync.Once // set by Provision (the struct is copied by value before)
+}
+
+// CaddyModule returns the Caddy module information.
+func (Webhook) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.modulus_webhook",
+		New: func() caddy.Module { return new(Webhook) },
+	}
+}
+
+// Provision resolves the secrets, opens (or joins) the spool and its
+// delivery worker, and builds the receiving pipeline.
+func (h *Webhook) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.warnOnce = new(sync.Once)
+	webhookMetricsOnce.Do(initWebhookMetrics)
+	repl := caddy.NewReplacer()
+
+	ring, err := h.keyring(repl)
+	if err != nil {
+		return err
+	}
+	allow, err := policy.ParseIPAllowlist(h.AllowIPs)
+	if err != nil {
+		return err
+	}
+	if allow.AllowsAny() {
+		h.logger.Warn("allow_ips is any: webhooks are accepted from every address; set the provider's Webhook IP Whitelist in production")
+	}
+	for _, c := range h.ActivationCodes {
+		if !validHeaderToken(c) {
+			return errors.New("activation_codes: each code must be 1 to 128 visible ASCII characters")
+		}
+	}
+	delivery, fingerprint, err := h.deliveryConfig(repl)
+	if err != nil {
+		return err
+	}
+	spec, err := h.spoolSpec(repl)
+	if err != nil {
+		return err
+	}
+	w, key, err := acquireWebhookWorker(spec, h.logger)
+	if err != nil {
+		return err
+	}
+	h.worker, h.poolKey = w, key
+	if h.reg, err = w.register(ctx.Done(), fingerprint, delivery); err != nil {
+		return err
+	}
+	h.inbound, err = proxy.NewInbound(proxy.InboundConfig{
+		Keyring:         ring,
+		AllowIPs:        allow,
+		ActivationCodes: h.ActivationCodes,
+		MaxBody:         h.maxBody(),
+		DedupeWindow:    time.Duration(h.DedupeWindow), // zero: the pipeline's default
+		ActionFields:    h.ActionFields,
+		ReferenceFields: h.ReferenceFields,
+		Spool:           w.spool,
+		Dedupe:          w.dedupe,
+		Logger:          h.logger,
+		OnAccepted:      w.deliverer.Wake,
+		OnResult:        observeReceived,
+	})
+	return err
+}
+
+func (h *Webhook) maxBody() int64 {
+	if h.MaxBody > 0 {
+		return h.MaxBody
+	}
+	return proxy.DefaultMaxWebhookBody
+}
+
+// keyring resolves and decodes the decryption keys; they are named
+// decryption_key[1], [2]... in logs.
+func (h *Webhook) keyring(repl *caddy.Replacer) (*crypto.Keyring, error) {
+	enc, err := crypto.ParseEncoding(h.KeyEncoding)
+	if err != nil {
+		return nil, fmt.Errorf("key_encoding: %w", err)
+	}
+	if len(h.DecryptionKeys) == 0 {
+		return nil, errors.New("decryption_key is required")
+	}
+	keys := make([]crypto.Key, 0, len(h.DecryptionKeys))
+	for i, raw := range h.DecryptionKeys {
+		name := fmt.Sprintf("decryption_key[%d]", i+1)
+		material, _, err := resolveSecret(repl, name, raw, false)
+		if err != nil {
+			return nil, err
+		}
+		k, err := crypto.NewKey(name, material, enc)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return crypto.NewKeyring(int(h.maxBody()), keys...)
+}
+
+// deliveryConfig builds the worker's configuration and a fingerprint of it
+// (the signing secret only as a digest) to tell two handlers sharing a
+// spool apart.
+func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (proxy.DeliveryConfig, string, error) {
+	u, err := parseForwardTo(h.ForwardTo)
+	if err != nil {
+		return proxy.DeliveryConfig{}, "", err
+	}
+	cfg := proxy.DeliveryConfig{
+		URL:          u,
+		Timeout:      time.Duration(h.ForwardTimeout),
+		RedeliverFor: time.Duration(h.RedeliverFor),
+		Backoff:      proxy.Backoff{Base: time.Duration(h.RetryBase), Max: time.Duration(h.RetryMax)},
+		Logger:       h.logger,
+	}
+	secretDigest := ""
+	if h.SignSecret != "" {
+		secret, _, err := resolveSecret(repl, "sign_secret", h.SignSecret, false)
+		if err != nil {
+			return proxy.DeliveryConfig{}, "", err
+		}
+		if cfg.Signer, err = proxy.NewSigner(secret); err != nil {
+			return proxy.DeliveryConfig{}, "", err
+		}
+		sum := sha256.Sum256([]byte(secret))
+		secretDigest = hex.EncodeToString(sum[:8])
+	}
+	fp := fmt.Sprintf("%s|%v|%v|%v|%v|%s", u, cfg.Timeout, cfg.RedeliverFor, cfg.Backoff.Base, cfg.Backoff.Max, secretDigest)
+	return cfg, fp, nil
+}
+
+// parseForwardTo accepts an absolute http or https URL without
+// credentials or fragment (the app is usually on loopback or a private
+// network, so plain http is allowed).
+func parseForwardTo(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("forward_to is required")
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		return nil, errors.New("forward_to must be an absolute http:// or https:// URL")
+	case u.User != nil:
+		return nil, errors.New("forward_to must not carry credentials (use sign_secret to authenticate deliveries)")
+	case u.Fragment != "":
+		return nil, errors.New("forward_to must not have a fragment")
+	}
+	return u, nil
+}
+
+// spoolSpec returns where the spool lives: an absolute file path (the
+// default under Caddy's data directory), or a URL for back ends that
+// register an opener.
+func (h *Webhook) spoolSpec(repl *caddy.Replacer) (string, error) {
+	spec := repl.ReplaceKnown(h.Spool, "")
+	if spec == "" {
+		return filepath.Join(caddy.AppDataDir(), "qrphgate", "webhooks.spool"), nil
+	}
+	if strings.Contains(spec, "://") {
+		return spec, nil
+	}
+	abs, err := filepath.Abs(spec)
+	if err != nil {
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	return abs, nil
+}
+
+// Validate implements caddy.Validator.
+func (h *Webhook) Validate() error {
+	if h.inbound == nil {
+		return errors.New("modulus_webhook was not provisioned")
+	}
+	return nil
+}
+
+// Cleanup releases this handler's hold on the shared worker; the worker
+// (and its spool) stops when the last handler using it is gone. It
+// tolerates a Provision that failed half-way.
+func (h *Webhook) Cleanup() error {
+	if h.worker == nil {
+		return nil
+	}
+	if h.reg != nil {
+		h.worker.unregister(h.reg)
+		h.reg = nil
+	}
+	h.worker = nil
+	_, err := webhookWorkers.Delete(h.poolKey)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler. It answers every
+// request itself (JSON errors included) and never calls next.
+func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	h.inbound.ServeWebhook(w, r, h.clientIP(r))
+	return nil
+}
+
+// clientIP is the address Caddy resolved for the request: the peer, or,
+// when the peer is a trusted proxy, the address from client_ip_headers.
+// A resolution through trusted proxies outside strict mode is refused
+// (an invalid address): there the leftmost header value wins, and the
+// sender can choose it.
+func (h *Webhook) clientIP(r *http.Request) netip.Addr {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return netip.Addr{}
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.TrustedProxiesStrict == 0 {
+			h.warnOnce.Do(func() {
+				h.logger.Error("webhook came through a trusted proxy but the server lacks trusted_proxies_strict; " +
+					"refusing it, since the client could choose its address. Add trusted_proxies_strict to the servers options.")
+			})
+			return netip.Addr{}
+		}
+	}
+	return addr
+}
+
+// validHeaderToken reports whether s is 1 to 128 visible ASCII characters.
+func validHeaderToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Webhook)(nil)
+	_ caddy.Validator             = (*Webhook)(nil)
+	_ caddy.CleanerUpper          = (*Webhook)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Webhook)(nil)
+)

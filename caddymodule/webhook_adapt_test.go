@@ -1,0 +1,54 @@
+package caddymodule
+
+import (
+	"strings"
+	"testing"
+
+	// The golden webhook Caddyfiles put reverse_proxy beside
+	// modulus_webhook to show the directive orders itself before it.
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+)
+
+func TestWebhookCaddyfileErrors(t *testing.T) {
+	wrap := func(body string) string {
+		return "https://pay.example.com {\n\tmodulus_webhook {\n" + body + "\t}\n}\n"
+	}
+	for _, tc := range []struct{ name, src, want, line string }{
+		{"argument", "https://pay.example.com {\n\tmodulus_webhook http://x\n}\n", "wrong argument count", "Caddyfile:2"},
+		{"unknown option", wrap("\t\tforward_too http://x\n"), `modulus_webhook: unknown option "forward_too"`, "Caddyfile:3"},
+		{"duplicate option", wrap("\t\tforward_to http://a\n\t\tforward_to http://b\n"), "modulus_webhook: forward_to is given twice", "Caddyfile:4"},
+		{"literal key", wrap("\t\tdecryption_key TEST-ONLY-fake-key-do-not-use-32\n"), "modulus_webhook: decryption_key must be a {env.NAME} or {file.PATH} placeholder", "Caddyfile:3"},
+		{"literal sign secret", wrap("\t\tsign_secret whsec_abc\n"), "modulus_webhook: sign_secret must be a {env.NAME}", "Caddyfile:3"},
+		{"key without value", wrap("\t\tdecryption_key\n"), "modulus_webhook: decryption_key takes exactly one value", "Caddyfile:3"},
+		{"allow_ips without value", wrap("\t\tallow_ips\n"), "modulus_webhook: allow_ips needs at least one value", "Caddyfile:3"},
+		{"bad duration", wrap("\t\tforward_timeout soon\n"), "modulus_webhook: forward_timeout must be a positive duration", "Caddyfile:3"},
+		{"negative duration", wrap("\t\tredeliver_for -1h\n"), "modulus_webhook: redeliver_for must be a positive duration", "Caddyfile:3"},
+		{"backoff with one value", wrap("\t\tretry_backoff 1s\n"), "modulus_webhook: retry_backoff takes a base and a maximum", "Caddyfile:3"},
+		{"backoff max below base", wrap("\t\tretry_backoff 1m 1s\n"), "modulus_webhook: retry_backoff needs two positive durations", "Caddyfile:3"},
+		{"bad size", wrap("\t\tmax_body lots\n"), "modulus_webhook: max_body must be a size", "Caddyfile:3"},
+		{"huge size", wrap("\t\tmax_body 1GB\n"), "modulus_webhook: max_body must be a size", "Caddyfile:3"},
+		{"nested block", wrap("\t\tforward_to http://a {\n\t\t\tx\n\t\t}\n"), "modulus_webhook: forward_to takes no block", "Caddyfile:4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := adaptErr(t, tc.src)
+			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, tc.line) {
+				t.Fatalf("error %q lacks %q or the position %s", msg, tc.want, tc.line)
+			}
+			if strings.Contains(msg, "TEST-ONLY-fake-key") {
+				t.Fatalf("error echoes the key: %s", msg)
+			}
+		})
+	}
+}
+
+// The adapted JSON keeps secrets as placeholders.
+func TestWebhookAdaptKeepsPlaceholders(t *testing.T) {
+	t.Setenv("MODULUS_ENCRYPTION_KEY", "TEST-ONLY-fake-key-do-not-use-32")
+	out, err := adapt(t, "Caddyfile", "https://pay.example.com {\n\tmodulus_webhook {\n\t\tdecryption_key {env.MODULUS_ENCRYPTION_KEY}\n\t\tallow_ips any\n\t\tforward_to http://127.0.0.1:3000\n\t}\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "TEST-ONLY") || !strings.Contains(string(out), `{env.MODULUS_ENCRYPTION_KEY}`) {
+		t.Fatalf("adapted JSON: %s", out)
+	}
+}

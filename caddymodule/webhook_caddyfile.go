@@ -1,0 +1,160 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("modulus_webhook", parseWebhookCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("modulus_webhook", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	modulus_webhook {
+//		decryption_key   <{env.NAME}|{file.PATH}>   # required; repeatable, tried in order
+//		key_encoding     utf8|base64|base64url|hex  # default utf8
+//		allow_ips        <cidr|address...>|any      # required; repeatable
+//		activation_codes <code...>                  # optional; repeatable
+//		forward_to       <url>                      # required
+//		forward_timeout  <duration>                 # default 10s
+//		sign_secret      <{env.NAME}|{file.PATH}>   # optional
+//		spool            <path>                     # default <data dir>/qrphgate/webhooks.spool
+//		dedupe_window    <duration>                 # default 72h
+//		redeliver_for    <duration>                 # default 72h
+//		retry_backoff    <base> <max>               # default 2s 15m
+//		max_body         <size>                     # default 64KB
+//		action_fields    <name...>                  # default action webhookAction status
+//		reference_fields <name...>                  # default referenceNumber merchantReferenceNumber transactionId id
+//	}
+//
+// Secrets must be {env.*} or {file.*} placeholders: a literal (or a {$VAR}
+// the adapter already substituted) is refused here, before it can reach
+// the adapted JSON. Unknown and repeated options (other than the
+// repeatable ones) are errors.
+func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		repeatable := opt == "decryption_key" || opt == "allow_ips" || opt == "activation_codes"
+		if seen[opt] && !repeatable {
+			return d.Errf("modulus_webhook: %s is given twice", opt)
+		}
+		seen[opt] = true
+		args := d.RemainingArgs()
+		if d.NextBlock(d.Nesting()) {
+			return d.Errf("modulus_webhook: %s takes no block", opt)
+		}
+		one := func() (string, error) {
+			if len(args) != 1 {
+				return "", d.Errf("modulus_webhook: %s takes exactly one value", opt)
+			}
+			return args[0], nil
+		}
+		some := func() ([]string, error) {
+			if len(args) == 0 {
+				return nil, d.Errf("modulus_webhook: %s needs at least one value", opt)
+			}
+			return args, nil
+		}
+		duration := func() (caddy.Duration, error) {
+			v, err := one()
+			if err != nil {
+				return 0, err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return 0, d.Errf("modulus_webhook: %s must be a positive duration such as 10s or 72h", opt)
+			}
+			return caddy.Duration(dur), nil
+		}
+		secret := func() (string, error) {
+			v, err := one()
+			if err != nil {
+				return "", err
+			}
+			if !secretPlaceholder.MatchString(v) {
+				return "", d.Errf("modulus_webhook: %s must be a {env.NAME} or {file.PATH} placeholder (never {$NAME} or a literal: they end up in the adapted JSON)", opt)
+			}
+			return v, nil
+		}
+		var err error
+		switch opt {
+		case "decryption_key":
+			var v string
+			if v, err = secret(); err == nil {
+				h.DecryptionKeys = append(h.DecryptionKeys, v)
+			}
+		case "key_encoding":
+			h.KeyEncoding, err = one()
+		case "allow_ips":
+			var v []string
+			if v, err = some(); err == nil {
+				h.AllowIPs = append(h.AllowIPs, v...)
+			}
+		case "activation_codes":
+			var v []string
+			if v, err = some(); err == nil {
+				h.ActivationCodes = append(h.ActivationCodes, v...)
+			}
+		case "forward_to":
+			h.ForwardTo, err = one()
+		case "forward_timeout":
+			h.ForwardTimeout, err = duration()
+		case "sign_secret":
+			h.SignSecret, err = secret()
+		case "spool":
+			h.Spool, err = one()
+		case "dedupe_window":
+			h.DedupeWindow, err = duration()
+		case "redeliver_for":
+			h.RedeliverFor, err = duration()
+		case "retry_backoff":
+			if len(args) != 2 {
+				return d.Errf("modulus_webhook: retry_backoff takes a base and a maximum duration")
+			}
+			base, err1 := caddy.ParseDuration(args[0])
+			maxd, err2 := caddy.ParseDuration(args[1])
+			if err1 != nil || err2 != nil || base <= 0 || maxd < base {
+				return d.Errf("modulus_webhook: retry_backoff needs two positive durations, the second at least the first")
+			}
+			h.RetryBase, h.RetryMax = caddy.Duration(base), caddy.Duration(maxd)
+		case "max_body":
+			var v string
+			if v, err = one(); err == nil {
+				n, perr := humanize.ParseBytes(v)
+				if perr != nil || n == 0 || n > 16<<20 {
+					return d.Errf("modulus_webhook: max_body must be a size between 1B and 16MB, such as 64KB")
+				}
+				h.MaxBody = int64(n)
+			}
+		case "action_fields":
+			h.ActionFields, err = some()
+		case "reference_fields":
+			h.ReferenceFields, err = some()
+		default:
+			return d.Errf("modulus_webhook: unknown option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseWebhookCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	w := new(Webhook)
+	err := w.UnmarshalCaddyfile(h.Dispenser)
+	return w, err
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*Webhook)(nil)

@@ -1,0 +1,205 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/store"
+)
+
+// webhookWorkers holds one worker per spool: the open spool and the
+// goroutine delivering from it. A worker lives in the pool, not in a
+// handler, so that `caddy reload` neither stops deliveries nor opens the
+// spool file twice (bbolt locks it); it is destroyed when the last handler
+// using its spool is cleaned up.
+var webhookWorkers = caddy.NewUsagePool()
+
+// spoolOpener opens a spool given by URL. File paths need none; other back
+// ends (Redis) register theirs by scheme from their own init.
+type spoolOpener func(spec string, logger *zap.Logger) (store.Spool, error)
+
+var (
+	spoolOpenersMu sync.Mutex
+	spoolOpeners   = map[string]spoolOpener{}
+)
+
+// registerSpoolOpener makes a URL scheme usable in the spool option.
+func registerSpoolOpener(scheme string, open spoolOpener) {
+	spoolOpenersMu.Lock()
+	defer spoolOpenersMu.Unlock()
+	spoolOpeners[scheme] = open
+}
+
+func openSpool(spec string, logger *zap.Logger) (store.Spool, error) {
+	if !strings.Contains(spec, "://") {
+		s, err := store.OpenBolt(spec, store.BoltOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		return s, nil
+	}
+	u, err := url.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("spool: not a file path or a URL")
+	}
+	spoolOpenersMu.Lock()
+	open := spoolOpeners[u.Scheme]
+	spoolOpenersMu.Unlock()
+	if open == nil {
+		return nil, fmt.Errorf("spool: %s:// spools are not available in this build (use a file path)", u.Scheme)
+	}
+	return open(spec, logger)
+}
+
+// webhookWorker is a spool and its delivery worker, shared by every
+// handler (across reloads) that names the same spool.
+type webhookWorker struct {
+	name      string // the spool as configured, for status and listings
+	spool     store.Spool
+	dedupe    store.Dedupe
+	deliverer *proxy.Deliverer
+	cancel    context.CancelFunc
+	done      chan struct{}
+	unstatus  func()
+
+	mu   sync.Mutex
+	seq  uint64
+	regs []*webhookReg // live handlers' delivery settings, oldest first
+}
+
+// webhookReg is one handler's claim on a worker's delivery settings.
+type webhookReg struct {
+	seq         uint64
+	config      <-chan struct{} // identifies the config the handler belongs to
+	fingerprint string
+	delivery    proxy.DeliveryConfig
+}
+
+// acquireWebhookWorker returns the worker for spec, starting it (opening
+// the spool) if no handler uses it yet, and the pool key to release it by.
+func acquireWebhookWorker(spec string, logger *zap.Logger) (*webhookWorker, string, error) {
+	key := "spool:" + spec
+	v, _, err := webhookWorkers.LoadOrNew(key, func() (caddy.Destructor, error) {
+		sp, err := openSpool(spec, logger)
+		if err != nil {
+			return nil, err
+		}
+		// A spool that is also a Dedupe (the file spool) keeps "seen"
+		// across restarts and never ahead of the events themselves.
+		dd, ok := sp.(store.Dedupe)
+		if !ok {
+			dd = store.NewMemory(nil)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		w := &webhookWorker{
+			name: redactSpool(spec), spool: sp, dedupe: dd, cancel: cancel, done: make(chan struct{}),
+			deliverer: proxy.NewDeliverer(sp, proxy.DelivererOptions{Logger: logger, Hooks: deliveryHooks}),
+		}
+		go func() {
+			defer close(w.done)
+			w.deliverer.Run(ctx)
+		}()
+		w.unstatus = status.register("inbound", w.name, w.status)
+		return w, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(*webhookWorker), key, nil
+}
+
+// redactSpool hides credentials in a spool URL.
+func redactSpool(spec string) string {
+	if u, err := url.Parse(spec); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return spec
+}
+
+// register adds a handler's delivery settings; the newest live
+// registration configures the worker. Two handlers of one config must
+// agree: a spool delivers to one place.
+func (w *webhookWorker) register(config <-chan struct{}, fingerprint string, dc proxy.DeliveryConfig) (*webhookReg, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.regs {
+		if r.config == config && r.fingerprint != fingerprint {
+			return nil, fmt.Errorf("spool %s is used by two modulus_webhook handlers with different delivery settings; give each its own spool", w.name)
+		}
+	}
+	w.seq++
+	r := &webhookReg{seq: w.seq, config: config, fingerprint: fingerprint, delivery: dc}
+	w.regs = append(w.regs, r)
+	return r, w.deliverer.Configure(dc)
+}
+
+// unregister drops a handler's settings. After a reload the new config's
+// settings remain; after a failed reload (the new handlers are cleaned up)
+// the running config's settings are restored.
+func (w *webhookWorker) unregister(r *webhookReg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, x := range w.regs {
+		if x == r {
+			w.regs = append(w.regs[:i], w.regs[i+1:]...)
+			break
+		}
+	}
+	if n := len(w.regs); n > 0 {
+		_ = w.deliverer.Configure(w.regs[n-1].delivery)
+	}
+}
+
+// Destruct implements caddy.Destructor: it stops the worker (attempts under
+// way are cancelled and retried later) and closes the spool.
+func (w *webhookWorker) Destruct() error {
+	w.unstatus()
+	w.cancel()
+	<-w.done
+	return w.spool.Close()
+}
+
+// webhookStatus is a worker's entry under "inbound" in /modulus/status.
+type webhookStatus struct {
+	proxy.DeliveryStatus
+	// WritesPerCommit is the file spool's group-commit factor: writes
+	// carried by each fsync since the spool was opened.
+	WritesPerCommit float64 `json:"writes_per_commit,omitempty"`
+	Error           string  `json:"error,omitempty"`
+}
+
+func (w *webhookWorker) status() any {
+	st, err := w.deliverer.Status(context.Background())
+	out := webhookStatus{DeliveryStatus: st}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	if b, ok := w.spool.(*store.BoltSpool); ok {
+		if commits, writes := b.CommitStats(); commits > 0 {
+			out.WritesPerCommit = float64(writes) / float64(commits)
+		}
+	}
+	return out
+}
+
+// liveWebhookWorkers returns the running workers, by name.
+func liveWebhookWorkers() []*webhookWorker {
+	var ws []*webhookWorker
+	webhookWorkers.Range(func(_, v any) bool {
+		ws = append(ws, v.(*webhookWorker))
+		return true
+	})
+	sort.Slice(ws, func(i, j int) bool { return ws[i].name < ws[j].name })
+	return ws
+}
+
+// Interface guard.
+var _ caddy.Destructor = (*webhookWorker)(nil)

@@ -1,0 +1,396 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/internal/e2e"
+	"github.com/qrphgate/qrphgate/store"
+)
+
+const (
+	testWebhookKey    = "TEST-ONLY-fake-key-do-not-use-32"
+	testWebhookKeyEnv = "QRPHGATE_TEST_WEBHOOK_KEY"
+	testSignSecret    = "TEST-ONLY-fake-signing-secret-not-real-000"
+	testSignEnv       = "QRPHGATE_TEST_SIGN_SECRET"
+)
+
+// testApp is the app behind the gateway; it counts deliveries by id.
+type testApp struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	status int
+	got    []http.Header
+	bodies []string
+}
+
+func newTestApp(t *testing.T) *testApp {
+	a := &testApp{status: http.StatusOK}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		a.mu.Lock()
+		a.got = append(a.got, r.Header.Clone())
+		a.bodies = append(a.bodies, string(body))
+		status := a.status
+		a.mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *testApp) setStatus(s int) {
+	a.mu.Lock()
+	a.status = s
+	a.mu.Unlock()
+}
+
+func (a *testApp) deliveries() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.got)
+}
+
+func newCaddyContext(t *testing.T) caddy.Context {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func testWebhook(t *testing.T, forwardTo string) *Webhook {
+	t.Helper()
+	t.Setenv(testWebhookKeyEnv, testWebhookKey)
+	t.Setenv(testSignEnv, testSignSecret)
+	return &Webhook{
+		DecryptionKeys: []string{"{env." + testWebhookKeyEnv + "}"},
+		AllowIPs:       []string{"203.0.113.0/24"},
+		ForwardTo:      forwardTo,
+		SignSecret:     "{env." + testSignEnv + "}",
+		Spool:          filepath.Join(t.TempDir(), "webhooks.spool"),
+	}
+}
+
+func provision(t *testing.T, h *Webhook, ctx caddy.Context) {
+	t.Helper()
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+}
+
+func sealWebhook(t *testing.T, plaintext string) string {
+	t.Helper()
+	k, _ := crypto.NewKey("k", testWebhookKey, crypto.EncodingUTF8)
+	e, _ := crypto.NewEncrypter(k)
+	tok, err := e.Encrypt([]byte(plaintext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return `{"data":"` + tok + `"}`
+}
+
+// caddyRequest is a request as Caddy hands it to a handler: with the
+// server's resolved client IP among the request vars.
+func caddyRequest(body, clientIP string, trusted bool, srv *caddyhttp.Server) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/webhooks/modulus", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	ctx := context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{
+		caddyhttp.ClientIPVarKey: clientIP, caddyhttp.TrustedProxyVarKey: trusted,
+	})
+	if srv != nil {
+		ctx = context.WithValue(ctx, caddyhttp.ServerCtxKey, srv)
+	}
+	return r.WithContext(ctx)
+}
+
+func serve(t *testing.T, h *Webhook, r *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	if err := h.ServeHTTP(rec, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func TestWebhookProvisionErrors(t *testing.T) {
+	t.Setenv("QRPHGATE_TEST_SHORT_KEY", "TEST-ONLY-too-short")
+	for _, tc := range []struct {
+		name   string
+		mutate func(h *Webhook)
+		want   string
+	}{
+		{"no key", func(h *Webhook) { h.DecryptionKeys = nil }, "decryption_key is required"},
+		{"inline key", func(h *Webhook) { h.DecryptionKeys = []string{testWebhookKey} }, "decryption_key[1] must be given as {env.NAME} or {file.PATH}"},
+		{"unset key", func(h *Webhook) { h.DecryptionKeys = append(h.DecryptionKeys, "{env.QRPHGATE_TEST_UNSET}") }, "decryption_key[2]: {env.QRPHGATE_TEST_UNSET} is empty or unset"},
+		{"short key", func(h *Webhook) { h.DecryptionKeys = []string{"{env.QRPHGATE_TEST_SHORT_KEY}"} }, "decryption_key[1]: key must decode to exactly 32 bytes: utf8 key decodes to 19 bytes"},
+		{"bad encoding", func(h *Webhook) { h.KeyEncoding = "rot13" }, "key_encoding: unknown key encoding"},
+		{"key not base64", func(h *Webhook) { h.KeyEncoding = "hex" }, "decryption_key[1]: key is not valid hex"},
+		{"no allow_ips", func(h *Webhook) { h.AllowIPs = nil }, "allow_ips needs at least one CIDR, or the word any"},
+		{"bad allow_ips", func(h *Webhook) { h.AllowIPs = []string{"203.0.113.0/33"} }, "is not an IP address or CIDR"},
+		{"any with addresses", func(h *Webhook) { h.AllowIPs = []string{"any", "10.0.0.0/8"} }, "any cannot be combined"},
+		{"bad activation code", func(h *Webhook) { h.ActivationCodes = []string{"has space"} }, "activation_codes"},
+		{"no forward_to", func(h *Webhook) { h.ForwardTo = "" }, "forward_to is required"},
+		{"forward_to not http", func(h *Webhook) { h.ForwardTo = "ftp://app/x" }, "forward_to must be an absolute http:// or https:// URL"},
+		{"forward_to relative", func(h *Webhook) { h.ForwardTo = "/payments" }, "forward_to must be an absolute"},
+		{"forward_to credentials", func(h *Webhook) { h.ForwardTo = "http://user:pw@app/x" }, "forward_to must not carry credentials"},
+		{"inline sign secret", func(h *Webhook) { h.SignSecret = testSignSecret }, "sign_secret must be given as {env.NAME}"},
+		{"short sign secret", func(h *Webhook) { h.SignSecret = "{env.QRPHGATE_TEST_SHORT_KEY}" }, "sign_secret is 19 bytes, want at least 32"},
+		{"redis spool", func(h *Webhook) { h.Spool = "redis://127.0.0.1:6379/0" }, "redis:// spools are not available in this build"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := testWebhook(t, "http://127.0.0.1:1/x")
+			tc.mutate(h)
+			err := h.Provision(newCaddyContext(t))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			for _, secret := range []string{testWebhookKey, testSignSecret, "TEST-ONLY-too-short"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error reveals a secret: %v", err)
+				}
+			}
+			if err := h.Cleanup(); err != nil {
+				t.Fatalf("cleanup after a failed provision: %v", err)
+			}
+			if n, ok := webhookWorkers.References("spool:" + h.Spool); ok {
+				t.Fatalf("a failed provision left %d references to its spool", n)
+			}
+		})
+	}
+}
+
+// The handler checks Caddy's resolved client IP, not the peer address or
+// X-Forwarded-For, and end to end delivers a signed event to the app.
+func TestWebhookUsesCaddysClientIP(t *testing.T) {
+	app := newTestApp(t)
+	h := testWebhook(t, app.srv.URL+"/payments")
+	provision(t, h, newCaddyContext(t))
+	body := sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-CIP-1"}`)
+
+	// RemoteAddr and X-Forwarded-For claim an allowed address; Caddy
+	// resolved another one.
+	r := caddyRequest(body, "198.51.100.7", false, nil)
+	r.RemoteAddr = "203.0.113.10:4444"
+	r.Header.Set("X-Forwarded-For", "203.0.113.10")
+	if rec := serve(t, h, r); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "forbidden_ip") {
+		t.Fatalf("disallowed client IP: %d %s", rec.Code, rec.Body)
+	}
+	// Through trusted proxies outside strict mode, refused whatever the address.
+	lax := &caddyhttp.Server{TrustedProxiesStrict: 0}
+	if rec := serve(t, h, caddyRequest(body, "203.0.113.10", true, lax)); rec.Code != http.StatusForbidden {
+		t.Fatalf("non-strict trusted proxy: %d", rec.Code)
+	}
+	strict := &caddyhttp.Server{TrustedProxiesStrict: 1}
+	rec := serve(t, h, caddyRequest(body, "203.0.113.10", true, strict))
+	if rec.Code != http.StatusOK || rec.Body.String() != "{\"received\":true}\n" {
+		t.Fatalf("allowed client IP: %d %s", rec.Code, rec.Body)
+	}
+	e2e.WaitFor(t, 15*time.Second, "the delivery", func() bool { return app.deliveries() == 1 })
+	app.mu.Lock()
+	hdr, got := app.got[0], app.bodies[0]
+	app.mu.Unlock()
+	if got != `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-CIP-1"}` || !strings.HasPrefix(hdr.Get("Webhook-Signature"), "v1,") {
+		t.Fatalf("delivered %q with %v", got, hdr)
+	}
+	// A duplicate is acknowledged and not delivered again.
+	rec = serve(t, h, caddyRequest(body, "203.0.113.10", false, nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"duplicate":true`) {
+		t.Fatalf("duplicate: %d %s", rec.Code, rec.Body)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := app.deliveries(); n != 1 {
+		t.Fatalf("%d deliveries after a duplicate, want 1", n)
+	}
+}
+
+// One worker per spool survives a reload: the new config's settings take
+// over, a failed reload restores the old ones, and the spool closes only
+// when the last handler is gone.
+func TestWebhookWorkerSurvivesReload(t *testing.T) {
+	oldApp, newApp := newTestApp(t), newTestApp(t)
+	spool := filepath.Join(t.TempDir(), "shared.spool")
+	cfg1 := newCaddyContext(t)
+	a := testWebhook(t, oldApp.srv.URL)
+	a.Spool = spool
+	provision(t, a, cfg1)
+
+	// Same config, same spool, other settings: refused.
+	c := testWebhook(t, newApp.srv.URL)
+	c.Spool = spool
+	if err := c.Provision(cfg1); err == nil || !strings.Contains(err.Error(), "different delivery settings") {
+		t.Fatalf("conflicting handlers in one config: %v", err)
+	}
+	_ = c.Cleanup()
+
+	// A reload that fails after provisioning the new handler.
+	b := testWebhook(t, newApp.srv.URL)
+	b.Spool = spool
+	provision(t, b, newCaddyContext(t))
+	if a.worker != b.worker {
+		t.Fatal("the reload opened a second worker for the same spool")
+	}
+	if got := a.worker.deliverer.Config().URL.String(); got != newApp.srv.URL {
+		t.Fatalf("worker delivers to %s after the reload, want the new config's", got)
+	}
+	w := b.worker
+	if err := b.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.deliverer.Config().URL.String(); got != oldApp.srv.URL {
+		t.Fatalf("after the failed reload the worker delivers to %s, want the running config's", got)
+	}
+	rec := serve(t, a, caddyRequest(sealWebhook(t, `{"action":"A","referenceNumber":"R-RELOAD"}`), "203.0.113.9", false, nil))
+	if rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	e2e.WaitFor(t, 15*time.Second, "delivery to the running config's app", func() bool { return oldApp.deliveries() == 1 })
+
+	if err := a.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := webhookWorkers.References("spool:" + spool); ok {
+		t.Fatal("the worker outlived its last handler")
+	}
+	s, err := store.OpenBolt(spool, store.BoltOptions{LockTimeout: time.Second})
+	if err != nil {
+		t.Fatalf("the spool file is still locked: %v", err)
+	}
+	_ = s.Close()
+}
+
+func adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, r := range (Admin{}).Routes() {
+		h := r.Handler
+		mux.Handle(r.Pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if err := h.ServeHTTP(w, req); err != nil {
+				code := http.StatusInternalServerError
+				if ae, ok := err.(caddy.APIError); ok {
+					code = ae.HTTPStatus
+				}
+				http.Error(w, err.Error(), code)
+			}
+		}))
+	}
+	return mux
+}
+
+func adminCall(t *testing.T, mux *http.ServeMux, method, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+// Dead letters through the admin routes: listed (without the body), then
+// replayed and delivered; status and metrics follow.
+func TestWebhookDeadLettersAdmin(t *testing.T) {
+	app := newTestApp(t)
+	app.setStatus(http.StatusInternalServerError)
+	h := testWebhook(t, app.srv.URL)
+	h.RedeliverFor = caddy.Duration(100 * time.Millisecond)
+	h.RetryBase, h.RetryMax = caddy.Duration(10*time.Millisecond), caddy.Duration(20*time.Millisecond)
+	provision(t, h, newCaddyContext(t))
+	secretNote := "PAYLOAD-MARKER-admin"
+	rec := serve(t, h, caddyRequest(sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-DL-1","note":"`+secretNote+`"}`), "203.0.113.5", false, nil))
+	if rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	mux := adminMux()
+	var list struct {
+		DeadLetters []deadLetter `json:"dead_letters"`
+		Total       int          `json:"total"`
+	}
+	e2e.WaitFor(t, 15*time.Second, "the dead letter", func() bool {
+		code, body := adminCall(t, mux, http.MethodGet, "/modulus/dead-letters?spool="+h.worker.name)
+		_ = json.Unmarshal([]byte(body), &list)
+		return code == 200 && list.Total == 1
+	})
+	dl := list.DeadLetters[0]
+	if dl.Reference != "ORDER-DL-1" || dl.Action != "QRPH_SUCCESS" || dl.LastError != "HTTP 500" || dl.Attempts < 2 || dl.Spool != h.worker.name {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	_, body := adminCall(t, mux, http.MethodGet, "/modulus/dead-letters")
+	if strings.Contains(body, secretNote) {
+		t.Fatal("the dead-letter listing shows the decrypted body")
+	}
+	snap := status.snapshot()["inbound"][h.worker.name].(webhookStatus)
+	if snap.DeadLetters != 1 || snap.Pending != 0 || snap.ForwardTo != app.srv.URL || !snap.Signed {
+		t.Fatalf("status %+v", snap)
+	}
+	var metricsOut bytes.Buffer
+	metricsSet.WritePrometheus(&metricsOut)
+	for _, want := range []string{`qrphgate_webhooks_received_total{result="accepted"}`, `qrphgate_webhook_delivery_attempts_total{outcome="rejected"}`,
+		`qrphgate_webhook_dead_letters 1`, `qrphgate_webhook_dead_lettered_total`, `qrphgate_webhook_ack_seconds_bucket{le=`} {
+		if !strings.Contains(metricsOut.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	for _, tc := range []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodPost, "/modulus/dead-letters", 405},
+		{http.MethodGet, "/modulus/dead-letters?limit=0", 400},
+		{http.MethodGet, "/modulus/dead-letters?limit=x", 400},
+		{http.MethodGet, "/modulus/dead-letters/" + dl.ID + "/replay", 405},
+		{http.MethodPost, "/modulus/dead-letters/evt_nope/replay", 404},
+	} {
+		if code, body := adminCall(t, mux, tc.method, tc.path); code != tc.code {
+			t.Errorf("%s %s: %d %s, want %d", tc.method, tc.path, code, body, tc.code)
+		}
+	}
+
+	app.setStatus(http.StatusOK)
+	before := app.deliveries()
+	code, body := adminCall(t, mux, http.MethodPost, "/modulus/dead-letters/"+dl.ID+"/replay")
+	if code != 200 || !strings.Contains(body, dl.ID) {
+		t.Fatalf("replay: %d %s", code, body)
+	}
+	e2e.WaitFor(t, 15*time.Second, "the replayed delivery", func() bool { return app.deliveries() == before+1 })
+	e2e.WaitFor(t, 15*time.Second, "the dead letters to empty", func() bool {
+		_, body := adminCall(t, mux, http.MethodGet, "/modulus/dead-letters")
+		return strings.Contains(body, `"total": 0`)
+	})
+	app.mu.Lock()
+	last := app.got[len(app.got)-1]
+	app.mu.Unlock()
+	if last.Get("Webhook-Id") != dl.ID || last.Get("Webhook-Attempt") != fmt.Sprint(dl.Attempts+1) {
+		t.Fatalf("replayed delivery id %s attempt %s", last.Get("Webhook-Id"), last.Get("Webhook-Attempt"))
+	}
+}
+
+// Without a spool option the spool lives in qrphgate's folder of Caddy's
+// data directory, owner-only.
+func TestWebhookDefaultSpoolPath(t *testing.T) {
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	h := testWebhook(t, "http://127.0.0.1:1/x")
+	h.Spool = ""
+	provision(t, h, newCaddyContext(t))
+	want := filepath.Join(data, "caddy", "qrphgate", "webhooks.spool")
+	if h.worker.name != want {
+		t.Fatalf("spool %s, want %s", h.worker.name, want)
+	}
+	fi, err := os.Stat(want)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("spool file: %v %v", fi, err)
+	}
+}

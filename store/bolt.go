@@ -1,0 +1,453 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Buckets of the spool file.
+var (
+	bucketPending = []byte("pending") // event id -> record
+	bucketDead    = []byte("dead")    // event id -> record
+	bucketSeen    = []byte("seen")    // dedupe key -> expiry (Unix ns, big endian)
+)
+
+// BoltOptions tune OpenBolt; the zero value is the production setting.
+type BoltOptions struct {
+	// Now is the clock for de-duplication expiry; nil means time.Now.
+	Now func() time.Time
+	// LockTimeout is how long to wait for another process to release the
+	// file; 5s when zero.
+	LockTimeout time.Duration
+	// MaxBatch bounds the writes that share one commit; 1024 when zero.
+	MaxBatch int
+	// SweepEvery is how often expired de-duplication keys are dropped from
+	// the file; 10m when zero, never when negative.
+	SweepEvery time.Duration
+}
+
+// BoltSpool is the file spool: a Spool (and a Dedupe) in one bbolt file.
+//
+// Every write is fsynced before it returns, and concurrent writes share
+// commits: one committer goroutine takes every write queued while the
+// previous commit was on disk and applies them all in a single transaction
+// (one fsync), so throughput grows with concurrency while each caller still
+// waits only for its own data to be durable. Pending events are indexed in
+// memory (ids and due times only), so claiming needs no disk scan.
+type BoltSpool struct {
+	db       *bolt.DB
+	path     string
+	now      func() time.Time
+	maxBatch int
+
+	mu       sync.Mutex // guards index, dead and reserved
+	index    *pendingIndex
+	dead     int
+	reserved map[string]time.Time // Dedupe.Add reservations not yet made durable by a Put
+
+	closeMu sync.RWMutex
+	closed  bool
+	ops     chan *writeOp
+	done    chan struct{} // committer exited
+	stop    chan struct{} // stops the sweeper
+	swept   chan struct{} // sweeper exited
+
+	commits atomic.Uint64
+	writes  atomic.Uint64
+}
+
+type writeOp struct {
+	// apply makes the write inside the batch transaction. It must check
+	// everything that can fail before it changes anything, since one op's
+	// failure must not undo the others in the batch.
+	apply func(tx *bolt.Tx) error
+	done  chan error
+}
+
+// OpenBolt opens (creating if needed) the spool file at path and loads the
+// index of pending events. The file is locked: a second process (or a second
+// OpenBolt in this one) waits LockTimeout, then fails.
+func OpenBolt(path string, o BoltOptions) (*BoltSpool, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 5 * time.Second
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1024
+	}
+	if o.SweepEvery == 0 {
+		o.SweepEvery = 10 * time.Minute
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating spool directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: o.LockTimeout,
+		// The freelist is rebuilt on open instead of written on every
+		// commit: fewer pages per fsync.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("spool %s is locked by another process (waited %v)", path, o.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening spool %s: %w", path, err)
+	}
+	s := &BoltSpool{
+		db: db, path: path, now: o.Now, maxBatch: o.MaxBatch,
+		index:    newPendingIndex(),
+		reserved: make(map[string]time.Time),
+		ops:      make(chan *writeOp, o.MaxBatch),
+		done:     make(chan struct{}),
+		stop:     make(chan struct{}),
+		swept:    make(chan struct{}),
+	}
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("loading spool %s: %w", path, err)
+	}
+	go s.commitLoop()
+	go s.sweepLoop(o.SweepEvery)
+	return s, nil
+}
+
+func (s *BoltSpool) load() error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketPending, bucketDead, bucketSeen} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
+			ev, err := decodeEvent(v)
+			if err != nil {
+				return fmt.Errorf("pending event %q: %w", k, err)
+			}
+			s.index.add(ev.ID, ev.NextAttempt, ev.Received)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		s.dead = tx.Bucket(bucketDead).Stats().KeyN
+		return nil
+	})
+}
+
+// Path is the spool file's path.
+func (s *BoltSpool) Path() string { return s.path }
+
+// CommitStats reports how many commits (each one fsync) carried how many
+// writes since the spool was opened: writes/commits is the group-commit
+// factor.
+func (s *BoltSpool) CommitStats() (commits, writes uint64) {
+	return s.commits.Load(), s.writes.Load()
+}
+
+// write queues apply for the next commit and waits until it is durable.
+func (s *BoltSpool) write(apply func(tx *bolt.Tx) error) error {
+	op := &writeOp{apply: apply, done: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	s.ops <- op
+	s.closeMu.RUnlock()
+	return <-op.done
+}
+
+func (s *BoltSpool) commitLoop() {
+	defer close(s.done)
+	batch := make([]*writeOp, 0, s.maxBatch)
+	errs := make([]error, s.maxBatch)
+	for op := range s.ops {
+		batch = append(batch[:0], op)
+	gather:
+		for len(batch) < s.maxBatch {
+			select {
+			case op, ok := <-s.ops:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, op)
+			default:
+				break gather
+			}
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for i, op := range batch {
+				errs[i] = op.apply(tx)
+			}
+			return nil
+		})
+		s.commits.Add(1)
+		s.writes.Add(uint64(len(batch)))
+		for i, op := range batch {
+			if err != nil {
+				op.done <- fmt.Errorf("spool commit: %w", err)
+			} else {
+				op.done <- errs[i]
+			}
+			errs[i], batch[i] = nil, nil
+		}
+	}
+}
+
+func checkID(id string) error {
+	if id == "" || len(id) > 256 {
+		return fmt.Errorf("spool: event id must be 1 to 256 bytes")
+	}
+	return nil
+}
+
+// Put implements Spool.
+func (s *BoltSpool) Put(ctx context.Context, ev SpoolEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkID(ev.ID); err != nil {
+		return err
+	}
+	if len(ev.DedupeKey) > 1024 {
+		return errors.New("spool: dedupe key longer than 1024 bytes")
+	}
+	ev.DeadAt = time.Time{}
+	rec, id := encodeEvent(&ev), []byte(ev.ID)
+	var seen []byte
+	if ev.DedupeKey != "" {
+		seen = binary.BigEndian.AppendUint64(nil, uint64(unixNano(ev.DedupeUntil)))
+	}
+	err := s.write(func(tx *bolt.Tx) error {
+		p := tx.Bucket(bucketPending)
+		if p.Get(id) != nil || tx.Bucket(bucketDead).Get(id) != nil {
+			return ErrExists
+		}
+		if err := p.Put(id, rec); err != nil {
+			return err
+		}
+		if seen != nil {
+			return tx.Bucket(bucketSeen).Put([]byte(ev.DedupeKey), seen)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.index.add(ev.ID, ev.NextAttempt, ev.Received)
+	if ev.DedupeKey != "" {
+		delete(s.reserved, ev.DedupeKey) // the durable mark now stands in for it
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Claim implements Spool.
+func (s *BoltSpool) Claim(_ context.Context, now time.Time, lease time.Duration, max int) ([]SpoolEvent, error) {
+	if lease <= 0 || max <= 0 {
+		return nil, errors.New("spool: claim needs a positive lease and max")
+	}
+	s.mu.Lock()
+	ids := s.index.claim(now, lease, max)
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	evs := make([]SpoolEvent, 0, len(ids))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		p := tx.Bucket(bucketPending)
+		for _, id := range ids {
+			v := p.Get([]byte(id))
+			if v == nil {
+				continue // finished by its owner between the index and the read
+			}
+			ev, err := decodeEvent(v)
+			if err != nil {
+				return fmt.Errorf("pending event %q: %w", id, err)
+			}
+			evs = append(evs, ev)
+		}
+		return nil
+	})
+	return evs, err
+}
+
+// NextDue implements Spool.
+func (s *BoltSpool) NextDue(context.Context) (time.Time, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.index.next()
+	return t, ok, nil
+}
+
+// Complete implements Spool.
+func (s *BoltSpool) Complete(_ context.Context, id string) error {
+	key := []byte(id)
+	err := s.write(func(tx *bolt.Tx) error {
+		p := tx.Bucket(bucketPending)
+		if p.Get(key) == nil {
+			return ErrNotFound
+		}
+		return p.Delete(key)
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.index.remove(id)
+	s.mu.Unlock()
+	return nil
+}
+
+// update rewrites a pending event's record with change applied.
+func (s *BoltSpool) update(id string, change func(ev *SpoolEvent)) error {
+	key := []byte(id)
+	return s.write(func(tx *bolt.Tx) error {
+		p := tx.Bucket(bucketPending)
+		v := p.Get(key)
+		if v == nil {
+			return ErrNotFound
+		}
+		ev, err := decodeEvent(v)
+		if err != nil {
+			return fmt.Errorf("pending event %q: %w", id, err)
+		}
+		change(&ev)
+		return p.Put(key, encodeEvent(&ev))
+	})
+}
+
+// Retry implements Spool.
+func (s *BoltSpool) Retry(_ context.Context, id string, attempts int, next time.Time, lastErr string) error {
+	err := s.update(id, func(ev *SpoolEvent) {
+		ev.Attempts, ev.NextAttempt, ev.LastError = attempts, next, lastErr
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.index.setDue(id, next)
+	s.mu.Unlock()
+	return nil
+}
+
+// move takes the record id out of bucket from, applies change and stores
+// it in bucket to.
+func (s *BoltSpool) move(id string, from, to []byte, change func(ev *SpoolEvent)) (SpoolEvent, error) {
+	key := []byte(id)
+	var moved SpoolEvent
+	err := s.write(func(tx *bolt.Tx) error {
+		src := tx.Bucket(from)
+		v := src.Get(key)
+		if v == nil {
+			return ErrNotFound
+		}
+		ev, err := decodeEvent(v)
+		if err != nil {
+			return fmt.Errorf("event %q: %w", id, err)
+		}
+		change(&ev)
+		if err := tx.Bucket(to).Put(key, encodeEvent(&ev)); err != nil {
+			return err
+		}
+		moved = ev
+		return src.Delete(key)
+	})
+	return moved, err
+}
+
+// Bury implements Spool.
+func (s *BoltSpool) Bury(_ context.Context, id string, attempts int, at time.Time, lastErr string) error {
+	_, err := s.move(id, bucketPending, bucketDead, func(ev *SpoolEvent) {
+		ev.Attempts, ev.DeadAt, ev.LastError = attempts, at, lastErr
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.index.remove(id)
+	s.dead++
+	s.mu.Unlock()
+	return nil
+}
+
+// DeadLetters implements Spool.
+func (s *BoltSpool) DeadLetters(_ context.Context, max int) ([]SpoolEvent, error) {
+	var out []SpoolEvent
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDead).Cursor()
+		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+			ev, err := decodeEvent(v)
+			if err != nil {
+				return fmt.Errorf("dead letter %q: %w", k, err)
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Replay implements Spool.
+func (s *BoltSpool) Replay(_ context.Context, id string, now time.Time) (SpoolEvent, error) {
+	ev, err := s.move(id, bucketDead, bucketPending, func(ev *SpoolEvent) {
+		ev.DeadAt, ev.RetryFrom, ev.NextAttempt = time.Time{}, now, now
+	})
+	if err != nil {
+		return SpoolEvent{}, err
+	}
+	s.mu.Lock()
+	s.index.add(id, now, ev.Received)
+	s.dead--
+	s.mu.Unlock()
+	return ev, nil
+}
+
+// Stats implements Spool.
+func (s *BoltSpool) Stats(context.Context) (SpoolStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SpoolStats{Pending: len(s.index.items), OldestPending: s.index.oldest(), DeadLetters: s.dead}, nil
+}
+
+// Close implements Spool: it waits for queued writes, then closes the file.
+func (s *BoltSpool) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	close(s.stop)
+	s.closeMu.Unlock()
+	<-s.done
+	<-s.swept
+	return s.db.Close()
+}
+
+// Interface guards.
+var (
+	_ Spool  = (*BoltSpool)(nil)
+	_ Dedupe = (*BoltSpool)(nil)
+)

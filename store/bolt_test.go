@@ -1,0 +1,221 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/qrphgate/qrphgate/store"
+	"github.com/qrphgate/qrphgate/store/storetest"
+)
+
+func openBolt(t *testing.T, path string, now func() time.Time) *store.BoltSpool {
+	t.Helper()
+	s, err := store.OpenBolt(path, store.BoltOptions{Now: now, LockTimeout: 200 * time.Millisecond, SweepEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestBoltDedupe(t *testing.T) {
+	clock := storetest.NewClock()
+	s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), clock.Now)
+	defer s.Close()
+	storetest.Dedupe(t, s, storetest.Harness{Unit: time.Minute, Advance: clock.Advance})
+}
+
+func event(id, key string, until time.Time) store.SpoolEvent {
+	now := time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC)
+	return store.SpoolEvent{ID: id, Body: []byte(`{}`), Received: now, RetryFrom: now, NextAttempt: now,
+		DedupeKey: key, DedupeUntil: until}
+}
+
+// The crash-ordering guarantee: a key is durably "seen" only together with
+// its event. A reservation (Add) without a Put dies with the process; a Put
+// carrying the key makes it survive a restart until DedupeUntil.
+func TestBoltDedupeIsDurableOnlyWithItsEvent(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "spool.db")
+	s := openBolt(t, path, clock.Now)
+	for _, k := range []string{"stored", "reserved-only"} {
+		if added, err := s.Add(ctx, k, time.Hour); err != nil || !added {
+			t.Fatalf("add %s: %v %v", k, added, err)
+		}
+	}
+	if err := s.Put(ctx, event("e1", "stored", clock.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if added, _ := s.Add(ctx, "stored", time.Hour); added {
+		t.Fatal("a key whose event is spooled was not a duplicate")
+	}
+	_ = s.Close() // a restart (the reservation was never made durable)
+
+	s = openBolt(t, path, clock.Now)
+	defer s.Close()
+	if added, _ := s.Add(ctx, "stored", time.Hour); added {
+		t.Fatal("the durable mark did not survive a restart")
+	}
+	if added, _ := s.Add(ctx, "reserved-only", time.Hour); !added {
+		t.Fatal("a reservation without its event survived a restart: the provider's retry would be lost")
+	}
+	clock.Advance(time.Hour + time.Second)
+	if in, _ := s.Contains(ctx, "stored"); in {
+		t.Fatal("the durable mark outlived DedupeUntil")
+	}
+	if n := store.SweepBolt(s); n != 1 {
+		t.Fatalf("sweep dropped %d marks, want 1", n)
+	}
+	if added, _ := s.Add(ctx, "stored", time.Hour); !added {
+		t.Fatal("an expired key was still a duplicate after the sweep")
+	}
+}
+
+func TestBoltRemoveDropsTheDurableMark(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "spool.db")
+	s := openBolt(t, path, clock.Now)
+	_ = s.Put(ctx, event("e1", "k", clock.Now().Add(time.Hour)))
+	if err := s.Remove(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s = openBolt(t, path, clock.Now)
+	defer s.Close()
+	if in, _ := s.Contains(ctx, "k"); in {
+		t.Fatal("Remove did not reach the file")
+	}
+}
+
+func TestBoltFileIsLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spool.db")
+	s := openBolt(t, path, nil)
+	defer s.Close()
+	_, err := store.OpenBolt(path, store.BoltOptions{LockTimeout: 100 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+func TestBoltRefusesACorruptRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spool.db")
+	s := openBolt(t, path, nil)
+	_ = s.Put(context.Background(), event("e1", "", time.Time{}))
+	_ = s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("pending")).Put([]byte("e1"), []byte{1, 200}) })
+	_ = db.Close()
+	_, err = store.OpenBolt(path, store.BoltOptions{})
+	if err == nil || !strings.Contains(err.Error(), `pending event "e1"`) {
+		t.Fatalf("open with a corrupt record: %v", err)
+	}
+}
+
+func TestBoltClosedSpool(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if err := s.Put(context.Background(), event("e1", "", time.Time{})); err != store.ErrClosed {
+		t.Fatalf("put after close: %v", err)
+	}
+}
+
+// Concurrent writers share commits (one fsync each): with 64 writers the
+// spool must commit far fewer times than it writes. The ratio is reported;
+// only "some sharing happened" is asserted, never a timing.
+func TestBoltGroupCommit(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), nil)
+	defer s.Close()
+	const writers, each = 64, 20
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := s.Put(context.Background(), event(fmt.Sprintf("w%d-%d", w, i), "", time.Time{})); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	commits, writes := s.CommitStats()
+	t.Logf("%d writes in %d commits (%.1f writes per fsync)", writes, commits, float64(writes)/float64(commits))
+	if writes != writers*each {
+		t.Fatalf("%d writes counted, want %d", writes, writers*each)
+	}
+	if commits*2 > writes {
+		t.Fatalf("%d commits for %d concurrent writes: writes are not sharing commits", commits, writes)
+	}
+}
+
+// The spool file is readable only by its owner: it holds decrypted payloads.
+func TestBoltFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "spool.db")
+	s := openBolt(t, path, nil)
+	defer s.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("spool file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func BenchmarkBoltPutParallel(b *testing.B) {
+	s, err := store.OpenBolt(filepath.Join(b.TempDir(), "spool.db"), store.BoltOptions{SweepEvery: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var n sync.Mutex
+	seq := 0
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n.Lock()
+			seq++
+			id := fmt.Sprintf("b%09d", seq)
+			n.Unlock()
+			if err := s.Put(context.Background(), event(id, "k"+id, time.Now().Add(time.Hour))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	commits, writes := s.CommitStats()
+	b.ReportMetric(float64(writes)/float64(commits), "writes/fsync")
+}
+
+// The same without concurrency: one fsync per write, the cost group commit
+// amortises.
+func BenchmarkBoltPutSerial(b *testing.B) {
+	s, err := store.OpenBolt(filepath.Join(b.TempDir(), "spool.db"), store.BoltOptions{SweepEvery: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprintf("b%09d", i)
+		if err := s.Put(context.Background(), event(id, "k"+id, time.Now().Add(time.Hour))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

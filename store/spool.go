@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors of a Spool.
+var (
+	// ErrNotFound: no pending event (or, for Replay, no dead letter) has the id.
+	ErrNotFound = errors.New("spool: no such event")
+	// ErrExists: Put was given an id that is already stored.
+	ErrExists = errors.New("spool: an event with this id is already stored")
+	// ErrClosed: the spool was closed.
+	ErrClosed = errors.New("spool: closed")
+)
+
+// SpoolEvent is one verified webhook waiting to be delivered to the app, or
+// a dead letter that gave up waiting.
+type SpoolEvent struct {
+	// ID is the event's stable identifier (the Webhook-Id header). The
+	// gateway's ids sort by receipt time.
+	ID string
+	// Action and Reference are the payload's action (or status) and
+	// reference (or transaction id), kept for listings and logs.
+	Action    string
+	Reference string
+	// ActivationCode is the activation-code header that came with the
+	// webhook, if any.
+	ActivationCode string
+	// Body is the decrypted payload, delivered verbatim.
+	Body []byte
+	// Received is when the webhook was acknowledged.
+	Received time.Time
+	// RetryFrom starts the redelivery window: Received, or the time of the
+	// last replay of a dead letter.
+	RetryFrom time.Time
+	// Attempts counts the delivery attempts made so far.
+	Attempts int
+	// NextAttempt is when the event is next due for delivery.
+	NextAttempt time.Time
+	// LastError says why the last attempt failed (a status or a transport
+	// error; never the body).
+	LastError string
+	// DeadAt is when the event was dead-lettered; zero while pending.
+	DeadAt time.Time
+	// DedupeKey, when set, is recorded as seen until DedupeUntil in the same
+	// atomic, durable write as the event (see Spool.Put).
+	DedupeKey   string
+	DedupeUntil time.Time
+}
+
+// SpoolStats is a spool's state at a glance, for the status page and metrics.
+type SpoolStats struct {
+	// Pending counts events awaiting delivery, in-flight ones included.
+	Pending int
+	// OldestPending is the receipt time of the oldest pending event; zero
+	// when nothing is pending.
+	OldestPending time.Time
+	// DeadLetters counts dead-lettered events.
+	DeadLetters int
+}
+
+// Spool is the durable queue between acknowledging a webhook and the app
+// accepting it: an event Put is never lost by a crash or restart, and stays
+// until it is delivered (Complete) or dead-lettered (Bury).
+//
+// Times are passed in rather than read from a clock, so one implementation
+// serves real and fake time alike. Implementations are safe for concurrent
+// use; every write is durable when the method returns.
+type Spool interface {
+	// Put stores ev as pending, due at ev.NextAttempt. It returns only once
+	// the event is durable (fsynced); concurrent Puts may share one commit.
+	// When ev.DedupeKey is set, the key is recorded as seen until
+	// ev.DedupeUntil in the same write, so a back end that also implements
+	// Dedupe can keep Add's reservations volatile and never hold a durable
+	// mark for an event it does not have.
+	Put(ctx context.Context, ev SpoolEvent) error
+	// Claim leases up to max pending events due at now (NextAttempt <= now),
+	// earliest due first. A claimed event is not returned again until lease
+	// has passed without a Complete, Retry or Bury, so the events of a
+	// worker that died are retried.
+	Claim(ctx context.Context, now time.Time, lease time.Duration, max int) ([]SpoolEvent, error)
+	// NextDue reports when the earliest pending event becomes claimable
+	// (its due time, or the end of its lease); ok is false when nothing is
+	// pending.
+	NextDue(ctx context.Context) (due time.Time, ok bool, err error)
+	// Complete removes a delivered event.
+	Complete(ctx context.Context, id string) error
+	// Retry records a failed attempt: the event stays pending with the given
+	// attempt count and last error, due again at next.
+	Retry(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error
+	// Bury moves a pending event to the dead letters, recording the attempt
+	// count, the time and the last error.
+	Bury(ctx context.Context, id string, attempts int, at time.Time, lastErr string) error
+	// DeadLetters lists up to max dead letters in id order (for the
+	// gateway's ids, oldest received first).
+	DeadLetters(ctx context.Context, max int) ([]SpoolEvent, error)
+	// Replay moves a dead letter back to pending, due at now, with a fresh
+	// redelivery window (RetryFrom = now); its attempt count is kept.
+	Replay(ctx context.Context, id string, now time.Time) (SpoolEvent, error)
+	// Stats reports the spool's state.
+	Stats(ctx context.Context) (SpoolStats, error)
+	// Close releases the spool; pending events stay stored.
+	Close() error
+}
