@@ -127,7 +127,11 @@ func (o *Outbound) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte{'\n'})
 	}
 	o.obs.Response(endpoint, http.StatusOK, "")
-	o.log.Info("QR created", logf...)
+	if replayed {
+		o.log.Info("QR replayed", logf...)
+	} else {
+		o.log.Info("QR created", logf...)
+	}
 }
 
 // createUpstream encrypts the canonical request, sends it and turns the

@@ -135,14 +135,21 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
-	if d := t.Sub(now); d > 0 {
+	switch d := t.Sub(now); {
+	case d <= 0:
+		return 0, true
+	case d > maxRetryAfter:
+		return maxRetryAfter, true
+	default:
 		return d, true
 	}
-	return 0, true
 }
 
-// parseDigits parses a non-negative decimal without sign, capped at a day
-// (a larger Retry-After is treated as a day; it exceeds any max_wait).
+// maxRetryAfter caps a provider's Retry-After: a larger one is treated as a
+// day (it exceeds any max_wait anyway).
+const maxRetryAfter = 24 * time.Hour
+
+// parseDigits parses a non-negative decimal without sign, capped at a day.
 func parseDigits(s string) (int64, bool) {
 	var n int64
 	for i := 0; i < len(s); i++ {

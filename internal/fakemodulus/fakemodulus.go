@@ -420,7 +420,9 @@ func (s *Server) decrypt(tok string) ([]byte, error) {
 
 // Encrypt seals plaintext as the provider does (for tests that craft
 // answers).
-func (s *Server) Encrypt(plaintext []byte) (string, error) { return encrypt(s.opts.EncryptionKey, plaintext) }
+func (s *Server) Encrypt(plaintext []byte) (string, error) {
+	return encrypt(s.opts.EncryptionKey, plaintext)
+}
 
 func encrypt(key, plaintext []byte) (string, error) {
 	enc, err := jose.NewEncrypter(jose.A256CBC_HS512, jose.Recipient{Algorithm: jose.A256KW, Key: key}, nil)
