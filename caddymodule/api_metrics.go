@@ -2,7 +2,10 @@ package caddymodule
 
 import (
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/qrphgate/qrphgate/proxy"
 )
@@ -35,6 +38,43 @@ var (
 // apiMetrics implements proxy.OutboundObserver on the package-level set.
 type apiMetrics struct{ env string }
 
+// metricKey identifies one series; handles are cached by it so the hot path
+// builds no metric-name strings.
+type metricKey struct{ name, env, a, b, c string }
+
+var metricHandles sync.Map // metricKey -> *metrics.Counter or *metrics.PrometheusHistogram
+
+func (m apiMetrics) counter(name string, kv ...string) *metrics.Counter {
+	k := m.key(name, kv)
+	if c, ok := metricHandles.Load(k); ok {
+		return c.(*metrics.Counter)
+	}
+	c := metricsSet.GetOrCreateCounter(name + m.labels(kv...))
+	metricHandles.Store(k, c)
+	return c
+}
+
+func (m apiMetrics) histogram(name string, buckets []float64, kv ...string) *metrics.PrometheusHistogram {
+	k := m.key(name, kv)
+	if h, ok := metricHandles.Load(k); ok {
+		return h.(*metrics.PrometheusHistogram)
+	}
+	h := metricsSet.GetOrCreatePrometheusHistogramExt(name+m.labels(kv...), buckets)
+	metricHandles.Store(k, h)
+	return h
+}
+
+// key packs up to three label pairs (names are fixed per metric).
+func (m apiMetrics) key(name string, kv []string) metricKey {
+	k := metricKey{name: name, env: m.env}
+	for i, dst := range []*string{&k.a, &k.b, &k.c} {
+		if 2*i+1 < len(kv) {
+			*dst = kv[2*i+1]
+		}
+	}
+	return k
+}
+
 func (m apiMetrics) labels(kv ...string) string {
 	s := `{environment="` + m.env + `"`
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -44,39 +84,39 @@ func (m apiMetrics) labels(kv ...string) string {
 }
 
 func (m apiMetrics) UpstreamCall(endpoint, outcome string, d time.Duration) {
-	metricsSet.GetOrCreateCounter(metricUpstreamRequests + m.labels("endpoint", endpoint, "status", outcome)).Inc()
-	metricsSet.GetOrCreatePrometheusHistogramExt(metricUpstreamDuration+m.labels("endpoint", endpoint), upstreamBuckets).Update(d.Seconds())
+	m.counter(metricUpstreamRequests, "endpoint", endpoint, "status", outcome).Inc()
+	m.histogram(metricUpstreamDuration, upstreamBuckets, "endpoint", endpoint).Update(d.Seconds())
 }
 
 func (m apiMetrics) UpstreamRetry(endpoint, reason string) {
-	metricsSet.GetOrCreateCounter(metricUpstreamRetries + m.labels("endpoint", endpoint, "reason", reason)).Inc()
+	m.counter(metricUpstreamRetries, "endpoint", endpoint, "reason", reason).Inc()
 }
 
 func (m apiMetrics) QueueWait(d time.Duration) {
-	metricsSet.GetOrCreatePrometheusHistogramExt(metricQueueWait+m.labels(), queueBuckets).Update(d.Seconds())
+	m.histogram(metricQueueWait, queueBuckets).Update(d.Seconds())
 }
 
 func (m apiMetrics) QueueRejected(reason string) {
-	metricsSet.GetOrCreateCounter(metricQueueRejections + m.labels("reason", reason)).Inc()
+	m.counter(metricQueueRejections, "reason", reason).Inc()
 }
 
 func (m apiMetrics) IdempotentReplay() {
-	metricsSet.GetOrCreateCounter(metricReplays + m.labels()).Inc()
+	m.counter(metricReplays).Inc()
 }
 
 func (m apiMetrics) IdempotencyConflict() {
-	metricsSet.GetOrCreateCounter(metricConflicts + m.labels()).Inc()
+	m.counter(metricConflicts).Inc()
 }
 
 func (m apiMetrics) CredentialsRejected() {
-	metricsSet.GetOrCreateCounter(metricCredentials + m.labels()).Inc()
+	m.counter(metricCredentials).Inc()
 }
 
 func (m apiMetrics) Response(endpoint string, status int, code string) {
 	if code == "" {
 		code = "ok"
 	}
-	metricsSet.GetOrCreateCounter(metricResponses + m.labels("endpoint", endpoint, "status", strconv.Itoa(status), "code", code)).Inc()
+	m.counter(metricResponses, "endpoint", endpoint, "status", strconv.Itoa(status), "code", code).Inc()
 }
 
 // breakerGauge sets the breaker-state gauge: 0 closed, 1 half-open, 2 open.

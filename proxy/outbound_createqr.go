@@ -101,8 +101,6 @@ func (o *Outbound) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		h.Set(HeaderIdempotentReplayed, "true")
 		o.obs.IdempotentReplay()
 	}
-	logf = append(logf, zap.String("transaction_id", id), zap.Bool("replayed", replayed),
-		zap.Duration("duration", o.clock.Now().Sub(start)))
 	if wantsPNG(r.Header.Get("Accept")) {
 		var res CreateQRResponse
 		err := json.Unmarshal(doc, &res)
@@ -127,10 +125,13 @@ func (o *Outbound) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte{'\n'})
 	}
 	o.obs.Response(endpoint, http.StatusOK, "")
+	msg := "QR created"
 	if replayed {
-		o.log.Info("QR replayed", logf...)
-	} else {
-		o.log.Info("QR created", logf...)
+		msg = "QR replayed"
+	}
+	if ce := o.log.Check(zap.InfoLevel, msg); ce != nil {
+		ce.Write(append(logf, zap.String("transaction_id", id), zap.Bool("replayed", replayed),
+			zap.Duration("duration", o.clock.Now().Sub(start)))...)
 	}
 }
 
@@ -159,29 +160,24 @@ func (o *Outbound) createUpstream(ctx context.Context, plaintext []byte, req pol
 	if err != nil {
 		return nil, 0, bad("the provider's answer could not be decrypted with encryption_key", err)
 	}
-	var ans struct {
-		ID     *string `json:"id"`
-		QRBody *string `json:"qrBody"`
-	}
-	if err := json.Unmarshal(opened.Plaintext, &ans); err != nil {
-		return nil, 0, bad("the provider's decrypted answer is not a JSON object", errors.New("invalid JSON"))
-	}
+	id, qrBody, err := parseAnswer(opened.Plaintext)
 	switch {
-	case ans.ID == nil || *ans.ID == "" || len(*ans.ID) > 128:
+	case err != nil:
+		return nil, 0, bad("the provider's decrypted answer is not a JSON object", err)
+	case id == "" || len(id) > 128:
 		return nil, 0, bad("the provider's answer has no usable id", nil)
-	case ans.QRBody == nil || *ans.QRBody == "":
+	case qrBody == "":
 		return nil, 0, bad("the provider's answer has no qrBody", nil)
-	}
-	if _, err := decodeQRBody(*ans.QRBody); err != nil {
-		return nil, 0, bad("the provider's qrBody is not base64", err)
+	case !isBase64(qrBody):
+		return nil, 0, bad("the provider's qrBody is not base64", nil)
 	}
 	expires := res.sentAt.Add(time.Duration(o.cfg.Policy.QR.Validity)).UTC().Truncate(time.Second)
 	exp := expires.Format(time.RFC3339)
-	doc, _ := json.Marshal(CreateQRResponse{
-		ID: *ans.ID, QRBody: *ans.QRBody, MerchantReferenceNumber: req.MerchantReferenceNumber,
+	doc := encodeAnswer(CreateQRResponse{
+		ID: id, QRBody: qrBody, MerchantReferenceNumber: req.MerchantReferenceNumber,
 		Amount: req.Amount, Currency: req.Currency, ExpiresAt: exp,
 	})
-	value := joinStored(*ans.ID, exp, doc)
+	value := joinStored(id, exp, doc)
 	ttl := expires.Sub(o.clock.Now())
 	if ttl <= 0 {
 		ttl = time.Second
@@ -261,6 +257,116 @@ func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
 		return nil, clientClosed(err)
 	}
 	return b, nil
+}
+
+// parseAnswer reads "id" and "qrBody" from the provider's decrypted answer
+// (other members are ignored; names match exactly). The usual shape,
+// {"id":"…","qrBody":"…"} with plain strings in either order, is sliced out
+// directly; anything else goes through encoding/json. A member that is not
+// a string leaves its value empty.
+func parseAnswer(b []byte) (id, qrBody string, err error) {
+	if id, qrBody, ok := sliceAnswer(b); ok {
+		return id, qrBody, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", "", errors.New("invalid JSON")
+	}
+	_ = json.Unmarshal(m["id"], &id)
+	_ = json.Unmarshal(m["qrBody"], &qrBody)
+	return id, qrBody, nil
+}
+
+func sliceAnswer(b []byte) (id, qrBody string, ok bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"`))
+	if !ok {
+		return "", "", false
+	}
+	for i := 0; i < 2; i++ {
+		var name, val []byte
+		if name, rest, ok = bytes.Cut(rest, []byte(`":"`)); !ok {
+			return "", "", false
+		}
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 {
+			return "", "", false
+		}
+		val, rest = rest[:end], rest[end+1:]
+		if bytes.IndexByte(val, '\\') >= 0 || !plainJSONString(string(val)) {
+			return "", "", false
+		}
+		switch {
+		case string(name) == "id" && id == "":
+			id = string(val)
+		case string(name) == "qrBody" && qrBody == "":
+			qrBody = string(val)
+		default:
+			return "", "", false
+		}
+		sep := []byte(`,"`)
+		if i == 1 {
+			sep = []byte(`}`)
+		}
+		if rest, ok = bytes.CutPrefix(rest, sep); !ok {
+			return "", "", false
+		}
+	}
+	return id, qrBody, len(rest) == 0
+}
+
+// encodeAnswer is json.Marshal of the answer without reflection on the hot
+// path: qrBody is checked base64, reference, amount, currency and expiry are
+// validated or ours, so only the provider's id may need escaping.
+func encodeAnswer(r CreateQRResponse) []byte {
+	if !plainJSONString(r.ID) {
+		b, _ := json.Marshal(r)
+		return b
+	}
+	b := make([]byte, 0, len(r.QRBody)+len(r.ID)+len(r.MerchantReferenceNumber)+140)
+	b = append(b, `{"id":"`...)
+	b = append(b, r.ID...)
+	b = append(b, `","qrBody":"`...)
+	b = append(b, r.QRBody...)
+	b = append(b, `","merchantReferenceNumber":"`...)
+	b = append(b, r.MerchantReferenceNumber...)
+	b = append(b, `","amount":"`...)
+	b = append(b, r.Amount...)
+	b = append(b, `","currency":"`...)
+	b = append(b, r.Currency...)
+	b = append(b, `","expiresAt":"`...)
+	b = append(b, r.ExpiresAt...)
+	return append(b, `"}`...)
+}
+
+// plainJSONString reports whether encoding/json would write s as is:
+// printable ASCII without quotes, backslashes or HTML-escaped characters.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// isBase64 checks the standard base64 alphabet and length (padded or not)
+// without decoding.
+func isBase64(s string) bool {
+	n := len(s)
+	body := strings.TrimRight(s, "=")
+	pad := n - len(body)
+	switch {
+	case len(body) == 0 || pad > 2 || (pad > 0 && n%4 != 0) || (pad == 0 && n%4 == 1):
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/') {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeQRBody decodes the provider's base64 PNG (padded or not).

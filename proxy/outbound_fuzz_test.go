@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,34 @@ func FuzzWantsPNG(f *testing.F) {
 	f.Fuzz(func(t *testing.T, accept string) {
 		if wantsPNG(accept) && !strings.Contains(accept, "image/") {
 			t.Fatalf("%q chose PNG", accept)
+		}
+	})
+}
+
+// referenceAnswer is parseAnswer's specification, with encoding/json only.
+func referenceAnswer(b []byte) (id, qrBody string, ok bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return "", "", false
+	}
+	_ = json.Unmarshal(m["id"], &id)
+	_ = json.Unmarshal(m["qrBody"], &qrBody)
+	return id, qrBody, true
+}
+
+// The fast path of parseAnswer agrees with encoding/json on every input.
+func FuzzParseAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"a78e","qrBody":"iVBORw0KGgo="}`, `{"qrBody":"iVBO","id":"x"}`, `{"id":"a","id":"b"}`,
+		`{"id":"a","qrBody":"b"} `, `{"id":"a\"b","qrBody":"c"}`, `{"id":"a","qrBody":"b","x":1}`, `{"id":1,"qrBody":"b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, qr, err := parseAnswer(b)
+		rid, rqr, ok := referenceAnswer(b)
+		if (err == nil) != ok || id != rid || qr != rqr {
+			t.Fatalf("%q: got %q %q %v, encoding/json says %q %q %v", b, id, qr, err, rid, rqr, ok)
 		}
 	})
 }

@@ -282,3 +282,28 @@ func TestStoredAnswerFormat(t *testing.T) {
 		t.Fatal("accepted an unknown format")
 	}
 }
+
+// The hand-written answer encoding is byte for byte what encoding/json writes.
+func TestEncodeAnswerMatchesEncodingJSON(t *testing.T) {
+	for _, id := range []string{"a78efd32-de3b-4854-b599-11ae9f98f97e", "id with \"quote\"", "<tag>&", "naïve", "tab\there", ""} {
+		r := CreateQRResponse{ID: id, QRBody: "iVBORw0KGgo+/==", MerchantReferenceNumber: "ORDER-1", Amount: "500.00", Currency: "PHP", ExpiresAt: "2026-01-15T10:45:00Z"}
+		want, _ := json.Marshal(r)
+		if got := encodeAnswer(r); string(got) != string(want) {
+			t.Errorf("id %q:\n got %s\nwant %s", id, got, want)
+		}
+	}
+}
+
+func TestIsBase64(t *testing.T) {
+	for s, want := range map[string]bool{
+		"iVBORw0KGgo=": true, "iVBORw0KGgo": true, "iVBO": true, "iVBORw==": true, "QQ": true,
+		"": false, "=": false, "iVBORw0KGgo==": false, "iVB": true, "iVBOR": false, "iV-_": false, "iV BO": false, "iVBO===": false,
+	} {
+		if got := isBase64(s); got != want {
+			t.Errorf("isBase64(%q) = %v", s, got)
+		}
+		if _, err := decodeQRBody(s); want && s != "" && err != nil {
+			t.Errorf("%q passes the check but does not decode: %v", s, err)
+		}
+	}
+}
