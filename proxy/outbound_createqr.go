@@ -360,13 +360,7 @@ func isBase64(s string) bool {
 	case len(body) == 0 || pad > 2 || (pad > 0 && n%4 != 0) || (pad == 0 && n%4 == 1):
 		return false
 	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/') {
-			return false
-		}
-	}
-	return true
+	return isWord(body, "+/", len(body))
 }
 
 // decodeQRBody decodes the provider's base64 PNG (padded or not).
@@ -418,14 +412,23 @@ func wantsPNG(accept string) bool {
 // safeReference returns ref for logging only when it is well formed (an
 // invalid one may be anything the app sent).
 func safeReference(ref string) string {
-	if len(ref) > 36 {
+	if !isWord(ref, "-", 36) {
 		return ""
 	}
-	for i := 0; i < len(ref); i++ {
-		c := ref[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return ""
+	return ref
+}
+
+// isWord reports whether s is 1 to maxLen ASCII letters, digits or bytes
+// from extra.
+func isWord(s, extra string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
 		}
 	}
-	return ref
+	return true
 }

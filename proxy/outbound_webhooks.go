@@ -236,31 +236,9 @@ func (o *Outbound) webhookPayload(fields map[string]string) ([]byte, *Error) {
 	return []byte(`{"Token":"` + tok + `"}`), nil
 }
 
-func validWebhookID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validWebhookID(id string) bool { return isWord(id, "-", 64) }
 
-func validHeaderCode(v string) bool {
-	if v == "" || len(v) > 64 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+func validHeaderCode(v string) bool { return isWord(v, "-_", 64) }
 
 // decodeStringFields strictly decodes a JSON object whose members are all
 // strings from allowed: no unknown or repeated members, nothing after it.
