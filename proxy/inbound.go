@@ -38,8 +38,6 @@ const (
 )
 
 const (
-	// activationCodeHeader is the provider's optional merchant header.
-	activationCodeHeader  = "Activation-Code"
 	maxActivationCodeLen  = 128
 	defaultMaxWebhookBody = 64 << 10
 	defaultDedupeWindow   = 72 * time.Hour
@@ -228,7 +226,7 @@ func (in *Inbound) refuse(log *zap.Logger, status int, result, msg string, cause
 // of them; otherwise a well-formed header is passed on and a malformed one
 // dropped (it is an unauthenticated echo, never proof of anything).
 func (in *Inbound) activationCode(h http.Header) (string, bool) {
-	values := h.Values(activationCodeHeader)
+	values := h.Values(HeaderActivationCode)
 	var code string
 	if len(values) == 1 && validActivationCode(values[0]) {
 		code = values[0]

@@ -33,11 +33,11 @@ var Outcomes = []string{OutcomeDelivered, OutcomeRejected, OutcomeTimeout, Outco
 
 // Headers sent to the app with every delivery.
 const (
-	HeaderWebhookID        = "Webhook-Id"
-	HeaderWebhookTimestamp = "Webhook-Timestamp"
-	HeaderWebhookAttempt   = "Webhook-Attempt"
-	HeaderWebhookSignature = "Webhook-Signature"
-	HeaderActivationCode   = "Modulus-Activation-Code"
+	HeaderWebhookID             = "Webhook-Id"
+	HeaderWebhookTimestamp      = "Webhook-Timestamp"
+	HeaderWebhookAttempt        = "Webhook-Attempt"
+	HeaderWebhookSignature      = "Webhook-Signature"
+	HeaderModulusActivationCode = "Modulus-Activation-Code"
 )
 
 // Delivery defaults.
@@ -351,7 +351,7 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
 	h.Set(HeaderWebhookAttempt, strconv.Itoa(attempt))
 	if ev.ActivationCode != "" {
-		h.Set(HeaderActivationCode, ev.ActivationCode)
+		h.Set(HeaderModulusActivationCode, ev.ActivationCode)
 	}
 	if cfg.Signer != nil {
 		h.Set(HeaderWebhookSignature, cfg.Signer.Sign(ev.ID, ts, ev.Body))

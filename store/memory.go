@@ -66,16 +66,15 @@ func (m *Memory) Usage(_ context.Context, key string, window time.Duration) (int
 }
 
 // trimLog drops entries at or before cutoff: a call at exactly now-window
-// has left the window (now-window, now].
+// has left the window (now-window, now]. It reslices instead of copying, so
+// a busy log costs O(1) per call; append copies only the live part when it
+// next grows the array.
 func trimLog(log []time.Time, cutoff time.Time) []time.Time {
 	i := 0
 	for i < len(log) && !log[i].After(cutoff) {
 		i++
 	}
-	if i == 0 {
-		return log
-	}
-	return append(log[:0], log[i:]...)
+	return log[i:]
 }
 
 // Begin implements Idempotency.

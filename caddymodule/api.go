@@ -1,0 +1,369 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/internal/clock"
+	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/proxy"
+)
+
+func init() {
+	caddy.RegisterModule(API{})
+	httpcaddyfile.RegisterHandlerDirective("modulus_api", parseAPICaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("modulus_api", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// API is the outbound gateway (http.handlers.modulus_api): the app POSTs
+// plain JSON on loopback, and qrphgate validates it, injects the
+// credentials, encrypts it, paces it under the provider's rate limit,
+// retries only what is safe, circuit-breaks a failing upstream and returns
+// the decrypted answer. It is a terminal handler: it answers every request
+// (unknown paths get a JSON 404).
+//
+// Secrets (secret_key, encryption_key, activation codes) must be {env.*} or
+// {file.*} placeholders, resolved at provision time so they never enter the
+// config; inline values are accepted only in the sandbox.
+type API struct {
+	// Environment is sandbox or production (required). It selects the
+	// defaults of the embedded policy and the checks applied at start-up.
+	Environment string `json:"environment,omitempty"`
+	// SecretKey is the provider's secret key (HTTP Basic username).
+	SecretKey string `json:"secret_key,omitempty"`
+	// EncryptionKey is the JWE key for requests and answers.
+	EncryptionKey string `json:"encryption_key,omitempty"`
+	// KeyEncoding says how EncryptionKey becomes 32 bytes: utf8 (default),
+	// base64, base64url or hex.
+	KeyEncoding string `json:"key_encoding,omitempty"`
+	// ActivationCode is the default merchant, used when a request names none.
+	ActivationCode string `json:"activation_code,omitempty"`
+	// Merchants are further activation codes a request may name.
+	Merchants []string `json:"merchants,omitempty"`
+	// QRURL is the QR API base URL (default: the environment's).
+	QRURL string `json:"qr_url,omitempty"`
+	// WebhooksURL is the webhook-management API base URL (default: the
+	// environment's; production has none published).
+	WebhooksURL string `json:"webhooks_url,omitempty"`
+	// WebhooksPayload is how webhook-management bodies are sent: plain JSON
+	// (default) or jwe ({"Token": JWE}); the provider's pages disagree.
+	WebhooksPayload string `json:"webhooks_payload,omitempty"`
+	// RateLimit is the provider's budget, "N/duration" (default: the
+	// environment's, 100/1m sandbox and 1000/1m production).
+	RateLimit string `json:"rate_limit,omitempty"`
+	// MaxWait is the longest a call waits for rate slots, Retry-After and
+	// retry backoff together (default 10s; 0 never waits).
+	MaxWait *caddy.Duration `json:"max_wait,omitempty"`
+	// MaxQueue bounds the calls waiting for a rate slot (default: the rate
+	// limit's count).
+	MaxQueue int `json:"max_queue,omitempty"`
+	// Timeout bounds each upstream attempt (default 15s).
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Retries is the number of extra attempts where a retry is safe
+	// (default 2).
+	Retries *int `json:"retries,omitempty"`
+	// AuthFailures consecutive 401/403 answers stop authenticated calls
+	// until reload (default 3).
+	AuthFailures int `json:"auth_failures,omitempty"`
+	// CircuitBreaker configures the per-upstream breakers.
+	CircuitBreaker *BreakerConfig `json:"circuit_breaker,omitempty"`
+	// Store is where the rate budget and idempotency cache live: memory
+	// (default) or redis://host:port/db (rediss:// for TLS).
+	Store string `json:"store,omitempty"`
+	// Policy is an optional override file for the embedded default policy.
+	Policy string `json:"policy,omitempty"`
+
+	engine     *proxy.Outbound
+	logger     *zap.Logger
+	sharedKey  string
+	stores     *outboundStores
+	unregister func()
+}
+
+// BreakerConfig is the circuit_breaker option; zero fields take the
+// defaults (failures 5, window 30s, open 30s, probes 1).
+type BreakerConfig struct {
+	// Failures within Window open the breaker.
+	Failures int `json:"failures,omitempty"`
+	// Window is the sliding window failures are counted in.
+	Window caddy.Duration `json:"window,omitempty"`
+	// Open is how long the breaker stays open before probing.
+	Open caddy.Duration `json:"open,omitempty"`
+	// Probes is how many trial calls the half-open breaker admits.
+	Probes int `json:"probes,omitempty"`
+}
+
+func (b *BreakerConfig) settings() proxy.BreakerSettings {
+	s := proxy.DefaultBreakerSettings
+	if b == nil {
+		return s
+	}
+	if b.Failures != 0 {
+		s.Failures = b.Failures
+	}
+	if b.Window != 0 {
+		s.Window = time.Duration(b.Window)
+	}
+	if b.Open != 0 {
+		s.Open = time.Duration(b.Open)
+	}
+	if b.Probes != 0 {
+		s.Probes = b.Probes
+	}
+	return s
+}
+
+// CaddyModule returns the Caddy module information.
+func (API) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.modulus_api",
+		New: func() caddy.Module { return new(API) },
+	}
+}
+
+// outboundShared is the pooled state that survives reloads.
+var outboundShared = caddy.NewUsagePool()
+
+type sharedState struct{ *proxy.OutboundShared }
+
+func (s sharedState) Destruct() error {
+	s.Close()
+	return nil
+}
+
+// Provision resolves the secrets, runs the start-up checks and builds the
+// engine. Every error names the option, never its value.
+func (a *API) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	cfg, err := a.config(caddy.NewReplacer())
+	if err != nil {
+		return err
+	}
+	a.stores, err = openOutboundStore(ctx, a.Store, cfg.Environment.Name)
+	if err != nil {
+		return err
+	}
+	cfg.Budget, cfg.Idempotency, cfg.StoreKind = a.stores.budget, a.stores.idempotency, a.stores.kind
+
+	account := proxy.AccountID(cfg.SecretKey.Reveal())
+	breaker := a.CircuitBreaker.settings()
+	env := cfg.Environment.Name
+	whURL := ""
+	if cfg.WebhooksURL != nil {
+		whURL = cfg.WebhooksURL.String()
+	}
+	a.sharedKey = strings.Join([]string{"outbound", env, cfg.QRURL.String(), whURL, account, breaker.String(), a.stores.key}, "|")
+	logger := a.logger
+	val, _, err := outboundShared.LoadOrNew(a.sharedKey, func() (caddy.Destructor, error) {
+		s, err := proxy.NewOutboundShared(proxy.SharedOptions{
+			Budget: cfg.Budget, BudgetKey: proxy.BudgetKey(env, account), Breaker: breaker, Clock: clock.Real(),
+			OnBreakerChange: func(name string, from, to proxy.BreakerState) {
+				recordBreaker(env, name, to)
+				logger.Warn("circuit breaker changed state", zap.String("upstream", name),
+					zap.String("from", from.String()), zap.String("to", to.String()))
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		breakerGauge(env, "qr", proxy.BreakerClosed)
+		breakerGauge(env, "webhooks", proxy.BreakerClosed)
+		return sharedState{s}, nil
+	})
+	if err != nil {
+		a.sharedKey = ""
+		return err
+	}
+	cfg.Shared = val.(sharedState).OutboundShared
+	cfg.Logger = a.logger
+	cfg.Observer = apiMetrics{env: env}
+	if a.engine, err = proxy.NewOutbound(cfg); err != nil {
+		return err
+	}
+	engine := a.engine
+	a.unregister = status.register("outbound", env+" "+cfg.QRURL.Host, func() any {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return engine.Status(ctx)
+	})
+	a.logger.Info("modulus_api ready", zap.String("environment", env), zap.String("qr_url", cfg.QRURL.String()),
+		zap.String("webhooks_url", whURL), zap.String("rate_limit", cfg.RateLimit.String()), zap.String("store", a.stores.kind))
+	return nil
+}
+
+// config turns the options into the engine's configuration: secrets
+// resolved and every start-up check applied.
+func (a *API) config(repl *caddy.Replacer) (proxy.OutboundConfig, error) {
+	var cfg proxy.OutboundConfig
+	pol, err := policy.Load(a.Policy)
+	if err != nil {
+		return cfg, fmt.Errorf("policy: %w", err)
+	}
+	cfg.Policy = pol
+	if a.Environment == "" {
+		return cfg, errors.New("environment is required (sandbox or production)")
+	}
+	env, err := pol.Environment(a.Environment)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Environment = env
+	literalOK := env.Name == policy.Sandbox
+
+	secret, _, err := resolveSecret(repl, "secret_key", a.SecretKey, literalOK)
+	if err != nil {
+		return cfg, err
+	}
+	warning, err := pol.CheckSecretKey(env, secret)
+	if err != nil {
+		return cfg, err
+	}
+	if warning != "" {
+		a.logger.Warn(warning)
+	}
+	cfg.SecretKey = crypto.Secret(secret)
+
+	enc, err := crypto.ParseEncoding(a.KeyEncoding)
+	if err != nil {
+		return cfg, fmt.Errorf("key_encoding: %w", err)
+	}
+	material, _, err := resolveSecret(repl, "encryption_key", a.EncryptionKey, literalOK)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.EncryptionKey, err = crypto.NewKey("encryption_key", material, enc); err != nil {
+		return cfg, err
+	}
+
+	if a.ActivationCode != "" {
+		code, _, err := resolveSecret(repl, "activation_code", a.ActivationCode, literalOK)
+		if err != nil {
+			return cfg, err
+		}
+		if err := pol.CheckActivationCode("activation_code", code); err != nil {
+			return cfg, err
+		}
+		cfg.DefaultMerchant = code
+	}
+	for i, raw := range a.Merchants {
+		field := fmt.Sprintf("merchants[%d]", i)
+		code, _, err := resolveSecret(repl, field, raw, literalOK)
+		if err != nil {
+			return cfg, err
+		}
+		if err := pol.CheckActivationCode(field, code); err != nil {
+			return cfg, err
+		}
+		cfg.Merchants = append(cfg.Merchants, code)
+	}
+	if cfg.DefaultMerchant == "" && len(cfg.Merchants) == 0 {
+		return cfg, errors.New("activation_code (or merchants) is required")
+	}
+
+	qr := a.QRURL
+	if qr == "" {
+		qr = env.QRURL
+	}
+	if cfg.QRURL, err = policy.CheckUpstreamURL("qr_url", qr); err != nil {
+		return cfg, err
+	}
+	if err := pol.CheckEnvironmentURL(env, "qr_url", cfg.QRURL); err != nil {
+		return cfg, err
+	}
+	wh := a.WebhooksURL
+	if wh == "" {
+		wh = env.WebhooksURL
+	}
+	if wh == "" {
+		a.logger.Warn("webhooks_url is not configured: /v1/webhooks answers 501 webhooks_not_configured " +
+			"(the provider has not published the production webhooks host; set webhooks_url from your onboarding details)")
+	} else {
+		if cfg.WebhooksURL, err = policy.CheckUpstreamURL("webhooks_url", wh); err != nil {
+			return cfg, err
+		}
+		if err := pol.CheckEnvironmentURL(env, "webhooks_url", cfg.WebhooksURL); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.WebhooksPayload = a.WebhooksPayload
+
+	cfg.RateLimit = env.RateLimit
+	if a.RateLimit != "" {
+		if cfg.RateLimit, err = policy.ParseRateLimit(a.RateLimit); err != nil {
+			return cfg, fmt.Errorf("rate_limit: %w", err)
+		}
+	}
+	cfg.MaxWait = proxy.DefaultMaxWait
+	if a.MaxWait != nil {
+		if cfg.MaxWait = time.Duration(*a.MaxWait); cfg.MaxWait < 0 {
+			return cfg, errors.New("max_wait must not be negative")
+		}
+	}
+	if a.MaxQueue < 0 {
+		return cfg, errors.New("max_queue must not be negative")
+	}
+	cfg.MaxQueue = a.MaxQueue
+	cfg.Timeout = proxy.DefaultTimeout
+	if a.Timeout != 0 {
+		if cfg.Timeout = time.Duration(a.Timeout); cfg.Timeout < 0 {
+			return cfg, errors.New("timeout must be positive")
+		}
+	}
+	cfg.Retries = proxy.DefaultRetries
+	if a.Retries != nil {
+		if cfg.Retries = *a.Retries; cfg.Retries < 0 || cfg.Retries > 10 {
+			return cfg, errors.New("retries must be between 0 and 10")
+		}
+	}
+	if a.AuthFailures < 0 {
+		return cfg, errors.New("auth_failures must be at least 1")
+	}
+	cfg.AuthFailures = a.AuthFailures
+	if err := a.CircuitBreaker.settings().Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Cleanup releases the pooled state; it tolerates a half-provisioned module.
+func (a *API) Cleanup() error {
+	if a.unregister != nil {
+		a.unregister()
+	}
+	var errs []error
+	if a.sharedKey != "" {
+		if _, err := outboundShared.Delete(a.sharedKey); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.stores != nil {
+		if err := a.stores.release(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler. The engine answers
+// every request itself.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	a.engine.ServeHTTP(w, r)
+	return nil
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*API)(nil)
+	_ caddy.CleanerUpper          = (*API)(nil)
+	_ caddyhttp.MiddlewareHandler = (*API)(nil)
+)

@@ -1,0 +1,250 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/proxy"
+)
+
+func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	a := new(API)
+	err := a.UnmarshalCaddyfile(h.Dispenser)
+	return a, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	modulus_api {
+//		environment      sandbox|production
+//		secret_key       {env.MODULUS_SECRET_KEY}
+//		encryption_key   {env.MODULUS_ENCRYPTION_KEY}
+//		key_encoding     utf8|base64|base64url|hex
+//		activation_code  {env.MODULUS_ACTIVATION_CODE}
+//		merchants        <activation code>...
+//		qr_url           <https URL>
+//		webhooks_url     <https URL>
+//		webhooks_payload plain|jwe
+//		rate_limit       <N>/<duration>
+//		max_wait         <duration>
+//		max_queue        <N>
+//		timeout          <duration>
+//		retries          <N>
+//		auth_failures    <N>
+//		circuit_breaker  failures <N> window <duration> open <duration> probes <N>
+//		store            memory|redis://host:port/db
+//		policy           <path>
+//	}
+//
+// circuit_breaker takes its settings as pairs on one line, as above, or as a
+// block with one setting per line (a Caddyfile block cannot open and close
+// on one line).
+// Every option may appear once; secrets are checked at provision time.
+func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.Errf("modulus_api takes no arguments, only a block of options")
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("modulus_api option %q given twice", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "environment":
+			if a.Environment, err = oneArg(d); err == nil && a.Environment != policy.Sandbox && a.Environment != policy.Production {
+				return d.Errf("environment must be sandbox or production")
+			}
+		case "secret_key":
+			a.SecretKey, err = oneArg(d)
+		case "encryption_key":
+			a.EncryptionKey, err = oneArg(d)
+		case "key_encoding":
+			if a.KeyEncoding, err = oneArg(d); err == nil {
+				if _, e := crypto.ParseEncoding(a.KeyEncoding); e != nil {
+					return d.Errf("key_encoding: %v", e)
+				}
+			}
+		case "activation_code":
+			a.ActivationCode, err = oneArg(d)
+		case "merchants":
+			if a.Merchants = d.RemainingArgs(); len(a.Merchants) == 0 {
+				return d.ArgErr()
+			}
+		case "qr_url", "webhooks_url":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if _, e := policy.CheckUpstreamURL(opt, v); e != nil {
+					return d.Errf("%v", e)
+				}
+				if opt == "qr_url" {
+					a.QRURL = v
+				} else {
+					a.WebhooksURL = v
+				}
+			}
+		case "webhooks_payload":
+			if a.WebhooksPayload, err = oneArg(d); err == nil && a.WebhooksPayload != proxy.WebhooksPayloadPlain && a.WebhooksPayload != proxy.WebhooksPayloadJWE {
+				return d.Errf("webhooks_payload must be plain or jwe")
+			}
+		case "rate_limit":
+			if a.RateLimit, err = oneArg(d); err == nil {
+				if _, e := policy.ParseRateLimit(a.RateLimit); e != nil {
+					return d.Errf("rate_limit: %v", e)
+				}
+			}
+		case "max_wait":
+			var dur caddy.Duration
+			if dur, err = durationArg(d, opt, true); err == nil {
+				a.MaxWait = &dur
+			}
+		case "timeout":
+			a.Timeout, err = durationArg(d, opt, false)
+		case "max_queue":
+			a.MaxQueue, err = intArg(d, opt, 1, 1<<20)
+		case "retries":
+			var n int
+			if n, err = intArg(d, opt, 0, 10); err == nil {
+				a.Retries = &n
+			}
+		case "auth_failures":
+			a.AuthFailures, err = intArg(d, opt, 1, 100)
+		case "circuit_breaker":
+			a.CircuitBreaker, err = parseBreaker(d)
+		case "store":
+			if a.Store, err = oneArg(d); err == nil {
+				if e := checkStoreSpec(a.Store); e != nil {
+					return d.Errf("%v", e)
+				}
+			}
+		case "policy":
+			a.Policy, err = oneArg(d)
+		default:
+			return d.Errf("unknown modulus_api option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+		if opt != "circuit_breaker" && d.NextBlock(d.Nesting()) {
+			return d.Errf("%s takes no block", opt)
+		}
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument on the option's line.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+func durationArg(d *caddyfile.Dispenser, opt string, zeroOK bool) (caddy.Duration, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur < 0 || (dur == 0 && !zeroOK) {
+		return 0, d.Errf("%s must be a positive duration such as 10s", opt)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func intArg(d *caddyfile.Dispenser, opt string, lo, hi int) (int, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, d.Errf("%s must be a whole number from %d to %d", opt, lo, hi)
+	}
+	return n, nil
+}
+
+// parseBreaker reads the circuit_breaker settings, as key-value arguments
+// on the option's line or as a block with one setting per line:
+//
+//	circuit_breaker failures 5 window 30s open 30s probes 1
+//	circuit_breaker {
+//		failures 5
+//		window   30s
+//	}
+//
+// (A Caddyfile block cannot open and close on one line.)
+func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
+	b := new(BreakerConfig)
+	seen := make(map[string]bool)
+	set := func(key, v string) error {
+		if seen[key] {
+			return d.Errf("circuit_breaker setting %q given twice", key)
+		}
+		seen[key] = true
+		switch key {
+		case "failures", "probes":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return d.Errf("circuit_breaker %s must be a whole number from 1 to 1000", key)
+			}
+			if key == "failures" {
+				b.Failures = n
+			} else {
+				b.Probes = n
+			}
+		case "window", "open":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("circuit_breaker %s must be a positive duration such as 30s", key)
+			}
+			if key == "window" {
+				b.Window = caddy.Duration(dur)
+			} else {
+				b.Open = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("unknown circuit_breaker setting %q (want failures, window, open, probes)", key)
+		}
+		return nil
+	}
+	args := d.RemainingArgs()
+	if len(args)%2 != 0 {
+		return nil, d.Errf("circuit_breaker takes setting-value pairs: failures 5 window 30s open 30s probes 1")
+	}
+	for i := 0; i < len(args); i += 2 {
+		if err := set(args[i], args[i+1]); err != nil {
+			return nil, err
+		}
+	}
+	for nest := d.Nesting(); d.NextBlock(nest); {
+		key := d.Val()
+		v, err := oneArg(d)
+		if err != nil {
+			return nil, d.Errf("circuit_breaker %s takes one value", key)
+		}
+		if err := set(key, v); err != nil {
+			return nil, err
+		}
+	}
+	if len(seen) == 0 {
+		return nil, d.Errf("circuit_breaker needs settings: failures 5 window 30s open 30s probes 1")
+	}
+	return b, nil
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*API)(nil)
