@@ -240,7 +240,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createQR(w http.ResponseWriter, r *http.Request, call *Call, body []byte, f Fault, faulted bool) {
-	defer func() { s.record(*call) }()
+	recorded := false
+	defer func() {
+		if !recorded {
+			s.record(*call)
+		}
+	}()
 	if !call.Authorized {
 		s.errorObject(w, http.StatusUnauthorized, "10000013", "Invalid API Key")
 		return
@@ -285,6 +290,10 @@ func (s *Server) createQR(w http.ResponseWriter, r *http.Request, call *Call, bo
 	s.mu.Unlock()
 	call.Created = true
 	if faulted && f.ResetAfterRead {
+		// Record before the reset: the client sees the reset at once and a
+		// test may count calls before a deferred record would run.
+		s.record(*call)
+		recorded = true
 		reset(w)
 		return
 	}
