@@ -22,9 +22,13 @@ const testRedisURL = "redis://127.0.0.1:6379/0"
 // starts) under a prefix no other run uses.
 func openTestRedis(t *testing.T) *store.Redis {
 	t.Helper()
-	r, err := store.OpenRedis(context.Background(), testRedisURL, store.RedisOptions{
-		Prefix: fmt.Sprintf("qrphgate-test:%d:", time.Now().UnixNano()),
-	})
+	return openTestRedisWith(t, store.RedisOptions{})
+}
+
+func openTestRedisWith(t *testing.T, o store.RedisOptions) *store.Redis {
+	t.Helper()
+	o.Prefix = fmt.Sprintf("qrphgate-test:%d:", time.Now().UnixNano())
+	r, err := store.OpenRedis(context.Background(), testRedisURL, o)
 	if err != nil {
 		testenv.Missing(t, "redis on 127.0.0.1:6379: %v", err)
 	}
