@@ -56,9 +56,9 @@ type RedisOptions struct {
 	PingEvery time.Duration
 	// Logger receives the state transitions; nil means none.
 	Logger *zap.Logger
-	// OnStateChange is called on every transition (up true: reachable
-	// again), after it is logged.
-	OnStateChange func(up bool)
+	// OnStateChange is called on every transition with the store's Name
+	// (up true: reachable again), after it is logged.
+	OnStateChange func(name string, up bool)
 }
 
 // OpenRedis connects to redis://[user:password@]host:port/db or rediss://
@@ -77,8 +77,16 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	opts.ReadTimeout = orDefault(o.ReadTimeout, time.Second)
 	opts.WriteTimeout = orDefault(o.WriteTimeout, time.Second)
 	// Fail fast rather than queue behind a dead server; callers apply the
-	// documented failure mode.
+	// documented failure mode. One dial attempt per command, and the
+	// client's dial breaker kept out of the way: it trips after PoolSize
+	// failed dials in a row and then answers with the remembered error,
+	// even for a while after the server is back (seen as a flap right
+	// after recovery). A refused dial costs microseconds, so recovery is
+	// seen by the first command after it. Connections are still opened
+	// only on demand.
 	opts.MaxRetries = 1
+	opts.DialerRetries = 1
+	opts.PoolSize = max(opts.PoolSize, 1<<16)
 	prefix := o.Prefix
 	if prefix == "" {
 		prefix = "qrphgate:"

@@ -33,37 +33,37 @@ type RedisState struct {
 type health struct {
 	name     string
 	log      *zap.Logger
-	onChange func(up bool)
+	onChange func(name string, up bool)
 
 	up atomic.Bool // fast path: most observations change nothing
 	mu sync.Mutex
 	st RedisState
 }
 
-func newHealth(name string, log *zap.Logger, onChange func(bool)) *health {
+func newHealth(name string, log *zap.Logger, onChange func(string, bool)) *health {
 	h := &health{name: name, log: log, onChange: onChange, st: RedisState{Up: true, Since: time.Now()}}
 	h.up.Store(true)
 	return h
 }
 
-// observe records the outcome of one command.
-func (h *health) observe(err error) {
+// observe records the outcome of one command (what names it).
+func (h *health) observe(err error, what string) {
 	switch {
 	case err == nil || !isOutage(err):
 		if errors.Is(err, context.Canceled) {
 			return // the caller left; that says nothing about the server
 		}
 		if !h.up.Load() {
-			h.set(true, nil)
+			h.set(true, nil, what)
 		}
 	default:
 		if h.up.Load() {
-			h.set(false, err)
+			h.set(false, err, what)
 		}
 	}
 }
 
-func (h *health) set(up bool, err error) {
+func (h *health) set(up bool, err error, what string) {
 	h.mu.Lock()
 	if h.st.Up == up {
 		h.mu.Unlock()
@@ -80,13 +80,13 @@ func (h *health) set(up bool, err error) {
 	h.up.Store(up)
 	h.mu.Unlock()
 	if up {
-		h.log.Warn("store reachable again", zap.String("store", h.name), zap.Duration("down_for", downFor))
+		h.log.Warn("store reachable again", zap.String("store", h.name), zap.Duration("down_for", downFor), zap.String("command", what))
 	} else {
 		h.log.Error("store unreachable: outbound calls get 503 store_unavailable, webhooks follow the documented failure mode until it returns",
-			zap.String("store", h.name), zap.Error(err))
+			zap.String("store", h.name), zap.Error(err), zap.String("command", what))
 	}
 	if h.onChange != nil {
-		h.onChange(up)
+		h.onChange(h.name, up)
 	}
 }
 
@@ -123,7 +123,7 @@ func (k healthHook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := next(ctx, network, addr)
 		if err != nil {
-			k.h.observe(err)
+			k.h.observe(err, "dial")
 		}
 		return c, err
 	}
@@ -132,7 +132,7 @@ func (k healthHook) DialHook(next redis.DialHook) redis.DialHook {
 func (k healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		k.h.observe(err)
+		k.h.observe(err, cmd.Name())
 		return err
 	}
 }
@@ -148,7 +148,7 @@ func (k healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 				}
 			}
 		}
-		k.h.observe(err)
+		k.h.observe(err, "pipeline")
 		return err
 	}
 }

@@ -20,7 +20,7 @@ type transitions struct {
 	ups []bool
 }
 
-func (tr *transitions) record(up bool) {
+func (tr *transitions) record(_ string, up bool) {
 	tr.mu.Lock()
 	tr.ups = append(tr.ups, up)
 	tr.mu.Unlock()

@@ -53,6 +53,19 @@ type RedisSpool struct {
 	stopOnce sync.Once
 	closed   bool
 	closeMu  sync.Mutex
+
+	// unsynced holds, per event, the last Complete, Retry or Bury the
+	// server missed (it was down); the heartbeat applies them when it
+	// returns, so a delivered event is not delivered again and a failed
+	// one is not held until its lease ends.
+	unsyncedMu sync.Mutex
+	unsynced   map[string]unsyncedWrite
+	seq        uint64
+}
+
+type unsyncedWrite struct {
+	apply func(context.Context) error
+	seq   uint64 // tells a newer write for the same event from this one
 }
 
 // RedisSpoolOptions tune NewRedisSpool.
@@ -84,7 +97,7 @@ func NewRedisSpool(ctx context.Context, r *Redis, o RedisSpoolOptions) (*RedisSp
 	_, _ = rand.Read(id)
 	s := &RedisSpool{
 		r: r, name: o.Name, p: r.prefix + o.Name + ":", owner: hex.EncodeToString(id), hb: o.Heartbeat, log: o.Logger,
-		stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), unsynced: make(map[string]unsyncedWrite),
 	}
 	s.checkDurability(ctx)
 	go s.beat()
@@ -230,8 +243,53 @@ return 1
 
 // Complete implements Spool.
 func (s *RedisSpool) Complete(ctx context.Context, id string) error {
-	n, err := redisCompleteScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv"}, id, s.p+"claims:").Int()
-	return s.result("complete", n, err)
+	return s.finish(ctx, id, func(ctx context.Context) error {
+		n, err := redisCompleteScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv"}, id, s.p+"claims:").Int()
+		return s.result("complete", n, err)
+	})
+}
+
+// finish applies one of the writes that end an attempt (Complete, Retry,
+// Bury). When the server cannot be reached, the write is kept and applied
+// again by the heartbeat once it answers.
+func (s *RedisSpool) finish(ctx context.Context, id string, op func(context.Context) error) error {
+	err := op(ctx)
+	s.unsyncedMu.Lock()
+	if errors.Is(err, ErrUnavailable) {
+		s.seq++
+		s.unsynced[id] = unsyncedWrite{apply: op, seq: s.seq}
+	} else {
+		delete(s.unsynced, id)
+	}
+	s.unsyncedMu.Unlock()
+	return err
+}
+
+// resync applies the writes the server missed; it returns how many it
+// applied.
+func (s *RedisSpool) resync(ctx context.Context) int {
+	s.unsyncedMu.Lock()
+	writes := make(map[string]unsyncedWrite, len(s.unsynced))
+	for id, w := range s.unsynced {
+		writes[id] = w
+	}
+	s.unsyncedMu.Unlock()
+	applied := 0
+	for id, w := range writes {
+		err := w.apply(ctx)
+		if errors.Is(err, ErrUnavailable) {
+			return applied
+		}
+		s.unsyncedMu.Lock()
+		if cur, ok := s.unsynced[id]; ok && cur.seq == w.seq {
+			delete(s.unsynced, id)
+		}
+		s.unsyncedMu.Unlock()
+		if err == nil {
+			applied++
+		}
+	}
+	return applied
 }
 
 var redisRetryScript = redis.NewScript(redisRelease + `
@@ -244,9 +302,11 @@ return 1
 
 // Retry implements Spool.
 func (s *RedisSpool) Retry(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error {
-	n, err := redisRetryScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due"},
-		id, s.p+"claims:", attempts, nanos(next), micros(next), lastErr).Int()
-	return s.result("retry", n, err)
+	return s.finish(ctx, id, func(ctx context.Context) error {
+		n, err := redisRetryScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due"},
+			id, s.p+"claims:", attempts, nanos(next), micros(next), lastErr).Int()
+		return s.result("retry", n, err)
+	})
 }
 
 var redisBuryScript = redis.NewScript(redisRelease + `
@@ -261,9 +321,11 @@ return 1
 
 // Bury implements Spool.
 func (s *RedisSpool) Bury(ctx context.Context, id string, attempts int, at time.Time, lastErr string) error {
-	n, err := redisBuryScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv", s.p + "dead"},
-		id, s.p+"claims:", attempts, nanos(at), lastErr).Int()
-	return s.result("bury", n, err)
+	return s.finish(ctx, id, func(ctx context.Context) error {
+		n, err := redisBuryScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv", s.p + "dead"},
+			id, s.p+"claims:", attempts, nanos(at), lastErr).Int()
+		return s.result("bury", n, err)
+	})
 }
 
 func (s *RedisSpool) result(op string, n int, err error) error {

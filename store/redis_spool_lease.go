@@ -73,9 +73,15 @@ func (s *RedisSpool) beat() {
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), every)
-		if n, err := s.beatOnce(ctx, false); err == nil && n > 0 {
+		n, err := s.beatOnce(ctx, false)
+		if err == nil && n > 0 {
 			s.log.Warn("took over the events another replica had claimed before it went silent",
 				zap.Int("events", n), zap.Duration("heartbeat", s.hb))
+		}
+		if err == nil {
+			if n := s.resync(ctx); n > 0 {
+				s.log.Info("applied the spool writes the Redis server missed while it was down", zap.Int("writes", n))
+			}
 		}
 		cancel()
 		select {
