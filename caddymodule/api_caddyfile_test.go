@@ -35,7 +35,9 @@ func TestAPICaddyfileErrors(t *testing.T) {
 		{"breaker duplicate setting", "\t\tcircuit_breaker failures 5 failures 6\n", `Caddyfile:3: circuit_breaker setting "failures" given twice`},
 		{"breaker bad duration", "\t\tcircuit_breaker {\n\t\t\topen soon\n\t\t}\n", "Caddyfile:4: circuit_breaker open must be a positive duration"},
 		{"breaker zero probes", "\t\tcircuit_breaker probes 0\n", "Caddyfile:3: circuit_breaker probes must be a whole number"},
-		{"bad store", "\t\tstore postgres://localhost/x\n", "Caddyfile:3: store must be memory or redis://"},
+		{"bad store", "\t\tstore postgres://localhost/x\n", "Caddyfile:3: store must be memory, file:///absolute/path or redis://"},
+		{"relative file store", "\t\tstore file://state/outbound.db\n", "Caddyfile:3: store: file:// takes an absolute file path"},
+		{"file store without a path", "\t\tstore file://\n", "Caddyfile:3: store: file:// takes an absolute file path"},
 		{"bad redis db", "\t\tstore redis://127.0.0.1:6379/x\n", "Caddyfile:3: store: the Redis database in the URL path must be a number"},
 		{"option with a block", "\t\tretries 2 {\n\t\t\tx\n\t\t}\n", "Caddyfile:4: retries takes no block"},
 	}
