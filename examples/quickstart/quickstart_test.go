@@ -173,15 +173,7 @@ func TestQuickstartAdaptValidateFmt(t *testing.T) {
 // TestREADMEQuickstart keeps the README's Quick start on what the tests
 // run: its first command is the quickstart, followed by the three curl lines.
 func TestREADMEQuickstart(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(quickstart.Dir(), "..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n## Quick start\n")
-	if !ok {
-		t.Fatal("README has no Quick start section")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
+	section := readmeSection(t, "## Quick start")
 	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(section, -1)
 	if len(blocks) < 2 {
 		t.Fatalf("Quick start has %d sh blocks", len(blocks))
@@ -211,15 +203,7 @@ func TestREADMEProductionCaddyfile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	b, err := os.ReadFile(filepath.Join(quickstart.Dir(), "..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n#### From the simulator to the real sandbox, then to production\n")
-	if !ok {
-		t.Fatal("README lacks the section")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
+	section := readmeSection(t, "#### From the simulator to the real sandbox, then to production")
 	m := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindStringSubmatch(section)
 	if m == nil {
 		t.Fatal("the section has no caddyfile block")
@@ -245,6 +229,22 @@ func TestREADMEProductionCaddyfile(t *testing.T) {
 	if out, err := e2e.Run(t, dir, "validate", "--config", cfg); err == nil || !strings.Contains(out, "secret_key") {
 		t.Fatalf("validate with an sk_test_ key in production: %v\n%s", err, out)
 	}
+}
+
+// readmeSection returns the README's text from heading to the next
+// second-level heading.
+func readmeSection(t *testing.T, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(quickstart.Dir(), "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README has no heading %q", heading)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	return section
 }
 
 func do(t *testing.T, method, url, body string) (int, []byte) {
