@@ -166,7 +166,7 @@ func (s *Simulator) State() State {
 func (s *Simulator) settings() Settings {
 	set := Settings{
 		RateLimit: s.rate.String(), Latency: shortDuration(s.cfg.Latency), ErrorRate: s.cfg.ErrorRate,
-		WebhookSource: s.WebhookSource(), InboxSigned: s.inboxKey != nil, QRValidity: shortDuration(s.validity),
+		WebhookSource: s.WebhookSource(), InboxSigned: s.inboxSigner != nil, QRValidity: shortDuration(s.validity),
 		RetryIntervals: []string{},
 	}
 	for _, d := range s.retries {

@@ -87,23 +87,23 @@ type Config struct {
 // in a Store, which several Simulators (a config reload, two listeners) may
 // share.
 type Simulator struct {
-	cfg       Config
-	store     *Store
-	clk       clock.Clock
-	log       *zap.Logger
-	pol       *policy.Policy
-	env       policy.Environment
-	keyring   *crypto.Keyring
-	sealer    *crypto.Encrypter
-	rate      policy.RateLimit
-	retries   []time.Duration
-	source    netip.Addr // invalid when deliveries use the default source
-	sender    *sender
-	inboxKey  []byte
-	mux       *http.ServeMux
-	random    func() float64
-	validity  time.Duration
-	merchants []string
+	cfg         Config
+	store       *Store
+	clk         clock.Clock
+	log         *zap.Logger
+	pol         *policy.Policy
+	env         policy.Environment
+	keyring     *crypto.Keyring
+	sealer      *crypto.Encrypter
+	rate        policy.RateLimit
+	retries     []time.Duration
+	source      netip.Addr // invalid when deliveries use the default source
+	sender      *sender
+	inboxSigner *crypto.WebhookSigner
+	mux         *http.ServeMux
+	random      func() float64
+	validity    time.Duration
+	merchants   []string
 }
 
 // New checks cfg and returns a Simulator keeping its state in store.
@@ -180,7 +180,7 @@ func New(cfg Config, store *Store) (*Simulator, error) {
 		}
 	}
 	if cfg.InboxSignSecret != "" {
-		if s.inboxKey, err = signingKey(cfg.InboxSignSecret); err != nil {
+		if s.inboxSigner, err = crypto.NewWebhookSigner("inbox_sign_secret", cfg.InboxSignSecret); err != nil {
 			return nil, err
 		}
 	}
