@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -254,7 +253,7 @@ func NewOutbound(cfg OutboundConfig) (*Outbound, error) {
 		env:       cfg.Environment,
 		enc:       enc,
 		ring:      ring,
-		basic:     "Basic " + base64.StdEncoding.EncodeToString([]byte(secret+":")),
+		basic:     crypto.BasicAuthorization(secret),
 		scrub:     crypto.NewScrubber(secret),
 		merchants: make(map[string]bool),
 		account:   AccountID(secret),
