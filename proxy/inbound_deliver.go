@@ -105,10 +105,13 @@ type DelivererOptions struct {
 	// Poll, when positive, makes the worker look at the spool at least this
 	// often, for spools other processes also write (a shared Redis); a
 	// file spool needs none, since Wake reports every new event.
-	Poll   time.Duration
-	Clock  clock.Clock
+	Poll time.Duration
+	// Clock is the time source; clock.Real() when nil.
+	Clock clock.Clock
+	// Logger receives delivery logs; zap.NewNop() when nil.
 	Logger *zap.Logger
-	Hooks  DeliveryHooks
+	// Hooks report delivery outcomes (metrics).
+	Hooks DeliveryHooks
 	// Transport, when set, replaces the HTTP transport (tests).
 	Transport http.RoundTripper
 }
