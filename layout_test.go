@@ -31,14 +31,15 @@ func TestEngineImportsNoCaddy(t *testing.T) {
 }
 
 // TestEngineDependencyDirection enforces the table in design.md: policy,
-// crypto and store import nothing of ours; sandbox may use policy and
-// crypto; proxy may use policy, crypto and store. Both may use internal/
-// helpers (the clock).
+// crypto and store import nothing of ours; sandbox may use policy, crypto
+// and store (the simulator's rate limit is the store's sliding log); proxy
+// may use policy, crypto and store. Both may use internal/ helpers (the
+// clock).
 func TestEngineDependencyDirection(t *testing.T) {
 	const mod = "github.com/qrphgate/qrphgate/"
 	allowed := map[string][]string{
 		"policy": nil, "crypto": nil, "store": nil,
-		"sandbox": {"policy", "crypto", "internal"},
+		"sandbox": {"policy", "crypto", "store", "internal"},
 		"proxy":   {"policy", "crypto", "store", "internal"},
 	}
 	for dir, ok := range allowed {

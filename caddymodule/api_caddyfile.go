@@ -45,13 +45,28 @@ func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 // circuit_breaker takes its settings as pairs on one line, as above, or as a
 // block with one setting per line (a Caddyfile block cannot open and close
 // on one line).
-// Every option may appear once; secrets are checked at provision time.
+// Every option may appear once. With environment production, secret_key,
+// encryption_key, activation_code and merchants must be {env.*}/{file.*}
+// placeholders already here: a literal (or a {$VAR}, which the adapter has
+// already substituted) would be printed by `qrphgate adapt`.
 func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.Errf("modulus_api takes no arguments, only a block of options")
 	}
 	seen := make(map[string]bool)
+	// inline records, with file and line, each secret not given as a
+	// placeholder; it is an error once the environment is known to be
+	// production (the option may come after the secrets).
+	var inline []error
+	noteInline := func(opt string, values ...string) {
+		for _, v := range values {
+			if !secretPlaceholder.MatchString(v) {
+				inline = append(inline, d.Errf("modulus_api: with environment production, %s must be an {env.NAME} or {file.PATH} placeholder (a literal or {$NAME} ends up in the adapted JSON)", opt))
+				return
+			}
+		}
+	}
 	for d.NextBlock(0) {
 		opt := d.Val()
 		if seen[opt] {
@@ -66,8 +81,10 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "secret_key":
 			a.SecretKey, err = oneArg(d)
+			noteInline(opt, a.SecretKey)
 		case "encryption_key":
 			a.EncryptionKey, err = oneArg(d)
+			noteInline(opt, a.EncryptionKey)
 		case "key_encoding":
 			if a.KeyEncoding, err = oneArg(d); err == nil {
 				if _, e := crypto.ParseEncoding(a.KeyEncoding); e != nil {
@@ -76,10 +93,12 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "activation_code":
 			a.ActivationCode, err = oneArg(d)
+			noteInline(opt, a.ActivationCode)
 		case "merchants":
 			if a.Merchants = d.RemainingArgs(); len(a.Merchants) == 0 {
 				return d.ArgErr()
 			}
+			noteInline(opt, a.Merchants...)
 		case "qr_url", "webhooks_url":
 			var v string
 			if v, err = oneArg(d); err == nil {
@@ -137,6 +156,9 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if opt != "circuit_breaker" && d.NextBlock(d.Nesting()) {
 			return d.Errf("%s takes no block", opt)
 		}
+	}
+	if a.Environment == policy.Production && len(inline) > 0 {
+		return inline[0]
 	}
 	return nil
 }

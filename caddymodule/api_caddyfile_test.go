@@ -40,6 +40,10 @@ func TestAPICaddyfileErrors(t *testing.T) {
 		{"file store without a path", "\t\tstore file://\n", "Caddyfile:3: store: file:// takes an absolute file path"},
 		{"bad redis db", "\t\tstore redis://127.0.0.1:6379/x\n", "Caddyfile:3: store: the Redis database in the URL path must be a number"},
 		{"option with a block", "\t\tretries 2 {\n\t\t\tx\n\t\t}\n", "Caddyfile:4: retries takes no block"},
+		{"inline secret in production", "\t\tenvironment production\n\t\tsecret_key sk_live_FAKE-inline\n", "Caddyfile:4: modulus_api: with environment production, secret_key must be an {env.NAME} or {file.PATH} placeholder"},
+		{"inline secret before environment", "\t\tencryption_key TEST-ONLY-fake-key-do-not-use-32\n\t\tenvironment production\n", "Caddyfile:3: modulus_api: with environment production, encryption_key must be"},
+		{"inline activation code in production", "\t\tenvironment production\n\t\tactivation_code TEST-0000-0000-0001\n", "Caddyfile:4: modulus_api: with environment production, activation_code must be"},
+		{"one inline merchant in production", "\t\tenvironment production\n\t\tmerchants {env.M1} TEST-0000-0000-0002\n", "Caddyfile:4: modulus_api: with environment production, merchants must be"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,6 +53,19 @@ func TestAPICaddyfileErrors(t *testing.T) {
 				t.Fatalf("error %q\nwant %q at %s", msg, what, where)
 			}
 		})
+	}
+	// The sandbox takes inline (obviously fake) secrets; production takes
+	// placeholders; neither error message repeats a value.
+	for _, opts := range []string{
+		"\t\tenvironment sandbox\n\t\tsecret_key sk_test_FAKE-inline\n\t\tactivation_code TEST-0000-0000-0001\n",
+		"\t\tenvironment production\n\t\tsecret_key {env.K}\n\t\tencryption_key {file./run/k}\n\t\tmerchants {env.M1} {env.M2}\n",
+	} {
+		if _, err := adapt(t, "Caddyfile", apiSite(opts)); err != nil {
+			t.Fatalf("%q: %v", opts, err)
+		}
+	}
+	if msg := adaptErr(t, apiSite("\t\tenvironment production\n\t\tsecret_key sk_live_FAKE-inline\n")); strings.Contains(msg, "FAKE-inline") {
+		t.Fatalf("the error repeats the secret: %q", msg)
 	}
 	if msg := adaptErr(t, "http://127.0.0.1:2090 {\n\tmodulus_api sandbox\n}\n"); !strings.Contains(msg, "modulus_api takes no arguments, only a block of options, at Caddyfile:2") {
 		t.Fatalf("argument: %q", msg)

@@ -220,7 +220,7 @@ func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (proxy.DeliveryConfig, st
 		if err != nil {
 			return proxy.DeliveryConfig{}, "", err
 		}
-		if cfg.Signer, err = proxy.NewSigner(secret); err != nil {
+		if cfg.Signer, err = crypto.NewWebhookSigner("sign_secret", secret); err != nil {
 			return proxy.DeliveryConfig{}, "", err
 		}
 		sum := sha256.Sum256([]byte(secret))

@@ -63,6 +63,13 @@ func RedactAuthorization(v string) string {
 	return scheme + " " + Redacted
 }
 
+// BasicAuthorization is the Authorization header value the provider expects
+// for a secret key: HTTP Basic with the key as user name and an empty
+// password, "Basic " + base64(secret + ":"). It is a credential: never log it.
+func BasicAuthorization(secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(secret+":"))
+}
+
 // Scrubber removes known secret values from free text such as an upstream
 // error message or a wrapped error, in their plain, base64 and Basic-auth
 // forms. Build it once at provisioning; Scrub is safe for concurrent use.
@@ -84,7 +91,7 @@ func NewScrubber(secrets ...string) *Scrubber {
 		add(base64.StdEncoding.EncodeToString([]byte(s)))
 		add(base64.RawURLEncoding.EncodeToString([]byte(s)))
 		// The Basic credential for a secret key used as username, empty password.
-		add(base64.StdEncoding.EncodeToString([]byte(s + ":")))
+		add(strings.TrimPrefix(BasicAuthorization(s), "Basic "))
 	}
 	if len(patterns) == 0 {
 		return &Scrubber{}

@@ -98,3 +98,12 @@ func assertNoSecret(t *testing.T, out, secret string) {
 		t.Fatalf("output reveals a secret in hex: %s", out)
 	}
 }
+
+// The provider's documentation works its own example through: the key as
+// user name, an empty password, the trailing colon kept.
+func TestBasicAuthorizationMatchesTheDocs(t *testing.T) {
+	const docsKey = "sk_eaNv7t5xyCuiBfGCq2q7wu9uHEH3mTQ1Mq0c53XO1c53vfG" // the docs' example, not a real key
+	if got, want := BasicAuthorization(docsKey), "Basic c2tfZWFOdjd0NXh5Q3VpQmZHQ3EycTd3dTl1SEVIM21UUTFNcTBjNTNYTzFjNTN2Zkc6"; got != want {
+		t.Fatalf("BasicAuthorization = %q, want %q", got, want)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -65,7 +66,7 @@ type DeliveryConfig struct {
 	// Backoff spaces the retries; DefaultRetryBackoff when zero.
 	Backoff Backoff
 	// Signer, when set, adds Webhook-Signature.
-	Signer *Signer
+	Signer *crypto.WebhookSigner
 	// Logger, when set, replaces the Deliverer's logger: a reloaded
 	// configuration brings its own.
 	Logger *zap.Logger
@@ -104,10 +105,13 @@ type DelivererOptions struct {
 	// Poll, when positive, makes the worker look at the spool at least this
 	// often, for spools other processes also write (a shared Redis); a
 	// file spool needs none, since Wake reports every new event.
-	Poll   time.Duration
-	Clock  clock.Clock
+	Poll time.Duration
+	// Clock is the time source; clock.Real() when nil.
+	Clock clock.Clock
+	// Logger receives delivery logs; zap.NewNop() when nil.
 	Logger *zap.Logger
-	Hooks  DeliveryHooks
+	// Hooks report delivery outcomes (metrics).
+	Hooks DeliveryHooks
 	// Transport, when set, replaces the HTTP transport (tests).
 	Transport http.RoundTripper
 }
@@ -348,12 +352,12 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 	if err != nil {
 		return OutcomeError, "building the request: " + err.Error()
 	}
-	ts := now.Unix()
+	ts := strconv.FormatInt(now.Unix(), 10)
 	h := req.Header
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "qrphgate")
 	h.Set(HeaderWebhookID, ev.ID)
-	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
+	h.Set(HeaderWebhookTimestamp, ts)
 	h.Set(HeaderWebhookAttempt, strconv.Itoa(attempt))
 	if ev.ActivationCode != "" {
 		h.Set(HeaderModulusActivationCode, ev.ActivationCode)

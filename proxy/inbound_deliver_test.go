@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -184,7 +185,7 @@ func TestDeliveryHeadersAndSignature(t *testing.T) {
 	app := newAppStandIn(t, c, nil)
 	keyBytes := []byte("TEST-ONLY-fake-signing-key-24b!!")
 	secret := "whsec_" + base64.StdEncoding.EncodeToString(keyBytes)
-	signer, err := NewSigner(secret)
+	signer, err := crypto.NewWebhookSigner("sign_secret", secret)
 	if err != nil {
 		t.Fatal(err)
 	}

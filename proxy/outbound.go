@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,7 +37,9 @@ const (
 // OutboundConfig is everything the outbound gateway needs. caddymodule
 // builds it at provision time from resolved secrets and checked options.
 type OutboundConfig struct {
-	Policy      *policy.Policy
+	// Policy holds the validation rules (the embedded default or an override).
+	Policy *policy.Policy
+	// Environment is the provider environment's profile (sandbox or production).
 	Environment policy.Environment
 	// SecretKey is the Basic-auth username (password empty).
 	SecretKey crypto.Secret
@@ -54,7 +55,9 @@ type OutboundConfig struct {
 	QRURL, WebhooksURL *url.URL
 	// WebhooksPayload is WebhooksPayloadPlain (default) or WebhooksPayloadJWE.
 	WebhooksPayload string
-	RateLimit       policy.RateLimit
+	// RateLimit is the provider's budget: no sliding window of its period
+	// carries more upstream calls than its count.
+	RateLimit policy.RateLimit
 	// MaxWait bounds the total time a call spends waiting for rate slots,
 	// Retry-After and retry backoff.
 	MaxWait time.Duration
@@ -66,13 +69,17 @@ type OutboundConfig struct {
 	Retries int
 	// AuthFailures consecutive 401/403 answers blow the credentials fuse.
 	AuthFailures int
-	Budget       store.RateBudget
-	Idempotency  store.Idempotency
+	// Budget is where rate slots are taken (shared by replicas through Redis).
+	Budget store.RateBudget
+	// Idempotency keeps one answer per merchant reference for the QR validity.
+	Idempotency store.Idempotency
 	// StoreKind names the store for the status page ("memory", "redis").
 	StoreKind string
 	// Shared is the state that outlives a configuration (NewOutboundShared).
 	Shared *OutboundShared
-	Clock  clock.Clock
+	// Clock is the time source; clock.Real() when nil.
+	Clock clock.Clock
+	// Logger receives the gateway's logs; zap.NewNop() when nil.
 	Logger *zap.Logger
 	// Observer receives metrics; nil means NopObserver.
 	Observer OutboundObserver
@@ -84,18 +91,24 @@ type OutboundConfig struct {
 // and its queue, the circuit breakers and the upstream connection pool. The
 // Caddy adapter keeps it in a caddy.UsagePool.
 type OutboundShared struct {
-	Pacer           *Pacer
-	QRBreaker       *Breaker
-	WebhooksBreaker *Breaker
-	Transport       http.RoundTripper
+	// Pacer queues calls for rate slots, first come first served.
+	Pacer *Pacer
+	// QRBreaker and WebhooksBreaker guard the two upstream APIs separately.
+	QRBreaker, WebhooksBreaker *Breaker
+	// Transport is the upstream connection pool.
+	Transport http.RoundTripper
 }
 
 // SharedOptions configure NewOutboundShared.
 type SharedOptions struct {
-	Budget    store.RateBudget
+	// Budget is the rate-slot store the pacer takes from.
+	Budget store.RateBudget
+	// BudgetKey names the account's window in Budget (see BudgetKey()).
 	BudgetKey string
-	Breaker   BreakerSettings
-	Clock     clock.Clock
+	// Breaker configures both circuit breakers.
+	Breaker BreakerSettings
+	// Clock is the time source; clock.Real() when nil.
+	Clock clock.Clock
 	// OnBreakerChange is called on every breaker transition with the
 	// breaker's name ("qr" or "webhooks").
 	OnBreakerChange func(name string, from, to BreakerState)
@@ -254,7 +267,7 @@ func NewOutbound(cfg OutboundConfig) (*Outbound, error) {
 		env:       cfg.Environment,
 		enc:       enc,
 		ring:      ring,
-		basic:     "Basic " + base64.StdEncoding.EncodeToString([]byte(secret+":")),
+		basic:     crypto.BasicAuthorization(secret),
 		scrub:     crypto.NewScrubber(secret),
 		merchants: make(map[string]bool),
 		account:   AccountID(secret),

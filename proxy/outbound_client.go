@@ -54,23 +54,36 @@ type upstreamResponse struct {
 // outcome can still be recorded (for idempotent replay).
 func (o *Outbound) call(ctx context.Context, c upstreamCall, deadline time.Time) (*upstreamResponse, *Error) {
 	for attempt := 0; ; attempt++ {
-		if c.auth && o.fuse.Blown() {
-			return nil, credentialsRejected()
-		}
 		if ra, ok := c.up.breaker.Peek(); !ok {
 			return nil, breakerOpen(c.up.name, ra)
 		}
+		release := noRelease
+		if c.auth {
+			var ferr *Error
+			if release, ferr = o.fuse.Admit(ctx, o.clock, deadline); ferr != nil {
+				return nil, ferr
+			}
+		}
 		waited, err := o.cfg.Shared.Pacer.Wait(ctx, o.cfg.RateLimit, o.cfg.MaxQueue, deadline)
 		if err != nil {
+			release()
 			return nil, o.waitError(err)
 		}
 		o.obs.QueueWait(waited)
 		done, ra, ok := c.up.breaker.Allow()
 		if !ok {
+			release()
 			return nil, breakerOpen(c.up.name, ra)
 		}
 		res, wrote, err := o.attempt(ctx, c)
 		res.attempts = attempt + 1
+		// Record the answer before letting the next wary call through.
+		if err == nil && c.auth && o.fuse.Record(res.status) {
+			o.obs.CredentialsRejected()
+			o.log.Error("the provider rejected the credentials repeatedly; authenticated calls are stopped until reload",
+				zap.Int("consecutive_rejections", int(o.fuse.threshold)), zap.Int("upstream_status", res.status))
+		}
+		release()
 		if err != nil {
 			timeout := errors.Is(err, context.DeadlineExceeded)
 			done(Failure)
@@ -100,11 +113,6 @@ func (o *Outbound) call(ctx context.Context, c upstreamCall, deadline time.Time)
 				Message: "the provider could not be reached", Err: err}
 		}
 		o.obs.UpstreamCall(c.endpoint, strconv.Itoa(res.status), o.clock.Now().Sub(res.sentAt))
-		if c.auth && o.fuse.Record(res.status) {
-			o.obs.CredentialsRejected()
-			o.log.Error("the provider rejected the credentials repeatedly; authenticated calls are stopped until reload",
-				zap.Int("consecutive_rejections", int(o.fuse.threshold)), zap.Int("upstream_status", res.status))
-		}
 		switch s := res.status; {
 		case s >= 500:
 			done(Failure)

@@ -25,6 +25,7 @@ const (
 	CodeUpstreamTimeout       = "upstream_timeout"
 	CodeBreakerOpen           = "breaker_open"
 	CodeCredentialsRejected   = "credentials_rejected"
+	CodeCredentialsUnverified = "credentials_unverified"
 	CodeStoreUnavailable      = "store_unavailable"
 	CodeWebhooksNotConfigured = "webhooks_not_configured"
 	CodeSandboxOnly           = "sandbox_only"

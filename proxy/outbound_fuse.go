@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"sync/atomic"
+	"time"
+
+	"github.com/qrphgate/qrphgate/internal/clock"
 )
 
 // DefaultAuthFailures is how many consecutive 401/403 answers blow the
@@ -14,17 +18,83 @@ const DefaultAuthFailures = 3
 // authentication, and a misconfigured sidecar retrying bad credentials
 // would do exactly that. Once blown it stays blown for the life of the
 // configuration: fix the credentials and reload (any config load resets it).
+//
+// Counting answers is not enough on its own: a burst of concurrent calls
+// with bad credentials would all reach the provider before the first 401
+// came back. So while the credentials are unproven (no 2xx since the
+// configuration loaded) or the last authenticated answer was a rejection,
+// only one authenticated call is in flight at a time; the others wait for
+// its outcome. At most threshold rejected calls ever reach the provider.
 type authFuse struct {
 	threshold   int32
 	consecutive atomic.Int32
 	blown       atomic.Bool
+	proven      atomic.Bool
+	// slot admits the single authenticated call while the fuse is wary.
+	slot chan struct{}
 }
 
 func newAuthFuse(threshold int) *authFuse {
 	if threshold <= 0 {
 		threshold = DefaultAuthFailures
 	}
-	return &authFuse{threshold: int32(threshold)}
+	return &authFuse{threshold: int32(threshold), slot: make(chan struct{}, 1)}
+}
+
+// trusted reports whether authenticated calls may run concurrently.
+func (f *authFuse) trusted() bool { return f.proven.Load() && f.consecutive.Load() == 0 }
+
+func noRelease() {}
+
+// Admit lets one authenticated call proceed. It returns at once when the
+// credentials are trusted; otherwise the caller waits (until deadline) for
+// the single in-flight call to finish, and must call release once the
+// answer's status has been recorded.
+func (f *authFuse) Admit(ctx context.Context, clk clock.Clock, deadline time.Time) (release func(), err *Error) {
+	var timer clock.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if f.Blown() {
+			return nil, credentialsRejected()
+		}
+		if f.trusted() {
+			return noRelease, nil
+		}
+		acquired := false
+		select { // uncontended: no timer (tests count the fake clock's timers)
+		case f.slot <- struct{}{}:
+			acquired = true
+		default:
+		}
+		if !acquired && timer == nil {
+			timer = clk.NewTimer(deadline.Sub(clk.Now()))
+		}
+		if acquired {
+			if f.Blown() || f.trusted() {
+				<-f.slot
+				continue
+			}
+			return func() { <-f.slot }, nil
+		}
+		select {
+		case f.slot <- struct{}{}:
+			// The state may have changed while this call waited.
+			if f.Blown() || f.trusted() {
+				<-f.slot
+				continue
+			}
+			return func() { <-f.slot }, nil
+		case <-ctx.Done():
+			return nil, clientClosed(ctx.Err())
+		case <-timer.C():
+			return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeCredentialsUnverified, RetryAfter: time.Second,
+				Message: "another call is still checking the credentials with the provider; retry shortly"}
+		}
+	}
 }
 
 // Blown reports whether authenticated calls are stopped.
@@ -40,6 +110,7 @@ func (f *authFuse) Record(status int) (blewNow bool) {
 			return f.blown.CompareAndSwap(false, true)
 		}
 	case status >= 200 && status < 300:
+		f.proven.Store(true)
 		if f.consecutive.Load() != 0 {
 			f.consecutive.Store(0)
 		}

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 )
 
@@ -242,5 +244,70 @@ func TestCredentialsFuse(t *testing.T) {
 	}
 	if st := h.out.Status(t.Context()).Credentials; st.State != "rejected" || h.obs.get("fuse") != 1 {
 		t.Fatalf("status %+v observer %v", st, h.obs.n)
+	}
+}
+
+// A burst of concurrent calls with bad credentials must not all reach the
+// provider before the first 401 comes back: while the credentials are
+// unproven, one authenticated call is in flight at a time, so no more than
+// auth_failures rejected calls ever reach it.
+func TestCredentialsFuseBoundsAConcurrentBurst(t *testing.T) {
+	h := newHarness(t, hopts{authFailures: 3})
+	faults := make([]fakemodulus.Fault, 20)
+	for i := range faults {
+		faults[i] = fakemodulus.Fault{Status: 401}
+	}
+	h.fake.Fail(faults...)
+	var chans []<-chan *httptest.ResponseRecorder
+	for i := 0; i < 20; i++ {
+		chans = append(chans, h.async("POST", "/v1/pay/qr", createBody(fmt.Sprintf("B-%d", i))))
+	}
+	codes := map[string]int{}
+	for _, ch := range chans {
+		rec := recv(t, ch)
+		codes[decodeErr(t, rec.Body.Bytes()).Error.Code]++
+	}
+	if n := len(h.fake.Calls()); n != 3 {
+		t.Fatalf("%d calls with bad credentials reached the provider, want 3 (codes %v)", n, codes)
+	}
+	if codes[CodeUpstreamUnauthorized] != 3 || codes[CodeCredentialsRejected] != 17 {
+		t.Fatalf("answers %v", codes)
+	}
+}
+
+// Once a call has succeeded, authenticated calls run concurrently again; a
+// wary fuse makes the others wait, and gives up at the deadline.
+func TestCredentialsFuseAdmit(t *testing.T) {
+	clk := clock.NewFake(time.Time{})
+	f := newAuthFuse(3)
+	release, err := f.Admit(t.Context(), clk, clk.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unproven and the slot is taken: the next caller waits, then gives up.
+	done := make(chan *Error, 1)
+	go func() {
+		_, err := f.Admit(t.Context(), clk, clk.Now().Add(time.Second))
+		done <- err
+	}()
+	if !clk.WaitForTimers(1, 5*time.Second) {
+		t.Fatal("second caller did not wait")
+	}
+	clk.Advance(time.Second)
+	if err := <-done; err == nil || err.Code != CodeCredentialsUnverified || err.RetryAfter <= 0 {
+		t.Fatalf("waiter: %+v", err)
+	}
+	f.Record(200)
+	release()
+	// Proven: admitted at once even while another call holds the slot.
+	f.slot <- struct{}{}
+	if _, err := f.Admit(t.Context(), clk, clk.Now()); err != nil {
+		t.Fatalf("trusted fuse refused: %v", err)
+	}
+	<-f.slot
+	// A rejection makes it wary again.
+	f.Record(401)
+	if f.trusted() {
+		t.Fatal("a 401 must make the fuse wary")
 	}
 }

@@ -7,22 +7,20 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/qrphgate/qrphgate/crypto"
-	"github.com/qrphgate/qrphgate/internal/e2e"
+	"github.com/qrphgate/qrphgate/internal/quickstart"
 	"github.com/qrphgate/qrphgate/internal/testenv"
 )
 
-// Obviously fake credentials, named so.
+// Obviously fake credentials, named so (e2e_test.go uses them).
 const (
 	browserSecret   = "sk_test_FAKE-browser-secret-do-not-use"
 	browserKey      = "TEST-ONLY-fake-key-do-not-use-32"
@@ -41,51 +39,15 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
-// TestBrowserPayLoop runs the real qrphgate binary with a Caddyfile holding
-// only modulus_sandbox, and drives the page in headless Chromium: the QR
-// created through the API shows with its image, Pay fires the webhook, and
-// the inbox shows the delivery.
-//
-// Until modulus_webhook joins the sandbox in the quickstart, a stand-in in
-// this test plays its part: it receives {"data": JWE}, decrypts it with
-// crypto/ and forwards the plaintext to /sandbox/inbox in the gateway's
-// delivery format.
+// TestBrowserPayLoop runs the quickstart (examples/quickstart/Caddyfile,
+// the README's main command) in the real binary and drives the sandbox page
+// in headless Chromium: a QR created through modulus_api shows with its
+// image, Pay fires the simulator's webhook, modulus_webhook decrypts it and
+// delivers it, signed, to the demo inbox, and the page shows the entry with
+// its verified signature.
 func TestBrowserPayLoop(t *testing.T) {
 	browser := findChromium(t)
-	admin := fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))
-	base := fmt.Sprintf("http://127.0.0.1:%d", e2e.FreePort(t))
-	e2e.Start(t, e2e.Options{AdminAddr: admin, Caddyfile: fmt.Sprintf(`{
-	admin %s
-}
-%s {
-	bind 127.0.0.1
-	modulus_sandbox {
-		secret_key       %s
-		encryption_key   %s
-		activation_codes %s
-		retry_intervals  1s
-	}
-}
-`, admin, base, browserSecret, browserKey, browserMerchant)})
-
-	key, err := crypto.NewKey("encryption_key", browserKey, crypto.EncodingUTF8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, _ := crypto.NewKeyring(0, key)
-	gateway := httptest.NewServer(standInGateway(t, ring, base+"/sandbox/inbox"))
-	defer gateway.Close()
-
-	call(t, http.MethodPost, base+"/v1/webhooks", map[string]string{"webhookAction": "QRPH_SUCCESS", "callbackUrl": gateway.URL + "/webhooks/modulus"}, http.StatusCreated)
-	enc, _ := crypto.NewEncrypter(key)
-	tok, _ := enc.Encrypt([]byte(`{"activationCode":"` + browserMerchant + `","currency":"PHP","amount":"250.00","merchantReferenceNumber":"BROWSER-1"}`))
-	ans := call(t, http.MethodPost, base+"/v1/pay/qr", map[string]string{"Token": tok}, http.StatusOK)
-	opened, err := ring.Decrypt(ans["Token"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var qr struct{ ID, QRBody string }
-	_ = json.Unmarshal(opened.Plaintext, &qr)
+	qs := quickstart.Start(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -102,7 +64,6 @@ func TestBrowserPayLoop(t *testing.T) {
 	bctx, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
 
-	card := fmt.Sprintf(`article.qr[data-id=%q]`, qr.ID)
 	shot := func() {
 		if b, err := chromedp.Run(bctx, chromedp.FullScreenshot(80)); err == nil {
 			p := filepath.Join(t.TempDir(), "sandbox.jpg")
@@ -118,7 +79,23 @@ func TestBrowserPayLoop(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	step("open /sandbox/", chromedp.Navigate(base+"/sandbox/"))
+	step("open /sandbox/", chromedp.Navigate(qs.Sandbox+"/sandbox/"))
+	step("see the empty page", chromedp.WaitVisible(chromedp.CSS("#no-qrs")))
+
+	// The app creates a QR through the sidecar, as in the README.
+	resp, err := http.Post(qs.API+"/v1/pay/qr", "application/json",
+		strings.NewReader(`{"amount":"250.00","currency":"PHP","merchantReferenceNumber":"BROWSER-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qr struct{ ID string }
+	err = json.NewDecoder(resp.Body).Decode(&qr)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || qr.ID == "" {
+		t.Fatalf("create through modulus_api: %d %v", resp.StatusCode, err)
+	}
+
+	card := fmt.Sprintf(`article.qr[data-id=%q]`, qr.ID)
 	step("see the QR", chromedp.WaitVisible(chromedp.CSS(card+" img.qr-image")))
 	loaded, err := chromedp.Run(bctx, chromedp.Poll[bool](
 		fmt.Sprintf(`(() => { const i = document.querySelector('%s img.qr-image'); return i.complete && i.naturalWidth > 0 })()`, card),
@@ -139,24 +116,29 @@ func TestBrowserPayLoop(t *testing.T) {
 	step("see the inbox entry", chromedp.WaitVisible(chromedp.CSS(entry)))
 	step("see the QR paid", chromedp.WaitVisible(chromedp.CSS(card+" .status.PAID")))
 	text, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(entry)))
-	if !bytes.Contains([]byte(text), []byte(qr.ID)) || !bytes.Contains([]byte(text), []byte("PHP 250.00")) {
-		shot()
-		t.Fatalf("inbox entry reads %q", text)
+	for _, want := range []string{qr.ID, "PHP 250.00", "Webhook-Id evt_", "signature verified"} {
+		if !strings.Contains(text, want) {
+			shot()
+			t.Fatalf("inbox entry lacks %q: %q", want, text)
+		}
 	}
 
 	// The same entry through the JSON the page polls.
-	resp, err := http.Get(base + "/sandbox/inbox")
+	resp, err = http.Get(qs.Sandbox + "/sandbox/inbox")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var inbox struct {
 		Entries []struct {
-			Body map[string]any `json:"body"`
+			WebhookID string         `json:"webhookId"`
+			Signature string         `json:"signature"`
+			Body      map[string]any `json:"body"`
 		} `json:"entries"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&inbox)
-	if len(inbox.Entries) != 1 || inbox.Entries[0].Body["transactionId"] != qr.ID || inbox.Entries[0].Body["amount"] != float64(25000) {
+	if len(inbox.Entries) != 1 || inbox.Entries[0].Body["transactionId"] != qr.ID || inbox.Entries[0].Body["amount"] != float64(25000) ||
+		inbox.Entries[0].Signature != "verified" || !strings.HasPrefix(inbox.Entries[0].WebhookID, "evt_") {
 		t.Fatalf("inbox JSON %+v", inbox)
 	}
 }
@@ -180,45 +162,4 @@ func call(t *testing.T, method, url string, body any, want int) map[string]strin
 	var m map[string]string
 	_ = json.Unmarshal(out, &m)
 	return m
-}
-
-// standInGateway plays modulus_webhook for this test: decrypt the
-// provider's {"data": JWE} and deliver the plaintext to the app (the demo
-// inbox) with the gateway's headers.
-func standInGateway(t *testing.T, ring *crypto.Keyring, inbox string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var env struct{ Data string }
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&env); err != nil || env.Data == "" {
-			http.Error(w, "want {\"data\": JWE}", http.StatusBadRequest)
-			return
-		}
-		opened, err := ring.Decrypt(env.Data)
-		if err != nil {
-			http.Error(w, "cannot decrypt", http.StatusBadRequest)
-			return
-		}
-		var p struct{ Action, TransactionID string }
-		_ = json.Unmarshal(opened.Plaintext, &p)
-		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, inbox, bytes.NewReader(opened.Plaintext))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Webhook-Id", "evt_"+p.TransactionID+"_"+p.Action)
-		req.Header.Set("Webhook-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
-		req.Header.Set("Webhook-Attempt", "1")
-		if code := r.Header.Get("activation-code"); code != "" {
-			req.Header.Set("Modulus-Activation-Code", code)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Logf("stand-in gateway: %v", err)
-			http.Error(w, "app unreachable", http.StatusBadGateway)
-			return
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			http.Error(w, "app refused", http.StatusBadGateway)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"received":true}`))
-	})
 }

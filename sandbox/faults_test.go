@@ -50,35 +50,6 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// TestSlidingWindowNeverExceedsLimit: over a long stream of calls at
-// irregular times, no window of Period ever admits more than Requests.
-func TestSlidingWindowNeverExceedsLimit(t *testing.T) {
-	rl := policy.RateLimit{Requests: 5, Period: time.Minute}
-	var l slidingLog
-	var admitted []time.Time
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range 2000 {
-		now = now.Add(time.Duration(1+(i*7919)%13) * time.Second / 2)
-		if ok, wait := l.allow(now, rl); ok {
-			admitted = append(admitted, now)
-		} else if wait <= 0 || wait > rl.Period {
-			t.Fatalf("retry-after %v", wait)
-		}
-	}
-	for i := range admitted {
-		n := 0
-		for j := i; j < len(admitted) && admitted[j].Sub(admitted[i]) < rl.Period; j++ {
-			n++
-		}
-		if n > rl.Requests {
-			t.Fatalf("%d calls within %v of %v", n, rl.Period, admitted[i])
-		}
-	}
-	if len(admitted) < 100 {
-		t.Fatalf("only %d admitted: the limiter is too strict", len(admitted))
-	}
-}
-
 func TestErrorRate(t *testing.T) {
 	roll := 0.5
 	h := newHarness(t, func(c *Config) { c.ErrorRate = 0.4; c.Random = func() float64 { return roll } })

@@ -1,15 +1,11 @@
 package sandbox
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -80,11 +76,11 @@ func (s *Simulator) receiveInbox(w http.ResponseWriter, r *http.Request) {
 		ActivationCode: r.Header.Get("Modulus-Activation-Code"), Signature: SignatureUnchecked, Accepted: true,
 		Body: json.RawMessage(body),
 	}
-	if s.inboxKey != nil {
+	if s.inboxSigner != nil {
 		switch sig := r.Header.Get("Webhook-Signature"); {
 		case sig == "":
 			e.Signature, e.Accepted = SignatureMissing, false
-		case verifySignature(s.inboxKey, id, e.Timestamp, body, sig):
+		case s.inboxSigner.Verify(id, e.Timestamp, body, sig):
 			e.Signature = SignatureVerified
 		default:
 			e.Signature, e.Accepted = SignatureInvalid, false
@@ -140,53 +136,4 @@ func (s *Simulator) clearInbox(w http.ResponseWriter, r *http.Request) {
 	st.inboxSeen = make(map[string]int)
 	st.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// signingKey turns a Standard Webhooks secret into the HMAC key: the
-// base64 part of "whsec_<base64>", or the raw bytes of any other text.
-func signingKey(secret string) ([]byte, error) {
-	if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
-		b, err := base64.StdEncoding.DecodeString(rest)
-		if err != nil || len(b) == 0 {
-			return nil, errors.New("inbox_sign_secret: the part after whsec_ must be standard base64")
-		}
-		return b, nil
-	}
-	return []byte(secret), nil
-}
-
-// StandardWebhookSignature computes the Webhook-Signature value of the
-// Standard Webhooks scheme: "v1," + base64(HMAC-SHA256(key, id "." ts "."
-// body)), with the key derived from secret as signingKey does.
-func StandardWebhookSignature(secret, id, ts string, body []byte) (string, error) {
-	key, err := signingKey(secret)
-	if err != nil {
-		return "", err
-	}
-	return "v1," + base64.StdEncoding.EncodeToString(mac(key, id, ts, body)), nil
-}
-
-func mac(key []byte, id, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id + "." + ts + "."))
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// verifySignature checks a Webhook-Signature header: space-separated
-// "v1,<base64>" entries (several during a secret rotation), any of which
-// may match.
-func verifySignature(key []byte, id, ts string, body []byte, header string) bool {
-	want := mac(key, id, ts, body)
-	for _, part := range strings.Fields(header) {
-		version, sig, ok := strings.Cut(part, ",")
-		if !ok || version != "v1" {
-			continue
-		}
-		got, err := base64.StdEncoding.DecodeString(sig)
-		if err == nil && hmac.Equal(got, want) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"embed"
 	"io/fs"
 	"mime"
@@ -8,6 +9,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // web holds the page and its assets: plain HTML, CSS and JavaScript, no
@@ -166,7 +169,7 @@ func (s *Simulator) State() State {
 func (s *Simulator) settings() Settings {
 	set := Settings{
 		RateLimit: s.rate.String(), Latency: shortDuration(s.cfg.Latency), ErrorRate: s.cfg.ErrorRate,
-		WebhookSource: s.WebhookSource(), InboxSigned: s.inboxKey != nil, QRValidity: shortDuration(s.validity),
+		WebhookSource: s.WebhookSource(), InboxSigned: s.inboxSigner != nil, QRValidity: shortDuration(s.validity),
 		RetryIntervals: []string{},
 	}
 	for _, d := range s.retries {
@@ -212,8 +215,8 @@ func (s *Simulator) Status() Status {
 	out := Status{
 		QRs: len(st.qrs), Webhooks: len(st.webhooks), DeliveriesInFlight: st.inflight, InboxEntries: len(st.inbox),
 		RateLimit: s.rate.String(), WebhookSource: s.WebhookSource(),
-		QRAPIUsed:       st.window("qr").used(now, s.rate.Period),
-		WebhooksAPIUsed: st.window("webhooks").used(now, s.rate.Period),
+		QRAPIUsed:       usage(st.budget, "qr", s.rate.Period),
+		WebhooksAPIUsed: usage(st.budget, "webhooks", s.rate.Period),
 	}
 	for _, q := range st.qrs {
 		switch q.status(now) {
@@ -228,4 +231,10 @@ func (s *Simulator) Status() Status {
 		}
 	}
 	return out
+}
+
+// usage is how many calls the window named key admitted in the last period.
+func usage(b *store.Memory, key string, period time.Duration) int {
+	n, _ := b.Usage(context.Background(), key, period) // the memory store never fails
+	return n
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // Bounds on what the simulator keeps in memory. The oldest QRs and inbox
@@ -49,8 +50,10 @@ type Store struct {
 	inbox     []InboxEntry
 	inboxSeen map[string]int // Webhook-Id → deliveries received
 	inboxSeq  int
-	windows   map[string]*slidingLog
-	inflight  int
+	// budget holds the provider's rate windows ("qr", "webhooks"): the
+	// same exact sliding log the gateway paces itself with.
+	budget   *store.Memory
+	inflight int
 }
 
 // NewStore returns an empty Store on clk (clock.Real() when nil).
@@ -63,7 +66,7 @@ func NewStore(clk clock.Clock) *Store {
 		clk: clk, ctx: ctx, cancel: cancel,
 		qrs: make(map[string]*qrRecord), byPayload: make(map[string]string),
 		webhooks: make(map[string]*webhook), inboxSeen: make(map[string]int),
-		windows: make(map[string]*slidingLog),
+		budget: store.NewMemory(clk.Now),
 	}
 }
 
@@ -145,16 +148,6 @@ type webhook struct {
 	ActivationCode string // the activation-code header given at creation, echoed on deliveries
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
-}
-
-// window returns the named rate window, creating it.
-func (st *Store) window(name string) *slidingLog {
-	w := st.windows[name]
-	if w == nil {
-		w = new(slidingLog)
-		st.windows[name] = w
-	}
-	return w
 }
 
 // addQR stores q, dropping the oldest QR when full. Callers hold st.mu.

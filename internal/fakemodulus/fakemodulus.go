@@ -26,6 +26,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/qrphgate/qrphgate/crypto"
 )
 
 // Options configure a Server.
@@ -189,7 +190,7 @@ func (s *Server) record(c Call) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	call := Call{Time: s.opts.Now(), Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()}
-	call.Authorized = r.Header.Get("Authorization") == "Basic "+base64.StdEncoding.EncodeToString([]byte(s.opts.SecretKey+":"))
+	call.Authorized = r.Header.Get("Authorization") == crypto.BasicAuthorization(s.opts.SecretKey)
 	f, faulted := s.nextFault(r.URL.Path)
 	if faulted {
 		call.Fault = describe(f)

@@ -1,0 +1,247 @@
+package qrphgate_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/qrphgate/qrphgate/internal/e2e"
+)
+
+// dockerfile is the parsed Dockerfile: one instruction per entry, with
+// continuation lines joined.
+func dockerfile(t *testing.T) [][2]string {
+	t.Helper()
+	f, err := os.Open("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out [][2]string
+	var cur string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasSuffix(line, "\\") {
+			cur += strings.TrimSuffix(line, "\\") + " "
+			continue
+		}
+		line = cur + line
+		cur = ""
+		instr, rest, _ := strings.Cut(line, " ")
+		out = append(out, [2]string{strings.ToUpper(instr), strings.TrimSpace(rest)})
+	}
+	return out
+}
+
+// TestDockerfile checks what the image promises: multi-stage, a static
+// -trimpath build, a distroless non-root runtime, /data as a volume, and
+// COPY sources that exist. The build step itself is run with go build, so
+// a broken build command fails here even where no Docker engine runs.
+func TestDockerfile(t *testing.T) {
+	var froms, copies []string
+	var buildCmd, user, volume, entrypoint string
+	for _, in := range dockerfile(t) {
+		switch in[0] {
+		case "FROM":
+			froms = append(froms, in[1])
+		case "RUN":
+			if strings.Contains(in[1], "go build") {
+				buildCmd = in[1]
+			}
+		case "USER":
+			user = in[1]
+		case "VOLUME":
+			volume = in[1]
+		case "ENTRYPOINT":
+			entrypoint = in[1]
+		case "COPY":
+			if !strings.Contains(in[1], "--from=") {
+				f := strings.Fields(in[1])
+				copies = append(copies, f[:len(f)-1]...)
+			}
+		}
+	}
+	if len(froms) < 2 {
+		t.Fatalf("want a multi-stage build, got FROM %v", froms)
+	}
+	if last := froms[len(froms)-1]; !strings.Contains(last, "distroless") || !strings.Contains(last, "nonroot") {
+		t.Errorf("runtime image %q is not distroless nonroot", last)
+	}
+	if user == "" || strings.HasPrefix(user, "root") || strings.HasPrefix(user, "0") {
+		t.Errorf("USER %q: the image must not run as root", user)
+	}
+	if volume != "/data" {
+		t.Errorf("VOLUME %q, want /data", volume)
+	}
+	if !strings.Contains(entrypoint, "qrphgate") {
+		t.Errorf("ENTRYPOINT %q", entrypoint)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/qrphgate"} {
+		if !strings.Contains(buildCmd, want) {
+			t.Errorf("build step %q lacks %s", buildCmd, want)
+		}
+	}
+	for _, src := range copies {
+		if src == "." {
+			continue
+		}
+		if _, err := os.Stat(src); err != nil {
+			t.Errorf("COPY source %s: %v", src, err)
+		}
+	}
+	// Run the image's build command with a shell, as RUN does, writing
+	// the binary to a temp dir instead of /out.
+	if !strings.Contains(buildCmd, "-o /out/qrphgate") {
+		t.Fatalf("build step %q does not write /out/qrphgate", buildCmd)
+	}
+	run := strings.Replace(buildCmd, "-o /out/qrphgate", "-o "+filepath.Join(t.TempDir(), "qrphgate"), 1)
+	if out, err := exec.Command("sh", "-c", run).CombinedOutput(); err != nil {
+		t.Fatalf("the Dockerfile's build step fails: %s: %v\n%s", run, err, out)
+	}
+}
+
+// TestDockerBuild builds the image where a Docker engine is available. CI
+// machines here have only the Docker client, so it reports why it skips.
+func TestDockerBuild(t *testing.T) {
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Skipf("no Docker engine on this machine (docker info: %v); TestDockerfile checks the build step instead", err)
+	}
+	out, err := exec.Command("docker", "build", "-t", "qrphgate:test", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+}
+
+// yamlDocs decodes every document of a YAML file.
+func yamlDocs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var docs []map[string]any
+	for {
+		var d map[string]any
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if d != nil {
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+// at walks a decoded YAML tree: keys for maps, ints for lists.
+func at(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			l, _ := v.([]any)
+			if k >= len(l) {
+				return nil
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+func TestComposeFile(t *testing.T) {
+	docs := yamlDocs(t, filepath.Join("examples", "compose", "compose.yaml"))
+	if len(docs) != 1 {
+		t.Fatalf("%d documents", len(docs))
+	}
+	c := docs[0]
+	if at(c, "services", "app") == nil || at(c, "services", "qrphgate") == nil {
+		t.Fatal("compose needs the app and qrphgate services")
+	}
+	if got := at(c, "services", "qrphgate", "network_mode"); got != "service:app" {
+		t.Errorf("qrphgate network_mode %v: the sidecar must share the app's loopback", got)
+	}
+	ctx, _ := at(c, "services", "qrphgate", "build", "context").(string)
+	if _, err := os.Stat(filepath.Join("examples", "compose", ctx, "Dockerfile")); err != nil {
+		t.Errorf("build context %q has no Dockerfile: %v", ctx, err)
+	}
+	var dataVolume bool
+	vols, _ := at(c, "services", "qrphgate", "volumes").([]any)
+	for _, v := range vols {
+		s, _ := v.(string)
+		if strings.HasSuffix(s, ":/data") {
+			dataVolume = true
+			if _, declared := at(c, "volumes", strings.TrimSuffix(s, ":/data")).(map[string]any); !declared && at(c, "volumes") == nil {
+				t.Errorf("volume %s is not declared", s)
+			}
+		}
+		if src, _, ok := strings.Cut(s, ":"); ok && strings.HasPrefix(src, ".") {
+			if _, err := os.Stat(filepath.Join("examples", "compose", src)); err != nil {
+				t.Errorf("bind mount source %s: %v", src, err)
+			}
+		}
+	}
+	if !dataVolume {
+		t.Error("qrphgate needs a volume on /data (certificates and the spool)")
+	}
+}
+
+// exampleEnv is what Caddyfile.example expects, with obviously fake values.
+var exampleEnv = []string{
+	"MODULUS_SECRET_KEY=sk_live_FAKE-not-a-real-key-000000",
+	"MODULUS_ENCRYPTION_KEY=TEST-ONLY-fake-key-do-not-use-32",
+	"MODULUS_ACTIVATION_CODE=TEST-0000-0000-0001",
+	"QRPHGATE_SIGNING_SECRET=whsec_VEVTVC1PTkxZLWZha2Utc2lnbmluZy1zZWNyZXQtMzI=",
+	"QRPHGATE_WEBHOOK_IPS=203.0.113.10/32 198.51.100.0/24",
+}
+
+// TestCaddyfileExample adapts and validates (provisions every module of) the
+// production example with fake credentials, and checks that no secret value
+// reaches the adapted JSON.
+func TestCaddyfileExample(t *testing.T) {
+	dir := t.TempDir()
+	for _, kv := range exampleEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	abs, _ := filepath.Abs("Caddyfile.example")
+	out, err := e2e.Run(t, dir, "adapt", "--config", abs, "--adapter", "caddyfile")
+	if err != nil {
+		t.Fatalf("adapt: %v\n%s", err, out)
+	}
+	for _, kv := range exampleEnv[:4] {
+		_, v, _ := strings.Cut(kv, "=")
+		if strings.Contains(out, v) {
+			t.Errorf("the adapted JSON contains a secret value (%s...)", v[:8])
+		}
+	}
+	if !strings.Contains(out, "{env.MODULUS_SECRET_KEY}") || !strings.Contains(out, "198.51.100.0/24") {
+		t.Errorf("adapted JSON lacks the placeholders or the allowlist:\n%s", out)
+	}
+	if out, err := e2e.Run(t, dir, "validate", "--config", abs, "--adapter", "caddyfile"); err != nil || !strings.Contains(out, "Valid configuration") {
+		t.Fatalf("validate: %v\n%s", err, out)
+	}
+	// Without the allowlist the example must refuse to start, not allow all.
+	os.Unsetenv("QRPHGATE_WEBHOOK_IPS")
+	if out, err := e2e.Run(t, dir, "adapt", "--config", abs, "--adapter", "caddyfile"); err == nil || !strings.Contains(out, "allow_ips") {
+		t.Fatalf("adapt without QRPHGATE_WEBHOOK_IPS: %v\n%s", err, out)
+	}
+}
