@@ -78,7 +78,9 @@ type API struct {
 	// CircuitBreaker configures the per-upstream breakers.
 	CircuitBreaker *BreakerConfig `json:"circuit_breaker,omitempty"`
 	// Store is where the rate budget and idempotency cache live: memory
-	// (default) or redis://host:port/db (rediss:// for TLS).
+	// (default), file:///absolute/path (kept across restarts of this
+	// sidecar) or redis://host:port/db (rediss:// for TLS), shared by
+	// replicas.
 	Store string `json:"store,omitempty"`
 	// Policy is an optional override file for the embedded default policy.
 	Policy string `json:"policy,omitempty"`

@@ -38,7 +38,7 @@ func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 //		retries          <N>
 //		auth_failures    <N>
 //		circuit_breaker  failures <N> window <duration> open <duration> probes <N>
-//		store            memory|redis://host:port/db
+//		store            memory|file:///path|redis://host:port/db
 //		policy           <path>
 //	}
 //

@@ -1,17 +1,15 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -19,7 +17,7 @@ import (
 type outboundStores struct {
 	budget      store.RateBudget
 	idempotency store.Idempotency
-	// kind is "memory" or "redis", for the status page.
+	// kind is "memory", "file" or "redis", for the status page.
 	kind string
 	// key identifies the back end (pool key; may hold a resolved password,
 	// so it is never logged).
@@ -28,29 +26,42 @@ type outboundStores struct {
 }
 
 // storePool holds the store back ends so that a reload keeps the rate
-// budget and the idempotency cache (memory) or the connection (Redis).
+// budget and the idempotency cache (memory, file) or the connection (Redis).
 var storePool = caddy.NewUsagePool()
 
 type memoryStore struct{ *store.Memory }
 
 func (memoryStore) Destruct() error { return nil }
 
-type redisStore struct{ *store.Redis }
+type fileStore struct{ *store.FileStore }
 
-func (r redisStore) Destruct() error { return r.Close() }
+func (f fileStore) Destruct() error { return f.Close() }
 
 // anyPlaceholder matches a {...} placeholder inside a store URL.
 var anyPlaceholder = regexp.MustCompile(`\{[^{}]+\}`)
 
+const storeSyntax = "store must be memory, file:///absolute/path or redis://host:port/db (rediss:// for TLS)"
+
 // checkStoreSpec validates the store option's syntax (Caddyfile time);
-// placeholders (a password from {env.*}) stand for any value.
+// placeholders (a password from {env.*}, a directory) stand for any value.
 func checkStoreSpec(spec string) error {
 	if spec == "" || spec == "memory" {
 		return nil
 	}
+	if rest, ok := strings.CutPrefix(spec, "file://"); ok {
+		if rest == "" || (rest[0] != '/' && rest[0] != '{') || strings.HasSuffix(rest, "/") {
+			return errors.New("store: file:// takes an absolute file path, such as file:///var/lib/qrphgate/outbound.db")
+		}
+		return nil
+	}
+	return checkRedisSpec(spec, storeSyntax)
+}
+
+// checkRedisSpec validates a redis:// or rediss:// URL, or fails with syntax.
+func checkRedisSpec(spec, syntax string) error {
 	u, err := url.Parse(anyPlaceholder.ReplaceAllString(spec, "placeholder"))
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return errors.New("store must be memory or redis://host:port/db (rediss:// for TLS)")
+		return errors.New(syntax)
 	}
 	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
 		for _, c := range db {
@@ -63,13 +74,16 @@ func checkStoreSpec(spec string) error {
 }
 
 // openOutboundStore opens the store named by spec: "memory" (the default,
-// one per process) or a Redis URL, whose password may be an {env.*} or
-// {file.*} placeholder (an inline password is refused in production).
+// one per process), file:///path (a bbolt file that keeps the budget and
+// the idempotency cache across restarts of this sidecar) or a Redis URL
+// shared by replicas, whose password may be an {env.*} or {file.*}
+// placeholder (an inline password is refused in production).
 func openOutboundStore(ctx caddy.Context, spec, environment string) (*outboundStores, error) {
 	if err := checkStoreSpec(spec); err != nil {
 		return nil, err
 	}
-	if spec == "" || spec == "memory" {
+	switch {
+	case spec == "" || spec == "memory":
 		const key = "memory"
 		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) { return memoryStore{store.NewMemory(nil)}, nil })
 		if err != nil {
@@ -77,27 +91,36 @@ func openOutboundStore(ctx caddy.Context, spec, environment string) (*outboundSt
 		}
 		m := v.(memoryStore).Memory
 		return &outboundStores{budget: m, idempotency: m, kind: "memory", key: key, release: poolRelease(key)}, nil
+
+	case strings.HasPrefix(spec, "file://"):
+		path := strings.TrimPrefix(caddy.NewReplacer().ReplaceKnown(spec, ""), "file://")
+		if !filepath.IsAbs(path) {
+			return nil, errors.New("store: file:// takes an absolute file path (a placeholder in it resolved to a relative one)")
+		}
+		key := "file|" + filepath.Clean(path)
+		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+			f, err := store.OpenFile(filepath.Clean(path), store.FileOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("store: %w", err)
+			}
+			return fileStore{f}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		f := v.(fileStore).FileStore
+		return &outboundStores{budget: f, idempotency: f, kind: "file", key: key, release: poolRelease(key)}, nil
 	}
 
-	if pw := redisPassword(spec); pw != "" && !secretPlaceholder.MatchString(pw) && environment != policy.Sandbox {
-		return nil, errors.New("store: give the Redis password as {env.NAME} or {file.PATH}: an inline one is stored in the config")
+	if err := checkRedisPassword("store", spec, environment); err != nil {
+		return nil, err
 	}
 	resolved := caddy.NewReplacer().ReplaceKnown(spec, "")
-	key := "redis|" + resolved
-	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		r, err := store.OpenRedis(octx, resolved, store.RedisOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("store %s: %w", store.RedactURL(resolved), err)
-		}
-		return redisStore{r}, nil
-	})
+	r, release, err := acquireRedis(ctx, resolved)
 	if err != nil {
 		return nil, err
 	}
-	r := v.(redisStore).Redis
-	return &outboundStores{budget: r, idempotency: r, kind: "redis", key: key, release: poolRelease(key)}, nil
+	return &outboundStores{budget: r, idempotency: r, kind: "redis", key: "redis|" + resolved, release: release}, nil
 }
 
 // redisPassword returns the raw password part of a redis URL ("" if none).

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,12 @@ func TestCheckStoreSpec(t *testing.T) {
 		"redis://127.0.0.1:6379/2":               true,
 		"rediss://cache.internal:6380/0":         true,
 		"redis://:{env.REDIS_PASSWORD}@h:6379/0": true,
+		"file:///var/lib/qrphgate/outbound.db":   true,
+		"file://{env.STATE_DIR}/outbound.db":     true,
+		"file://relative/outbound.db":            false,
+		"file://":                                false,
+		"file:///var/lib/qrphgate/":              false,
+		"file":                                   false,
 		"redis://127.0.0.1:6379/x":               false,
 		"redis:///0":                             false,
 		"postgres://h/db":                        false,
@@ -38,6 +46,15 @@ func TestCheckStoreSpec(t *testing.T) {
 	if pw := redisPassword("redis://h:6379/0"); pw != "" {
 		t.Fatalf("password %q", pw)
 	}
+}
+
+// createVia asks api for a 1.00 PHP QR with reference ref.
+func createVia(api *API, ref string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("POST", "/v1/pay/qr", strings.NewReader(`{"amount":"1.00","currency":"PHP","merchantReferenceNumber":"`+ref+`"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	_ = api.ServeHTTP(w, r, nil)
+	return w
 }
 
 // Two gateways on one Redis (two replicas: separate clients, pacers and
@@ -66,28 +83,21 @@ func TestAPIRedisStoreSharedByReplicas(t *testing.T) {
 		return a
 	}
 	a, b := replica("127.0.0.1"), replica("localhost")
-	create := func(api *API, ref string) *httptest.ResponseRecorder {
-		r := httptest.NewRequest("POST", "/v1/pay/qr", strings.NewReader(`{"amount":"1.00","currency":"PHP","merchantReferenceNumber":"`+ref+`"}`))
-		r.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		_ = api.ServeHTTP(w, r, nil)
-		return w
-	}
-	if w := create(a, "RED-1"); w.Code != 200 {
+	if w := createVia(a, "RED-1"); w.Code != 200 {
 		t.Fatalf("a: %d %s", w.Code, w.Body)
 	}
-	w := create(b, "RED-1")
+	w := createVia(b, "RED-1")
 	if w.Code != 200 || w.Header().Get(proxy.HeaderIdempotentReplayed) != "true" {
 		t.Fatalf("b replay: %d %v", w.Code, w.Header())
 	}
-	if w := create(b, "RED-2"); w.Code != 200 {
+	if w := createVia(b, "RED-2"); w.Code != 200 {
 		t.Fatal(w.Code)
 	}
-	if w := create(a, "RED-3"); w.Code != 200 {
+	if w := createVia(a, "RED-3"); w.Code != 200 {
 		t.Fatal(w.Code)
 	}
 	// Three calls in the window between the two replicas: the fourth is refused.
-	w = create(b, "RED-4")
+	w = createVia(b, "RED-4")
 	if w.Code != 429 || !strings.Contains(w.Body.String(), proxy.CodeRateLimited) {
 		t.Fatalf("over the shared limit: %d %s", w.Code, w.Body)
 	}
@@ -97,5 +107,54 @@ func TestAPIRedisStoreSharedByReplicas(t *testing.T) {
 	st := a.engine.Status(t.Context())
 	if st.Limiter.Store != "redis" || st.Limiter.Used != 3 {
 		t.Fatalf("status %+v", st.Limiter)
+	}
+}
+
+// store file:// keeps the idempotency cache and the rate budget across a
+// restart of the sidecar (here: the handler cleaned up, the pool entry
+// destroyed and the file opened again).
+func TestAPIFileStoreSurvivesRestart(t *testing.T) {
+	setFakeEnv(t)
+	fake := fakemodulus.New(t, fakemodulus.Options{SecretKey: fakeSandboxKey, EncryptionKey: []byte(fakeEncryptionKey)})
+	path := filepath.Join(t.TempDir(), "state", "outbound.db")
+	start := func() *API {
+		a := sandboxAPI(fake.URL)
+		a.RateLimit = "2/1m"
+		zero := caddy.Duration(0)
+		a.MaxWait = &zero
+		a.Store = "file://" + path
+		if err := a.Provision(testContext(t)); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := start()
+	if w := createVia(a, "FILE-1"); w.Code != 200 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	if w := createVia(a, "FILE-2"); w.Code != 200 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	if st := a.engine.Status(t.Context()); st.Limiter.Store != "file" {
+		t.Fatalf("status store %q", st.Limiter.Store)
+	}
+	if err := a.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no store file: %v", err)
+	}
+
+	b := start()
+	defer b.Cleanup()
+	w := createVia(b, "FILE-1")
+	if w.Code != 200 || w.Header().Get(proxy.HeaderIdempotentReplayed) != "true" {
+		t.Fatalf("replay after restart: %d %v", w.Code, w.Header())
+	}
+	if w := createVia(b, "FILE-3"); w.Code != 429 {
+		t.Fatalf("a third call in the window after restart: %d %s (the budget forgot two calls)", w.Code, w.Body)
+	}
+	if n := len(fake.Calls()); n != 2 {
+		t.Fatalf("%d provider calls, want 2", n)
 	}
 }

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -97,15 +98,37 @@ func TestAPIProvisionRefuses(t *testing.T) {
 	}
 }
 
+// An unreachable Redis does not stop start-up (an outage must not become a
+// crash loop of every replica): calls get 503 store_unavailable, nothing
+// reaches the provider, and nothing reveals the password.
 func TestAPIRedisStoreUnreachable(t *testing.T) {
 	setFakeEnv(t)
 	t.Setenv("QG_TEST_REDIS_PW", "s3cret-redis-password")
-	a := sandboxAPI("http://127.0.0.1:1")
+	fake := fakemodulus.New(t, fakemodulus.Options{SecretKey: fakeSandboxKey, EncryptionKey: []byte(fakeEncryptionKey)})
+	a := sandboxAPI(fake.URL)
 	a.Store = "redis://:{env.QG_TEST_REDIS_PW}@127.0.0.1:1/0"
-	err := a.Provision(testContext(t))
+	if err := a.Provision(testContext(t)); err != nil {
+		t.Fatalf("start-up with Redis down: %v", err)
+	}
 	defer a.Cleanup()
-	if err == nil || !strings.Contains(err.Error(), "store redis://:xxxxx@127.0.0.1:1/0") || strings.Contains(err.Error(), "s3cret") {
-		t.Fatalf("err = %v", err)
+	w := createVia(a, "DOWN-1")
+	if w.Code != 503 || !strings.Contains(w.Body.String(), `"store_unavailable"`) || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("create with Redis down: %d %s", w.Code, w.Body)
+	}
+	if n := len(fake.Calls()); n != 0 {
+		t.Fatalf("%d provider calls without a rate slot", n)
+	}
+	b, _ := json.Marshal(status.snapshot())
+	if !strings.Contains(string(b), `"redis 127.0.0.1:1/0"`) || !strings.Contains(string(b), `"up":false`) || strings.Contains(string(b), "s3cret") {
+		t.Fatalf("status: %s", b)
+	}
+	var m bytes.Buffer
+	metricsSet.WritePrometheus(&m)
+	label := storeLabel("redis 127.0.0.1:1/0")
+	for _, want := range []string{`qrphgate_store_up{store="` + label + `"} 0`, `qrphgate_store_transitions_total{store="` + label + `",to="down"} 1`} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 

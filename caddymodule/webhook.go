@@ -20,6 +20,7 @@ import (
 	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 func init() {
@@ -55,8 +56,16 @@ type Webhook struct {
 	// least 32 bytes; a {env.NAME} or {file.PATH} placeholder.
 	SignSecret string `json:"sign_secret,omitempty"`
 	// Spool is the spool file (bbolt); by default webhooks.spool in
-	// qrphgate's folder of Caddy's data directory.
+	// qrphgate's folder of Caddy's data directory. A redis://host:port/db
+	// (rediss:// for TLS) URL puts it on a Redis server that replicas
+	// share: any of them delivers what one acknowledged, and the events a
+	// crashed one had claimed go to the others.
 	Spool string `json:"spool,omitempty"`
+	// Store, a redis://host:port/db (rediss:// for TLS) URL, shares
+	// de-duplication with the other replicas: a webhook one replica stored
+	// is a duplicate for all. Unset, de-duplication lives in the spool (a
+	// Redis spool shares it already).
+	Store string `json:"store,omitempty"`
 	// DedupeWindow is how long an (action, reference) pair is remembered;
 	// 72h by default.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
@@ -76,12 +85,13 @@ type Webhook struct {
 	ActionFields    []string `json:"action_fields,omitempty"`
 	ReferenceFields []string `json:"reference_fields,omitempty"`
 
-	logger   *zap.Logger
-	inbound  *proxy.Inbound
-	worker   *webhookWorker
-	poolKey  string
-	reg      *webhookReg
-	warnOnce *sync.Once // set by Provision (the struct is copied by value before)
+	logger       *zap.Logger
+	inbound      *proxy.Inbound
+	worker       *webhookWorker
+	poolKey      string
+	reg          *webhookReg
+	storeRelease func() error // the pooled Redis of Store, when set
+	warnOnce     *sync.Once   // set by Provision (the struct is copied by value before)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -120,6 +130,9 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := h.checkRedisURLs(); err != nil {
+		return err
+	}
 	spec, err := h.spoolSpec(repl)
 	if err != nil {
 		return err
@@ -132,6 +145,10 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if h.reg, err = w.register(ctx.Done(), fingerprint, delivery); err != nil {
 		return err
 	}
+	spool, dedupe, err := h.sharedDedupe(ctx, repl, w)
+	if err != nil {
+		return err
+	}
 	h.inbound, err = proxy.NewInbound(proxy.InboundConfig{
 		Keyring:         ring,
 		AllowIPs:        allow,
@@ -140,8 +157,8 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		DedupeWindow:    time.Duration(h.DedupeWindow), // zero: the pipeline's default
 		ActionFields:    h.ActionFields,
 		ReferenceFields: h.ReferenceFields,
-		Spool:           w.spool,
-		Dedupe:          w.dedupe,
+		Spool:           spool,
+		Dedupe:          dedupe,
 		Logger:          h.logger,
 		OnAccepted:      w.deliverer.Wake,
 		OnResult:        observeReceived,
@@ -250,6 +267,48 @@ func (h *Webhook) spoolSpec(repl *caddy.Replacer) (string, error) {
 	return abs, nil
 }
 
+// checkRedisURLs checks the syntax of the Redis options and refuses an
+// inline password in them (it would sit in the config): the JSON config
+// does not go through the Caddyfile's checks.
+func (h *Webhook) checkRedisURLs() error {
+	if h.Store != "" {
+		if err := checkRedisSpec(h.Store, webhookStoreSyntax); err != nil {
+			return err
+		}
+		if err := checkRedisPassword("store", h.Store, ""); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(h.Spool, "://") {
+		if err := checkRedisPassword("spool", h.Spool, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sharedDedupe returns the spool and de-duplication set the pipeline uses:
+// the worker's own, or, with Store, the spool wrapped so that its
+// de-duplication is shared through Redis.
+func (h *Webhook) sharedDedupe(ctx caddy.Context, repl *caddy.Replacer, w *webhookWorker) (store.Spool, store.Dedupe, error) {
+	if h.Store == "" {
+		return w.spool, w.dedupe, nil
+	}
+	r, release, err := acquireRedis(ctx, repl.ReplaceKnown(h.Store, ""))
+	if err != nil {
+		return nil, nil, err
+	}
+	h.storeRelease = release
+	if rs, ok := w.spool.(redisSpool); ok {
+		if rs.Store() != r {
+			return nil, nil, errors.New("store: a Redis spool de-duplicates on its own server; store must name the same server or be left out")
+		}
+		return w.spool, w.dedupe, nil
+	}
+	sd := store.NewSharedDedupe(w.spool, r, h.logger)
+	return sd, sd, nil
+}
+
 // Validate implements caddy.Validator.
 func (h *Webhook) Validate() error {
 	if h.inbound == nil {
@@ -262,8 +321,13 @@ func (h *Webhook) Validate() error {
 // (and its spool) stops when the last handler using it is gone. It
 // tolerates a Provision that failed half-way.
 func (h *Webhook) Cleanup() error {
+	var errStore error
+	if h.storeRelease != nil {
+		errStore = h.storeRelease()
+		h.storeRelease = nil
+	}
 	if h.worker == nil {
-		return nil
+		return errStore
 	}
 	if h.reg != nil {
 		h.worker.unregister(h.reg)
@@ -271,7 +335,7 @@ func (h *Webhook) Cleanup() error {
 	}
 	h.worker = nil
 	_, err := webhookWorkers.Delete(h.poolKey)
-	return err
+	return errors.Join(err, errStore)
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It answers every

@@ -28,6 +28,13 @@ func TestWebhookCaddyfileErrors(t *testing.T) {
 		{"bad size", wrap("\t\tmax_body lots\n"), "modulus_webhook: max_body must be a size", "Caddyfile:3"},
 		{"huge size", wrap("\t\tmax_body 1GB\n"), "modulus_webhook: max_body must be a size", "Caddyfile:3"},
 		{"nested block", wrap("\t\tforward_to http://a {\n\t\t\tx\n\t\t}\n"), "modulus_webhook: forward_to takes no block", "Caddyfile:4"},
+		{"store not redis", wrap("\t\tstore memory\n"), "modulus_webhook: store must be redis://host:port/db", "Caddyfile:3"},
+		{"store file", wrap("\t\tforward_to http://a\n\t\tstore file:///var/lib/x.db\n"), "modulus_webhook: store must be redis://host:port/db", "Caddyfile:4"},
+		{"store twice", wrap("\t\tstore redis://r:6379/0\n\t\tstore redis://r:6379/1\n"), "modulus_webhook: store is given twice", "Caddyfile:4"},
+		{"store bad db", wrap("\t\tstore redis://r:6379/zero\n"), "the Redis database in the URL path must be a number", "Caddyfile:3"},
+		{"store inline password", wrap("\t\tstore redis://:TEST-ONLY-fake-key-do-not-use-32@r:6379/0\n"), "modulus_webhook: the Redis password in store must be a {env.NAME}", "Caddyfile:3"},
+		{"spool inline password", wrap("\t\tspool rediss://u:TEST-ONLY-fake-key-do-not-use-32@r:6380/0\n"), "modulus_webhook: the Redis password in spool must be a {env.NAME}", "Caddyfile:3"},
+		{"spool other scheme", wrap("\t\tspool s3://bucket/spool\n"), "modulus_webhook: spool must be a file path or redis://", "Caddyfile:3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := adaptErr(t, tc.src)

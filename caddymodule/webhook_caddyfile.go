@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strings"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -23,7 +25,8 @@ func init() {
 //		forward_to       <url>                      # required
 //		forward_timeout  <duration>                 # default 10s
 //		sign_secret      <{env.NAME}|{file.PATH}>   # optional
-//		spool            <path>                     # default <data dir>/qrphgate/webhooks.spool
+//		spool            <path>|<redis-url>         # default <data dir>/qrphgate/webhooks.spool
+//		store            <redis-url>                # optional: de-duplication shared by replicas
 //		dedupe_window    <duration>                 # default 72h
 //		redeliver_for    <duration>                 # default 72h
 //		retry_backoff    <base> <max>               # default 2s 15m
@@ -34,7 +37,8 @@ func init() {
 //
 // Secrets must be {env.*} or {file.*} placeholders: a literal (or a {$VAR}
 // the adapter already substituted) is refused here, before it can reach
-// the adapted JSON. Unknown and repeated options (other than the
+// the adapted JSON; so is an inline password in a Redis URL
+// (redis://:{env.REDIS_PASSWORD}@host:port/db; rediss:// for TLS). Unknown and repeated options (other than the
 // repeatable ones) are errors.
 func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -112,7 +116,13 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "sign_secret":
 			h.SignSecret, err = secret()
 		case "spool":
-			h.Spool, err = one()
+			if h.Spool, err = one(); err == nil && strings.Contains(h.Spool, "://") {
+				err = redisOption(d, opt, h.Spool, webhookSpoolSyntax)
+			}
+		case "store":
+			if h.Store, err = one(); err == nil {
+				err = redisOption(d, opt, h.Store, webhookStoreSyntax)
+			}
 		case "dedupe_window":
 			h.DedupeWindow, err = duration()
 		case "redeliver_for":
@@ -146,6 +156,23 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+const (
+	webhookSpoolSyntax = "modulus_webhook: spool must be a file path or redis://host:port/db (rediss:// for TLS)"
+	webhookStoreSyntax = "modulus_webhook: store must be redis://host:port/db (rediss:// for TLS); de-duplication is kept in the spool otherwise"
+)
+
+// redisOption checks a Redis URL option: its syntax, and a password only
+// as a placeholder.
+func redisOption(d *caddyfile.Dispenser, opt, v, syntax string) error {
+	if err := checkRedisSpec(v, syntax); err != nil {
+		return d.Errf("%v", err)
+	}
+	if pw := redisPassword(v); pw != "" && !secretPlaceholder.MatchString(pw) {
+		return d.Errf("modulus_webhook: the Redis password in %s must be a {env.NAME} or {file.PATH} placeholder", opt)
 	}
 	return nil
 }

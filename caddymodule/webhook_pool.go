@@ -2,11 +2,13 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -30,6 +32,46 @@ var (
 	spoolOpenersMu sync.Mutex
 	spoolOpeners   = map[string]spoolOpener{}
 )
+
+func init() {
+	registerSpoolOpener("redis", openRedisSpool)
+	registerSpoolOpener("rediss", openRedisSpool)
+}
+
+// redisSpoolName is the queue's name on its server: every replica naming
+// the same server and database shares it.
+const redisSpoolName = "webhooks"
+
+// redisSharedPoll is how often a worker on a shared spool looks for events
+// other replicas acknowledged (or handed back); its own wake it at once.
+const redisSharedPoll = time.Second
+
+// redisSpool is a Redis spool on a pooled connection, released on Close.
+type redisSpool struct {
+	*store.RedisSpool
+	release func() error
+}
+
+func (s redisSpool) Close() error { return errors.Join(s.RedisSpool.Close(), s.release()) }
+
+// openRedisSpool opens the spool replicas share on a Redis server (spec has
+// its placeholders resolved).
+func openRedisSpool(spec string, logger *zap.Logger) (store.Spool, error) {
+	if err := checkRedisSpec(spec, "spool: want redis://host:port/db or rediss://..."); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, release, err := acquireRedis(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	s, err := store.NewRedisSpool(ctx, r, store.RedisSpoolOptions{Name: redisSpoolName, Logger: logger})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("spool: %w", err), release())
+	}
+	return redisSpool{RedisSpool: s, release: release}, nil
+}
 
 // registerSpoolOpener makes a URL scheme usable in the spool option.
 func registerSpoolOpener(scheme string, open spoolOpener) {
@@ -92,16 +134,23 @@ func acquireWebhookWorker(spec string, logger *zap.Logger) (*webhookWorker, stri
 		if err != nil {
 			return nil, err
 		}
-		// A spool that is also a Dedupe (the file spool) keeps "seen"
-		// across restarts and never ahead of the events themselves.
+		// A spool that is also a Dedupe (the file and Redis spools)
+		// keeps "seen" across restarts and never ahead of the events
+		// themselves.
 		dd, ok := sp.(store.Dedupe)
 		if !ok {
 			dd = store.NewMemory(nil)
 		}
+		// Other replicas add to (and hand back into) a shared spool
+		// without waking this worker: it polls.
+		var poll time.Duration
+		if _, shared := sp.(redisSpool); shared {
+			poll = redisSharedPoll
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		w := &webhookWorker{
 			name: redactSpool(spec), spool: sp, dedupe: dd, cancel: cancel, done: make(chan struct{}),
-			deliverer: proxy.NewDeliverer(sp, proxy.DelivererOptions{Logger: logger, Hooks: deliveryHooks}),
+			deliverer: proxy.NewDeliverer(sp, proxy.DelivererOptions{Logger: logger, Hooks: deliveryHooks, Poll: poll}),
 		}
 		go func() {
 			defer close(w.done)

@@ -151,7 +151,10 @@ func TestWebhookProvisionErrors(t *testing.T) {
 		{"forward_to credentials", func(h *Webhook) { h.ForwardTo = "http://user:pw@app/x" }, "forward_to must not carry credentials"},
 		{"inline sign secret", func(h *Webhook) { h.SignSecret = testSignSecret }, "sign_secret must be given as {env.NAME}"},
 		{"short sign secret", func(h *Webhook) { h.SignSecret = "{env.QRPHGATE_TEST_SHORT_KEY}" }, "sign_secret is 19 bytes, want at least 32"},
-		{"redis spool", func(h *Webhook) { h.Spool = "redis://127.0.0.1:6379/0" }, "redis:// spools are not available in this build"},
+		{"unknown spool scheme", func(h *Webhook) { h.Spool = "s3://bucket/spool" }, "s3:// spools are not available in this build"},
+		{"store not redis", func(h *Webhook) { h.Store = "memory" }, "store must be redis://host:port/db"},
+		{"store inline password", func(h *Webhook) { h.Store = "redis://:" + testSignSecret + "@127.0.0.1:1/0" }, "store: give the Redis password as {env.NAME}"},
+		{"spool inline password", func(h *Webhook) { h.Spool = "redis://:" + testSignSecret + "@127.0.0.1:1/0" }, "spool: give the Redis password as {env.NAME}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testWebhook(t, "http://127.0.0.1:1/x")

@@ -35,6 +35,7 @@ const (
 	ResultInvalidPayload   = "invalid_payload"
 	ResultForbiddenActCode = "forbidden_activation_code"
 	ResultSpoolUnavailable = "spool_unavailable"
+	ResultInProgress       = "in_progress"
 )
 
 const (
@@ -57,7 +58,7 @@ const (
 var Results = []string{
 	ResultAccepted, ResultDuplicate, ResultForbiddenIP, ResultMethodNotAllowed, ResultUnsupportedMedia,
 	ResultBodyTooLarge, ResultUnreadableBody, ResultBadEnvelope, ResultBadToken, ResultDecryptFailed,
-	ResultInvalidPayload, ResultForbiddenActCode, ResultSpoolUnavailable,
+	ResultInvalidPayload, ResultForbiddenActCode, ResultSpoolUnavailable, ResultInProgress,
 }
 
 // InboundConfig configures the webhook receiving pipeline.
@@ -252,13 +253,21 @@ func validActivationCode(s string) bool {
 // accept de-duplicates and spools a verified event. The dedupe mark is
 // taken first (so that concurrent copies race on it, not on the spool) and
 // dropped again if the spool write fails, so the provider's retry is not
-// mistaken for a duplicate of an event that was never stored.
+// mistaken for a duplicate of an event that was never stored. A copy that
+// finds the mark reserved but its event not stored yet (store.ErrPending,
+// perhaps on another replica) is told to retry: acknowledging it as a
+// duplicate would lose the payment if that store then fails.
 func (in *Inbound) accept(ctx context.Context, log *zap.Logger, env Envelope, p Payload, code string, opened crypto.Opened) (string, error) {
 	// The provider may hang up after sending; finish the write regardless.
 	ctx = context.WithoutCancel(ctx)
 	now := in.cfg.Clock.Now()
 	key := p.DedupeKey()
 	added, err := in.cfg.Dedupe.Add(ctx, key, in.cfg.DedupeWindow)
+	if errors.Is(err, store.ErrPending) {
+		log.Info("a copy of this webhook is still being stored; answering 503 so the provider retries")
+		return ResultInProgress, &Error{Status: http.StatusServiceUnavailable, Code: ResultInProgress,
+			Message: "a copy of this event is being stored; retry later", RetryAfter: time.Minute}
+	}
 	if err != nil {
 		// Fail open: a possible duplicate delivery is better than a lost
 		// payment notification.

@@ -223,7 +223,12 @@ func (d *Deliverer) Run(ctx context.Context) {
 		claimed := 0
 		if free > 0 {
 			evs, err := d.spool.Claim(ctx, d.clock.Now(), d.lease(), free)
-			if err != nil {
+			switch {
+			case errors.Is(err, store.ErrUnavailable):
+				// A shared spool's server is down: the store logs the
+				// outage once; this loop retries every second quietly.
+				d.logger().Debug("claiming events from the spool", zap.Error(err))
+			case err != nil:
 				d.logger().Error("claiming events from the spool", zap.Error(err))
 			}
 			claimed = len(evs)

@@ -446,6 +446,29 @@ func TestInboundDedupeOutageFailsOpen(t *testing.T) {
 	}
 }
 
+// pendingDedupe answers every Add as another request's unconfirmed
+// reservation (another replica is storing the same event).
+type pendingDedupe struct{ brokenDedupe }
+
+func (pendingDedupe) Add(context.Context, string, time.Duration) (bool, error) {
+	return false, store.ErrPending
+}
+
+// A copy of an event another request is still storing is neither accepted
+// nor called a duplicate: 503, so the provider retries and the retry is a
+// duplicate if that store succeeded, or is accepted if it failed.
+func TestInboundPendingReservationAsksForARetry(t *testing.T) {
+	f := newInboundFixture(t, func(c *InboundConfig) { c.Dedupe = pendingDedupe{} })
+	body := envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", "ORDER-PENDING")))
+	a := f.send(webhookRequest(body), allowedIP)
+	if a.status != 503 || a.code != ResultInProgress || f.lastResult() != ResultInProgress {
+		t.Fatalf("copy of a pending event: %d %q (%s)", a.status, a.code, f.lastResult())
+	}
+	if n := f.pending(t); n != 0 {
+		t.Fatalf("%d events spooled, want 0", n)
+	}
+}
+
 // Keys, tokens and decrypted bodies never reach the logs, on any path.
 func TestInboundLogsNoSecrets(t *testing.T) {
 	f := newInboundFixture(t, func(c *InboundConfig) { c.ActivationCodes = []string{"TEST-0000-0000-0001"} })

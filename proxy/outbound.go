@@ -333,6 +333,10 @@ func (o *Outbound) fail(w http.ResponseWriter, r *http.Request, endpoint string,
 	case e.Status == statusClientClosed:
 		o.log.Debug("client left before the answer", fields...)
 		return
+	case e.Code == CodeStoreUnavailable:
+		// The store logs the outage itself, once; each refused call is
+		// a warning here, without a stack trace.
+		o.log.Warn("outbound call refused: the store cannot be reached", fields...)
 	case e.Status >= 500:
 		o.log.Error("outbound call failed", fields...)
 	default:

@@ -5,14 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Buckets of the spool file.
@@ -39,39 +35,23 @@ type BoltOptions struct {
 // BoltSpool is the file spool: a Spool (and a Dedupe) in one bbolt file.
 //
 // Every write is fsynced before it returns, and concurrent writes share
-// commits: one committer goroutine takes every write queued while the
-// previous commit was on disk and applies them all in a single transaction
-// (one fsync), so throughput grows with concurrency while each caller still
-// waits only for its own data to be durable. Pending events are indexed in
-// memory (ids and due times only), so claiming needs no disk scan.
+// commits (boltCommitter), so throughput grows with concurrency while each
+// caller still waits only for its own data to be durable. Pending events
+// are indexed in memory (ids and due times only), so claiming needs no disk
+// scan.
 type BoltSpool struct {
-	db       *bolt.DB
-	path     string
-	now      func() time.Time
-	maxBatch int
+	db   *bolt.DB
+	path string
+	now  func() time.Time
+	c    *boltCommitter
 
 	mu       sync.Mutex // guards index, dead and reserved
 	index    *pendingIndex
 	dead     int
 	reserved map[string]time.Time // Dedupe.Add reservations not yet made durable by a Put
 
-	closeMu sync.RWMutex
-	closed  bool
-	ops     chan *writeOp
-	done    chan struct{} // committer exited
-	stop    chan struct{} // stops the sweeper
-	swept   chan struct{} // sweeper exited
-
-	commits atomic.Uint64
-	writes  atomic.Uint64
-}
-
-type writeOp struct {
-	// apply makes the write inside the batch transaction. It must check
-	// everything that can fail before it changes anything, since one op's
-	// failure must not undo the others in the batch.
-	apply func(tx *bolt.Tx) error
-	done  chan error
+	stop  chan struct{} // stops the sweeper
+	swept chan struct{} // sweeper exited
 }
 
 // OpenBolt opens (creating if needed) the spool file at path and loads the
@@ -90,28 +70,14 @@ func OpenBolt(path string, o BoltOptions) (*BoltSpool, error) {
 	if o.SweepEvery == 0 {
 		o.SweepEvery = 10 * time.Minute
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("creating spool directory: %w", err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: o.LockTimeout,
-		// The freelist is rebuilt on open instead of written on every
-		// commit: fewer pages per fsync.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("spool %s is locked by another process (waited %v)", path, o.LockTimeout)
-	}
+	db, err := openBoltFile(path, "spool", o.LockTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("opening spool %s: %w", path, err)
+		return nil, err
 	}
 	s := &BoltSpool{
-		db: db, path: path, now: o.Now, maxBatch: o.MaxBatch,
+		db: db, path: path, now: o.Now,
 		index:    newPendingIndex(),
 		reserved: make(map[string]time.Time),
-		ops:      make(chan *writeOp, o.MaxBatch),
-		done:     make(chan struct{}),
 		stop:     make(chan struct{}),
 		swept:    make(chan struct{}),
 	}
@@ -119,7 +85,7 @@ func OpenBolt(path string, o BoltOptions) (*BoltSpool, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("loading spool %s: %w", path, err)
 	}
-	go s.commitLoop()
+	s.c = newBoltCommitter(db, o.MaxBatch)
 	go s.sweepLoop(o.SweepEvery)
 	return s, nil
 }
@@ -159,59 +125,10 @@ func (s *BoltSpool) Path() string { return s.path }
 // CommitStats reports how many commits (each one fsync) carried how many
 // writes since the spool was opened: writes/commits is the group-commit
 // factor.
-func (s *BoltSpool) CommitStats() (commits, writes uint64) {
-	return s.commits.Load(), s.writes.Load()
-}
+func (s *BoltSpool) CommitStats() (commits, writes uint64) { return s.c.stats() }
 
 // write queues apply for the next commit and waits until it is durable.
-func (s *BoltSpool) write(apply func(tx *bolt.Tx) error) error {
-	op := &writeOp{apply: apply, done: make(chan error, 1)}
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return ErrClosed
-	}
-	s.ops <- op
-	s.closeMu.RUnlock()
-	return <-op.done
-}
-
-func (s *BoltSpool) commitLoop() {
-	defer close(s.done)
-	batch := make([]*writeOp, 0, s.maxBatch)
-	errs := make([]error, s.maxBatch)
-	for op := range s.ops {
-		batch = append(batch[:0], op)
-	gather:
-		for len(batch) < s.maxBatch {
-			select {
-			case op, ok := <-s.ops:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, op)
-			default:
-				break gather
-			}
-		}
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			for i, op := range batch {
-				errs[i] = op.apply(tx)
-			}
-			return nil
-		})
-		s.commits.Add(1)
-		s.writes.Add(uint64(len(batch)))
-		for i, op := range batch {
-			if err != nil {
-				op.done <- fmt.Errorf("spool commit: %w", err)
-			} else {
-				op.done <- errs[i]
-			}
-			errs[i], batch[i] = nil, nil
-		}
-	}
-}
+func (s *BoltSpool) write(apply func(tx *bolt.Tx) error) error { return s.c.write(apply) }
 
 func checkID(id string) error {
 	if id == "" || len(id) > 256 {
@@ -432,16 +349,10 @@ func (s *BoltSpool) Stats(context.Context) (SpoolStats, error) {
 
 // Close implements Spool: it waits for queued writes, then closes the file.
 func (s *BoltSpool) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
+	if !s.c.close() {
 		return nil
 	}
-	s.closed = true
-	close(s.ops)
 	close(s.stop)
-	s.closeMu.Unlock()
-	<-s.done
 	<-s.swept
 	return s.db.Close()
 }

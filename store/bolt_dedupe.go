@@ -17,23 +17,33 @@ import (
 //
 // A crash between the two therefore leaves neither, and the provider's
 // retry of that webhook is accepted rather than mistaken for a duplicate of
-// an event that was never stored. A key that is Added and never Put lives in
-// memory until its ttl, like the Memory store's.
+// an event that was never stored. While a reservation waits for its Put,
+// a second Add of the key gets ErrPending, not "duplicate": the Put may
+// still fail. A key that is Added and never Put lives in memory until its
+// ttl, like the Memory store's.
 
 // Add implements Dedupe.
 func (s *BoltSpool) Add(_ context.Context, key string, ttl time.Duration) (bool, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if exp, ok := s.reserved[key]; ok && now.Before(exp) {
-		return false, nil
-	}
 	seen, err := s.seen(key, now)
 	if err != nil || seen {
 		return false, err
 	}
+	if exp, ok := s.reserved[key]; ok && now.Before(exp) {
+		return false, ErrPending
+	}
 	s.reserved[key] = now.Add(ttl)
 	return true, nil
+}
+
+// unreserve drops a reservation Add made, leaving any durable mark alone
+// (SharedDedupe: another replica had the key after all).
+func (s *BoltSpool) unreserve(key string) {
+	s.mu.Lock()
+	delete(s.reserved, key)
+	s.mu.Unlock()
 }
 
 // Contains implements Dedupe.

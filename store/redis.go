@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // Redis implements RateBudget, Idempotency and Dedupe on a Redis server, so
@@ -18,9 +20,19 @@ import (
 // de-duplication set. Every multi-step operation is one Lua script, atomic on
 // the server, and the sliding window uses the server's clock (TIME), so
 // replicas with skewed clocks still share one window.
+//
+// Every command's outcome feeds a health state (State): the first failure
+// to reach the server logs once and calls OnStateChange, and so does the
+// first answer after it.
 type Redis struct {
-	c      *redis.Client
-	prefix string
+	c       *redis.Client
+	prefix  string
+	reserve time.Duration
+	name    string
+	health  *health
+	stop    chan struct{}
+	watched chan struct{}
+	closed  sync.Once
 }
 
 // RedisOptions tune OpenRedis.
@@ -30,6 +42,23 @@ type RedisOptions struct {
 	// DialTimeout, ReadTimeout and WriteTimeout bound each operation; a slow
 	// Redis must not hold a payment call for long. Zero means 2s, 1s, 1s.
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// Reservation is how long Dedupe.Add holds a key for an event that is
+	// not stored yet; 1m when zero. It must outlast a spool write and stay
+	// well under the provider's retry interval (15 minutes), so that a
+	// replica dying between the two leaves a key the retry can take.
+	Reservation time.Duration
+	// AllowDown opens the store even when the server cannot be reached
+	// yet: calls fail with ErrUnavailable until it answers. Otherwise
+	// OpenRedis fails.
+	AllowDown bool
+	// PingEvery, when positive, pings the server at that interval so the
+	// health state changes without traffic.
+	PingEvery time.Duration
+	// Logger receives the state transitions; nil means none.
+	Logger *zap.Logger
+	// OnStateChange is called on every transition with the store's Name
+	// (up true: reachable again), after it is logged.
+	OnStateChange func(name string, up bool)
 }
 
 // OpenRedis connects to redis://[user:password@]host:port/db or rediss://
@@ -48,19 +77,48 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	opts.ReadTimeout = orDefault(o.ReadTimeout, time.Second)
 	opts.WriteTimeout = orDefault(o.WriteTimeout, time.Second)
 	// Fail fast rather than queue behind a dead server; callers apply the
-	// documented failure mode.
+	// documented failure mode. One dial attempt per command, and the
+	// client's dial breaker kept out of the way: it trips after PoolSize
+	// failed dials in a row and then answers with the remembered error,
+	// even for a while after the server is back (seen as a flap right
+	// after recovery). A refused dial costs microseconds, so recovery is
+	// seen by the first command after it. Connections are still opened
+	// only on demand.
 	opts.MaxRetries = 1
+	opts.DialerRetries = 1
+	opts.PoolSize = max(opts.PoolSize, 1<<16)
 	prefix := o.Prefix
 	if prefix == "" {
 		prefix = "qrphgate:"
 	}
-	r := &Redis{c: redis.NewClient(opts), prefix: prefix}
-	if err := r.Ping(ctx); err != nil {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	r := &Redis{
+		c: redis.NewClient(opts), prefix: prefix, reserve: orDefault(o.Reservation, time.Minute),
+		name: fmt.Sprintf("redis %s/%d", opts.Addr, opts.DB),
+		stop: make(chan struct{}), watched: make(chan struct{}),
+	}
+	r.health = newHealth(r.name, o.Logger, o.OnStateChange)
+	r.c.AddHook(healthHook{r.health})
+	if err := r.Ping(ctx); err != nil && !o.AllowDown {
 		_ = r.c.Close()
 		return nil, err
 	}
+	if o.PingEvery > 0 {
+		go r.watch(o.PingEvery)
+	} else {
+		close(r.watched)
+	}
 	return r, nil
 }
+
+// Name identifies the server for logs and metrics: address and database,
+// never the password.
+func (r *Redis) Name() string { return r.name }
+
+// State reports whether the server was reachable at the last command.
+func (r *Redis) State() RedisState { return r.health.state() }
 
 // RedactURL hides the password of a redis URL for logs and errors.
 func RedactURL(raw string) string {
@@ -86,8 +144,19 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the connection pool.
-func (r *Redis) Close() error { return r.c.Close() }
+// Close stops the pinger and releases the connection pool.
+func (r *Redis) Close() error {
+	err := ErrClosed
+	r.closed.Do(func() {
+		close(r.stop)
+		<-r.watched
+		err = r.c.Close()
+	})
+	if err == ErrClosed {
+		return nil
+	}
+	return err
+}
 
 // unavailable wraps a Redis failure as ErrUnavailable. go-redis errors carry
 // no credentials, but keep the text short anyway.
@@ -240,13 +309,45 @@ func (r *Redis) Get(ctx context.Context, key string) (Claim, error) {
 
 func (r *Redis) dedupeKey(key string) string { return r.prefix + "dedupe:" + key }
 
-// Add implements Dedupe.
+// A de-duplication key holds "r" while reserved (Add) and "s" once its
+// event is stored (Confirm, or a Redis spool's Put); any other value is
+// taken as seen.
+var reserveScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == 'r' then return 2 end
+if v then return 0 end
+redis.call('SET', KEYS[1], 'r', 'PX', ARGV[1])
+return 1
+`)
+
+// Add implements Dedupe: it reserves key for at most the Reservation
+// option (ttl if shorter). Confirm, or a RedisSpool Put of the event
+// carrying the key, makes it seen for the whole dedupe window. A
+// reservation held by someone else is ErrPending.
 func (r *Redis) Add(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := r.c.SetNX(ctx, r.dedupeKey(key), 1, ttl).Result()
+	res, err := reserveScript.Run(ctx, r.c, []string{r.dedupeKey(key)}, min(ttl, r.reserve).Milliseconds()).Int()
 	if err != nil {
 		return false, unavailable("add", err)
 	}
-	return ok, nil
+	switch res {
+	case 1:
+		return true, nil
+	case 2:
+		return false, ErrPending
+	}
+	return false, nil
+}
+
+// Confirm marks key as seen for ttl: its event is durably stored. It
+// replaces a reservation (or its absence, if the reservation lapsed).
+func (r *Redis) Confirm(ctx context.Context, key string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
+	if err := r.c.Set(ctx, r.dedupeKey(key), "s", ttl).Err(); err != nil {
+		return unavailable("confirm", err)
+	}
+	return nil
 }
 
 // Contains implements Dedupe.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/qrphgate/qrphgate/internal/testenv"
 	"github.com/qrphgate/qrphgate/store"
 	"github.com/qrphgate/qrphgate/store/storetest"
@@ -22,14 +24,39 @@ const testRedisURL = "redis://127.0.0.1:6379/0"
 // starts) under a prefix no other run uses.
 func openTestRedis(t *testing.T) *store.Redis {
 	t.Helper()
-	r, err := store.OpenRedis(context.Background(), testRedisURL, store.RedisOptions{
-		Prefix: fmt.Sprintf("qrphgate-test:%d:", time.Now().UnixNano()),
-	})
+	return openTestRedisWith(t, store.RedisOptions{})
+}
+
+func openTestRedisWith(t testing.TB, o store.RedisOptions) *store.Redis {
+	t.Helper()
+	o.Prefix = fmt.Sprintf("qrphgate-test:%d:", time.Now().UnixNano())
+	r, err := store.OpenRedis(context.Background(), testRedisURL, o)
 	if err != nil {
 		testenv.Missing(t, "redis on 127.0.0.1:6379: %v", err)
 	}
-	t.Cleanup(func() { _ = r.Close() })
+	t.Cleanup(func() {
+		_ = r.Close()
+		dropKeys(t, o.Prefix)
+	})
 	return r
+}
+
+// dropKeys deletes what a test left under prefix on the shared server
+// (spooled events do not expire on their own).
+func dropKeys(t testing.TB, prefix string) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer c.Close()
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if len(keys) > 0 {
+		if err := c.Del(ctx, keys...).Err(); err != nil {
+			t.Logf("dropping %d test keys: %v", len(keys), err)
+		}
+	}
 }
 
 // Redis keeps its own clock, so the suite advances real time: the unit is

@@ -1,8 +1,8 @@
 // Package store holds the state qrphgate shares between requests, config
 // reloads and (with Redis) replicas, behind one small interface per concern:
-// the rate budget, the idempotency cache and the webhook de-duplication set.
-// Each back end (memory here; file and Redis alongside) passes the same
-// conformance suite in storetest.
+// the rate budget, the idempotency cache, the webhook de-duplication set and
+// the webhook spool. Each back end (memory, file and Redis) passes the same
+// conformance suites in storetest.
 //
 // It is plain Go: it imports nothing from Caddy and nothing else of ours.
 package store
@@ -16,6 +16,13 @@ import (
 // ErrUnavailable wraps every failure to reach a shared back end, so callers
 // can apply the documented failure mode without knowing the back end.
 var ErrUnavailable = errors.New("store unavailable")
+
+// ErrPending is Dedupe.Add's answer for a key that another request (perhaps
+// on another replica) has reserved but whose event is not durably stored
+// yet: neither new nor a duplicate. The caller must not acknowledge the
+// webhook as a duplicate, since the reservation may still come to nothing;
+// it answers "retry later" instead.
+var ErrPending = errors.New("store: event is still being stored")
 
 // RateBudget admits calls so that no trailing window of the given length ever
 // holds more than limit admitted calls for a key: a sliding window, not a
@@ -94,9 +101,18 @@ type Idempotency interface {
 }
 
 // Dedupe is a set of keys with expiry, for webhook de-duplication.
+//
+// Back ends that are also the spool (file, Redis), or wrap one
+// (SharedDedupe), make Add a reservation only: the key becomes "seen" for
+// ttl when the event carrying it (SpoolEvent.DedupeKey) is durably Put. Until
+// then Add reports ErrPending to everyone else, and a reservation whose event
+// never arrives (the process crashed) lapses, so the provider's retry is
+// accepted rather than mistaken for a duplicate of an event nobody stored.
+// Memory has no reservations: its marks are as volatile as its spool.
 type Dedupe interface {
 	// Add inserts key for ttl and reports whether it was absent. false means
-	// the key was seen within its ttl: a duplicate.
+	// the key was seen within its ttl: a duplicate. ErrPending means another
+	// caller's reservation of the key is not confirmed yet.
 	Add(ctx context.Context, key string, ttl time.Duration) (added bool, err error)
 	// Contains reports whether key is present.
 	Contains(ctx context.Context, key string) (bool, error)

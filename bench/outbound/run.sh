@@ -6,6 +6,8 @@
 #   bench/outbound/run.sh            # DURATION=20s CONNS=64 THREADS=2 ROUNDS=3
 #   PROFILE=/tmp/api.pprof bench/outbound/run.sh   # also a CPU profile of the
 #                                    # gateway during the first modulus_api round
+#   STORE=redis://127.0.0.1:6379/0 bench/outbound/run.sh   # modulus_api's store
+#                                    # (default memory; file:///path or a Redis URL)
 #
 # Needs wrk (apt-get install -y wrk). Both targets get the same wrk script
 # (unique references, so modulus_api never answers from its idempotency
@@ -18,6 +20,7 @@ WARMUP=${WARMUP:-5s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
+STORE=${STORE:-memory}
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 
@@ -60,6 +63,7 @@ http://127.0.0.1:$api {
 		qr_url          http://127.0.0.1:$upstream
 		rate_limit      100000000/1m
 		max_queue       100000
+		store           $STORE
 	}
 }
 # Plain Caddy: the same binary's reverse_proxy to the same stand-in.

@@ -1,0 +1,250 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets of the file store.
+var (
+	bucketBudget = []byte("budget") // budget key -> admitted call times
+	bucketIdem   = []byte("idem")   // idempotency key -> claim
+)
+
+// FileOptions tune OpenFile; the zero value is the production setting.
+type FileOptions struct {
+	// Now is the store's clock; nil means time.Now.
+	Now func() time.Time
+	// LockTimeout is how long to wait for another process to release the
+	// file; 5s when zero.
+	LockTimeout time.Duration
+}
+
+// FileStore implements RateBudget and Idempotency in one bbolt file, so a
+// single sidecar keeps its rate budget and its idempotency cache across
+// restarts: a restart can neither forget the calls made in the current
+// window (and exceed the provider's limit) nor the answers it may replay.
+//
+// It is the Memory store with a journal: reads are served from memory, and
+// every admitted call, claim, answer and release is written to the file
+// (group commit, fsynced) before the method returns. The file is locked by
+// one process; replicas share state through Redis instead.
+type FileStore struct {
+	mem  *Memory
+	db   *bolt.DB
+	c    *boltCommitter
+	path string
+}
+
+// OpenFile opens (creating if needed) the file store at path and loads it,
+// dropping expired answers and claims.
+func OpenFile(path string, o FileOptions) (*FileStore, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 5 * time.Second
+	}
+	db, err := openBoltFile(path, "store", o.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	f := &FileStore{mem: NewMemory(o.Now), db: db, path: path}
+	if err := f.load(o.Now()); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("loading store %s: %w", path, err)
+	}
+	f.c = newBoltCommitter(db, 1024)
+	f.mem.journal = fileJournal{f.c}
+	return f, nil
+}
+
+func (f *FileStore) load(now time.Time) error {
+	return f.db.Update(func(tx *bolt.Tx) error {
+		budgets, err := tx.CreateBucketIfNotExists(bucketBudget)
+		if err != nil {
+			return err
+		}
+		idem, err := tx.CreateBucketIfNotExists(bucketIdem)
+		if err != nil {
+			return err
+		}
+		err = budgets.ForEach(func(k, v []byte) error {
+			log, err := decodeLog(v)
+			if err != nil {
+				return fmt.Errorf("budget %q: %w", k, err)
+			}
+			f.mem.budgets[string(k)] = log
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var expired [][]byte
+		err = idem.ForEach(func(k, v []byte) error {
+			c, err := decodeClaim(v)
+			if err != nil {
+				return fmt.Errorf("idempotency key %q: %w", k, err)
+			}
+			if !now.Before(c.expires) {
+				expired = append(expired, k)
+				return nil
+			}
+			f.mem.claims[string(k)] = c
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range expired {
+			if err := idem.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Path is the store file's path.
+func (f *FileStore) Path() string { return f.path }
+
+// Take implements RateBudget.
+func (f *FileStore) Take(ctx context.Context, key string, limit int, window time.Duration) (Grant, error) {
+	return f.mem.Take(ctx, key, limit, window)
+}
+
+// Usage implements RateBudget.
+func (f *FileStore) Usage(ctx context.Context, key string, window time.Duration) (int, error) {
+	return f.mem.Usage(ctx, key, window)
+}
+
+// Begin implements Idempotency.
+func (f *FileStore) Begin(ctx context.Context, key, fingerprint string, lease time.Duration) (Claim, error) {
+	return f.mem.Begin(ctx, key, fingerprint, lease)
+}
+
+// Complete implements Idempotency.
+func (f *FileStore) Complete(ctx context.Context, key, fingerprint string, value []byte, ttl time.Duration) error {
+	return f.mem.Complete(ctx, key, fingerprint, value, ttl)
+}
+
+// Release implements Idempotency.
+func (f *FileStore) Release(ctx context.Context, key, fingerprint string) error {
+	return f.mem.Release(ctx, key, fingerprint)
+}
+
+// Get implements Idempotency.
+func (f *FileStore) Get(ctx context.Context, key string) (Claim, error) {
+	return f.mem.Get(ctx, key)
+}
+
+// Close waits for queued writes and closes the file.
+func (f *FileStore) Close() error {
+	if !f.c.close() {
+		return nil
+	}
+	return f.db.Close()
+}
+
+// fileJournal writes a Memory's changes through the group committer.
+type fileJournal struct{ c *boltCommitter }
+
+func (j fileJournal) putBudget(key string, log []time.Time) <-chan error {
+	k, v := []byte(key), encodeLog(log)
+	return j.c.enqueue(func(tx *bolt.Tx) error { return tx.Bucket(bucketBudget).Put(k, v) })
+}
+
+func (j fileJournal) deleteBudget(key string) <-chan error {
+	k := []byte(key)
+	return j.c.enqueue(func(tx *bolt.Tx) error { return tx.Bucket(bucketBudget).Delete(k) })
+}
+
+func (j fileJournal) putClaim(key string, c memClaim) <-chan error {
+	k, v := []byte(key), encodeClaim(c)
+	return j.c.enqueue(func(tx *bolt.Tx) error { return tx.Bucket(bucketIdem).Put(k, v) })
+}
+
+func (j fileJournal) deleteClaim(key string) <-chan error {
+	k := []byte(key)
+	return j.c.enqueue(func(tx *bolt.Tx) error { return tx.Bucket(bucketIdem).Delete(k) })
+}
+
+// The file store's records: a version byte, then varints. A budget is its
+// call times (Unix ns, the first absolute, the rest as deltas); a claim is
+// its state, expiry (Unix ns), fingerprint and value (length-prefixed).
+const fileRecordVersion = 1
+
+func encodeLog(log []time.Time) []byte {
+	b := make([]byte, 0, 1+len(log)*4+10)
+	b = append(b, fileRecordVersion)
+	b = binary.AppendUvarint(b, uint64(len(log)))
+	var prev int64
+	for _, t := range log {
+		n := t.UnixNano()
+		b = binary.AppendVarint(b, n-prev)
+		prev = n
+	}
+	return b
+}
+
+func decodeLog(b []byte) ([]time.Time, error) {
+	if len(b) == 0 || b[0] != fileRecordVersion {
+		return nil, errCorruptRecord
+	}
+	d := decoder{b: b[1:]}
+	n := d.uvarint()
+	if d.err || n > uint64(len(d.b)) { // every entry takes at least a byte
+		return nil, errCorruptRecord
+	}
+	log := make([]time.Time, 0, n)
+	var prev int64
+	for i := uint64(0); i < n; i++ {
+		prev += d.varint()
+		log = append(log, time.Unix(0, prev))
+	}
+	if d.err || len(d.b) != 0 {
+		return nil, errCorruptRecord
+	}
+	return log, nil
+}
+
+func encodeClaim(c memClaim) []byte {
+	b := make([]byte, 0, 16+len(c.Fingerprint)+len(c.Value))
+	b = append(b, fileRecordVersion, byte(c.State))
+	b = binary.AppendVarint(b, c.expires.UnixNano())
+	b = binary.AppendUvarint(b, uint64(len(c.Fingerprint)))
+	b = append(b, c.Fingerprint...)
+	b = binary.AppendUvarint(b, uint64(len(c.Value)))
+	return append(b, c.Value...)
+}
+
+func decodeClaim(b []byte) (memClaim, error) {
+	if len(b) < 2 || b[0] != fileRecordVersion {
+		return memClaim{}, errCorruptRecord
+	}
+	state := ClaimState(b[1])
+	if state != Claimed && state != Completed {
+		return memClaim{}, errCorruptRecord
+	}
+	d := decoder{b: b[2:]}
+	c := memClaim{Claim: Claim{State: state}}
+	c.expires = time.Unix(0, d.varint())
+	c.Fingerprint = string(d.bytes())
+	if v := d.bytes(); len(v) > 0 {
+		c.Value = append([]byte(nil), v...)
+	}
+	if d.err || len(d.b) != 0 {
+		return memClaim{}, errCorruptRecord
+	}
+	return c, nil
+}
+
+// Interface guards.
+var (
+	_ RateBudget  = (*FileStore)(nil)
+	_ Idempotency = (*FileStore)(nil)
+)

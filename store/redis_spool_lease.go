@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Leases and heartbeats. A claimed event carries its claimant's id, and is
+// hidden until the lease the claimant asked for ends (the deliverer asks
+// for forward_timeout plus a minute). A replica that crashes mid-delivery
+// would hold its events that long; so every replica also beats (records
+// the server's time in the owners set) every third of the Heartbeat, and
+// each beat hands the claims of owners silent for a whole Heartbeat back to
+// the queue at their own due times. A replica that closes cleanly hands
+// back its claims at once. Heartbeats use the server's clock (TIME), so
+// replicas with skewed clocks agree on who went silent.
+
+// redisBeatScript records this owner's heartbeat and releases the claims of
+// every owner (this one too, when ARGV[3] is "self") silent for ARGV[2] ms.
+// It returns how many events it handed back.
+var redisBeatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local silent
+if ARGV[3] == 'self' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  silent = {ARGV[1]}
+else
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  silent = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+end
+local n = 0
+for _, o in ipairs(silent) do
+  local claims = ARGV[4] .. o
+  for _, id in ipairs(redis.call('SMEMBERS', claims)) do
+    local k = ARGV[5] .. id
+    if redis.call('HGET', k, 'owner') == o then
+      redis.call('HSET', k, 'owner', '')
+      if redis.call('HGET', k, 'state') == 'p' then
+        redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'nextus'), id)
+        n = n + 1
+      end
+    end
+  end
+  redis.call('DEL', claims)
+  if o ~= ARGV[1] then redis.call('ZREM', KEYS[1], o) end
+end
+return n
+`)
+
+// beatOnce sends one heartbeat (or, with self, the farewell that hands back
+// this replica's claims) and returns how many events it handed back.
+func (s *RedisSpool) beatOnce(ctx context.Context, self bool) (int, error) {
+	mode := "beat"
+	if self {
+		mode = "self"
+	}
+	n, err := redisBeatScript.Run(ctx, s.r.c, []string{s.p + "owners", s.p + "due"},
+		s.owner, s.hb.Milliseconds(), mode, s.p+"claims:", s.p+"ev:").Int()
+	if err != nil {
+		return 0, unavailable("spool heartbeat", err)
+	}
+	return n, nil
+}
+
+func (s *RedisSpool) beat() {
+	defer close(s.done)
+	every := s.hb / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		n, err := s.beatOnce(ctx, false)
+		if err == nil && n > 0 {
+			s.log.Warn("took over the events another replica had claimed before it went silent",
+				zap.Int("events", n), zap.Duration("heartbeat", s.hb))
+		}
+		if err == nil {
+			if n := s.resync(ctx); n > 0 {
+				s.log.Info("applied the spool writes the Redis server missed while it was down", zap.Int("writes", n))
+			}
+		}
+		cancel()
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// stopBeating ends the heartbeat without handing anything back (a crash,
+// for tests; Close uses it first).
+func (s *RedisSpool) stopBeating() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+func (s *RedisSpool) isClosed() bool {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	return s.closed
+}
+
+// Close implements Spool: it stops the heartbeat and hands this replica's
+// claims back to the queue, so the others deliver them at once. Pending
+// events stay in Redis; the Redis connection stays open.
+func (s *RedisSpool) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	s.stopBeating()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := s.beatOnce(ctx, true)
+	return err
+}

@@ -1,0 +1,78 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qrphgate/qrphgate/store"
+)
+
+// The cost of one admission on each back end, from concurrent callers (the
+// outbound hot path makes one Take per upstream call). The limit is high
+// enough never to refuse.
+func BenchmarkRateBudgetTake(b *testing.B) {
+	backends := map[string]func(b *testing.B) store.RateBudget{
+		"memory": func(*testing.B) store.RateBudget { return store.NewMemory(nil) },
+		"file": func(b *testing.B) store.RateBudget {
+			f, err := store.OpenFile(filepath.Join(b.TempDir(), "store.db"), store.FileOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = f.Close() })
+			return f
+		},
+		"redis": func(b *testing.B) store.RateBudget {
+			return openTestRedisWith(b, store.RedisOptions{})
+		},
+	}
+	for _, name := range []string{"memory", "file", "redis"} {
+		b.Run(name, func(b *testing.B) {
+			budget := backends[name](b)
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if g, err := budget.Take(context.Background(), "acct", 1<<30, time.Minute); err != nil || !g.OK {
+						b.Fatalf("take: %+v %v", g, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// The cost of acknowledging a webhook on each spool, from concurrent
+// receivers: one Put (and its de-duplication mark).
+func BenchmarkSpoolPut(b *testing.B) {
+	var seq atomic.Int64
+	run := func(b *testing.B, s store.Spool) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				id := fmt.Sprintf("b%09d", seq.Add(1))
+				if err := s.Put(context.Background(), event(id, "k"+id, time.Now().Add(time.Hour))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("file", func(b *testing.B) {
+		s, err := store.OpenBolt(filepath.Join(b.TempDir(), "spool.db"), store.BoltOptions{SweepEvery: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		run(b, s)
+	})
+	b.Run("redis", func(b *testing.B) {
+		s, err := store.NewRedisSpool(context.Background(), openTestRedisWith(b, store.RedisOptions{}), store.RedisSpoolOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		run(b, s)
+	})
+}
