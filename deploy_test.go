@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -243,5 +244,131 @@ func TestCaddyfileExample(t *testing.T) {
 	os.Unsetenv("QRPHGATE_WEBHOOK_IPS")
 	if out, err := e2e.Run(t, dir, "adapt", "--config", abs, "--adapter", "caddyfile"); err == nil || !strings.Contains(out, "allow_ips") {
 		t.Fatalf("adapt without QRPHGATE_WEBHOOK_IPS: %v\n%s", err, out)
+	}
+}
+
+// TestKubernetesManifests parses every manifest, checks that what the
+// Deployment references exists (Secret keys, ConfigMap, probe ports), that
+// the sidecar runs as non-root with probes, and that the ConfigMap's
+// Caddyfile adapts with the real binary without any secret in the JSON.
+func TestKubernetesManifests(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("examples", "kubernetes", "*.yaml"))
+	if len(files) < 4 {
+		t.Fatalf("manifests: %v", files)
+	}
+	byKind := map[string][]map[string]any{}
+	for _, f := range files {
+		for _, d := range yamlDocs(t, f) {
+			kind, _ := d["kind"].(string)
+			if d["apiVersion"] == nil || kind == "" || at(d, "metadata", "name") == nil {
+				t.Fatalf("%s: a document lacks apiVersion, kind or metadata.name", f)
+			}
+			byKind[kind] = append(byKind[kind], d)
+		}
+	}
+	for _, kind := range []string{"Deployment", "Service", "Secret", "ConfigMap", "StatefulSet"} {
+		if len(byKind[kind]) == 0 {
+			t.Errorf("no %s", kind)
+		}
+	}
+	secret := byKind["Secret"][0]
+	secretName := at(secret, "metadata", "name")
+	secretKeys, _ := at(secret, "stringData").(map[string]any)
+	configMap := byKind["ConfigMap"][0]
+
+	dep := byKind["Deployment"][0]
+	pod := at(dep, "spec", "template", "spec")
+	if at(pod, "securityContext", "runAsNonRoot") != true {
+		t.Error("the pod must run as non-root")
+	}
+	labels, _ := at(dep, "spec", "template", "metadata", "labels").(map[string]any)
+	for _, svc := range byKind["Service"] {
+		sel, _ := at(svc, "spec", "selector").(map[string]any)
+		matches := len(sel) > 0
+		for k, v := range sel {
+			matches = matches && labels[k] == v
+		}
+		if !matches && at(svc, "metadata", "name") != "redis" {
+			t.Errorf("service %v selects no pod of the Deployment", at(svc, "metadata", "name"))
+		}
+		if at(svc, "spec", "type") == "LoadBalancer" && at(svc, "spec", "externalTrafficPolicy") != "Local" {
+			t.Error("the webhook LoadBalancer must keep client addresses (externalTrafficPolicy: Local) for allow_ips")
+		}
+	}
+	var sidecar any
+	containers, _ := at(pod, "containers").([]any)
+	for _, c := range containers {
+		if at(c, "name") == "qrphgate" {
+			sidecar = c
+		}
+	}
+	if sidecar == nil {
+		t.Fatal("no qrphgate container")
+	}
+	ports := map[any]bool{}
+	for _, p := range at(sidecar, "ports").([]any) {
+		ports[at(p, "name")] = true
+	}
+	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
+		if port := at(sidecar, probe, "httpGet", "port"); !ports[port] {
+			t.Errorf("%s uses port %v, which the container does not name", probe, port)
+		}
+	}
+	if at(sidecar, "securityContext", "readOnlyRootFilesystem") != true || at(sidecar, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Error("the sidecar should have a read-only root and no privilege escalation")
+	}
+	if at(sidecar, "envFrom", 0, "secretRef", "name") != secretName {
+		t.Error("the sidecar does not take its environment from the Secret")
+	}
+	// Every secretKeyRef names a key of the Secret.
+	for _, c := range containers {
+		env, _ := at(c, "env").([]any)
+		for _, e := range env {
+			if ref := at(e, "valueFrom", "secretKeyRef"); ref != nil {
+				if _, ok := secretKeys[at(ref, "key").(string)]; !ok || at(ref, "name") != secretName {
+					t.Errorf("container %v: secretKeyRef %v is not in the Secret", at(c, "name"), ref)
+				}
+			}
+		}
+	}
+	volumes, _ := at(pod, "volumes").([]any)
+	var configMapUsed bool
+	for _, v := range volumes {
+		configMapUsed = configMapUsed || at(v, "configMap", "name") == at(configMap, "metadata", "name")
+	}
+	if !configMapUsed {
+		t.Error("the ConfigMap is not mounted")
+	}
+
+	// Redis holds acknowledged webhooks: it must persist every write.
+	args := fmt.Sprint(at(byKind["StatefulSet"][0], "spec", "template", "spec", "containers", 0, "args"))
+	if !strings.Contains(args, "--appendonly yes") || !strings.Contains(args, "--appendfsync always") {
+		t.Errorf("redis args %s: the spool needs appendonly yes and appendfsync always", args)
+	}
+	if at(byKind["StatefulSet"][0], "spec", "volumeClaimTemplates") == nil {
+		t.Error("redis keeps its data on an emptyDir: it needs a persistent volume")
+	}
+
+	// The Caddyfile in the ConfigMap adapts, with the Deployment's env.
+	caddyfile, _ := at(configMap, "data", "Caddyfile").(string)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sidecarEnv, _ := at(sidecar, "env").([]any)
+	for _, e := range sidecarEnv {
+		if v, ok := at(e, "value").(string); ok {
+			t.Setenv(at(e, "name").(string), v)
+		}
+	}
+	out, err := e2e.Run(t, dir, "adapt", "--config", path, "--adapter", "caddyfile")
+	if err != nil {
+		t.Fatalf("the ConfigMap's Caddyfile does not adapt: %v\n%s", err, out)
+	}
+	for _, want := range []string{"{env.MODULUS_SECRET_KEY}", "{env.REDIS_PASSWORD}", "modulus_webhook", "modulus_api"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("adapted JSON lacks %s", want)
+		}
 	}
 }
