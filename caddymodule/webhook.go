@@ -66,7 +66,7 @@ type Webhook struct {
 	// is a duplicate for all. Unset, de-duplication lives in the spool (a
 	// Redis spool shares it already).
 	Store string `json:"store,omitempty"`
-	// DedupeWindow is how long an (action, reference) pair is remembered;
+	// DedupeWindow is how long an (activation code, action, reference) triple is remembered;
 	// 72h by default.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
 	// RedeliverFor is how long an event is retried before it becomes a

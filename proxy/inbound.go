@@ -261,7 +261,7 @@ func (in *Inbound) accept(ctx context.Context, log *zap.Logger, env Envelope, p 
 	// The provider may hang up after sending; finish the write regardless.
 	ctx = context.WithoutCancel(ctx)
 	now := in.cfg.Clock.Now()
-	key := p.DedupeKey()
+	key := p.DedupeKey(code)
 	added, err := in.cfg.Dedupe.Add(ctx, key, in.cfg.DedupeWindow)
 	if errors.Is(err, store.ErrPending) {
 		log.Info("a copy of this webhook is still being stored; answering 503 so the provider retries")

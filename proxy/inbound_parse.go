@@ -132,10 +132,15 @@ func ParsePayload(plaintext []byte, actionFields, referenceFields []string) (Pay
 	return p, nil
 }
 
-// DedupeKey identifies the event for de-duplication: a digest of action and
-// reference, so the key is short and holds no payload text.
-func (p Payload) DedupeKey() string {
+// DedupeKey identifies the event for de-duplication: a digest of the
+// merchant's activation-code header (empty without one), the action and the
+// reference, so the key is short and holds no payload text. The merchant is
+// part of it because references are the merchants' own: two merchants on
+// one webhook URL may both sell "ORDER-1".
+func (p Payload) DedupeKey(activationCode string) string {
 	h := sha256.New()
+	h.Write([]byte(activationCode))
+	h.Write([]byte{0})
 	h.Write([]byte(p.Action))
 	h.Write([]byte{0})
 	h.Write([]byte(p.Reference))

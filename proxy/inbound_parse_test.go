@@ -103,14 +103,23 @@ func TestParsePayloadConfiguredFields(t *testing.T) {
 }
 
 func TestDedupeKey(t *testing.T) {
-	a := Payload{Action: "QRPH_SUCCESS", Reference: "R1"}.DedupeKey()
-	if a != (Payload{Action: "QRPH_SUCCESS", Reference: "R1", ActionField: "status"}).DedupeKey() {
+	a := Payload{Action: "QRPH_SUCCESS", Reference: "R1"}.DedupeKey("")
+	if a != (Payload{Action: "QRPH_SUCCESS", Reference: "R1", ActionField: "status"}).DedupeKey("") {
 		t.Fatal("the key must not depend on which field carried the values")
 	}
 	for _, other := range []Payload{{Action: "QRPH_DECLINED", Reference: "R1"}, {Action: "QRPH_SUCCESSR", Reference: "1"}} {
-		if other.DedupeKey() == a {
+		if other.DedupeKey("") == a {
 			t.Fatalf("%+v collides with %+v", other, a)
 		}
+	}
+	// Two merchants' references are their own: the same reference under
+	// another activation code is another event.
+	p := Payload{Action: "QRPH_SUCCESS", Reference: "R1"}
+	if p.DedupeKey("MERCHANT_A") == p.DedupeKey("MERCHANT_B") || p.DedupeKey("MERCHANT_A") == a {
+		t.Fatal("the activation code must be part of the key")
+	}
+	if (Payload{Action: "B", Reference: "C"}).DedupeKey("A") == (Payload{Action: "", Reference: "C"}).DedupeKey("A\x00B") {
+		t.Fatal("field boundaries must not shift")
 	}
 	if strings.Contains(a, "R1") || len(a) != len("webhook:")+64 {
 		t.Fatalf("key %q", a)

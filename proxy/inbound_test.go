@@ -368,6 +368,24 @@ func TestInboundDeduplicates(t *testing.T) {
 	}
 }
 
+// References belong to merchants: the same action and reference under
+// another merchant's activation-code header is another payment.
+func TestInboundDedupeKeepsMerchantsApart(t *testing.T) {
+	f := newInboundFixture(t, nil)
+	body := envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", "ORDER-1")))
+	for _, code := range []string{"MERCHANT_A", "MERCHANT_B", "MERCHANT_A"} {
+		r := webhookRequest(body)
+		r.Header.Set("activation-code", code)
+		f.send(r, allowedIP)
+	}
+	if n := f.pending(t); n != 2 {
+		t.Fatalf("%d events spooled, want one per merchant", n)
+	}
+	if f.lastResult() != ResultDuplicate {
+		t.Fatalf("the second copy for MERCHANT_A: %s", f.lastResult())
+	}
+}
+
 func TestInboundConcurrentCopiesSpoolOnce(t *testing.T) {
 	f := newInboundFixture(t, nil)
 	body := envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", "ORDER-RACE")))
