@@ -115,7 +115,7 @@ func openOutboundStore(ctx caddy.Context, spec, environment string) (*outboundSt
 	if err := checkRedisPassword("store", spec, environment); err != nil {
 		return nil, err
 	}
-	resolved := caddy.NewReplacer().ReplaceKnown(spec, "")
+	resolved := resolveRedisURL(caddy.NewReplacer(), spec)
 	r, release, err := acquireRedis(ctx, resolved)
 	if err != nil {
 		return nil, err

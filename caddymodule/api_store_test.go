@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +12,12 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/internal/testenv"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 func TestCheckStoreSpec(t *testing.T) {
@@ -156,5 +159,37 @@ func TestAPIFileStoreSurvivesRestart(t *testing.T) {
 	}
 	if n := len(fake.Calls()); n != 2 {
 		t.Fatalf("%d provider calls, want 2", n)
+	}
+}
+
+// A password with URL metacharacters survives placeholder resolution
+// intact and never becomes part of the host (which logs and errors show).
+func TestResolveRedisURLEscapesThePassword(t *testing.T) {
+	const pw = "FAKE/p@ss#w%rd x:y"
+	t.Setenv("QRPHGATE_TEST_REDIS_PW", pw)
+	t.Setenv("QRPHGATE_TEST_REDIS_HOST", "redis.internal:6380")
+	repl := caddy.NewReplacer()
+	for _, spec := range []string{
+		"rediss://:{env.QRPHGATE_TEST_REDIS_PW}@redis.internal:6380/2",
+		"redis://app:{env.QRPHGATE_TEST_REDIS_PW}@{env.QRPHGATE_TEST_REDIS_HOST}/2",
+	} {
+		resolved := resolveRedisURL(repl, spec)
+		u, err := url.Parse(resolved)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if got, _ := u.User.Password(); got != pw || u.Host != "redis.internal:6380" || u.Path != "/2" {
+			t.Fatalf("%s: password %q host %q path %q", spec, got, u.Host, u.Path)
+		}
+		opts, err := redis.ParseURL(resolved)
+		if err != nil || opts.Password != pw || opts.DB != 2 {
+			t.Fatalf("%s: go-redis reads %+v, %v", spec, opts, err)
+		}
+		if red := store.RedactURL(resolved); strings.Contains(red, "p@ss") || strings.Contains(red, "FAKE") {
+			t.Fatalf("redacted URL reveals the password: %s", red)
+		}
+	}
+	if got := resolveRedisURL(repl, "redis://127.0.0.1:6379/0"); got != "redis://127.0.0.1:6379/0" {
+		t.Fatalf("URL without user info: %s", got)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -119,4 +121,21 @@ func checkRedisPassword(field, raw, environment string) error {
 		return fmt.Errorf("%s: give the Redis password as {env.NAME} or {file.PATH}: an inline one is stored in the config", field)
 	}
 	return nil
+}
+
+// resolveRedisURL resolves the placeholders of a redis:// or rediss:// spec.
+// Values in the user-info part (the password) are percent-escaped: pasted
+// raw, a password with '/', '@', '#' or '%' would break the URL, and could
+// even be parsed as its host, which logs and errors show.
+func resolveRedisURL(repl *caddy.Replacer, spec string) string {
+	_, rest, ok := strings.Cut(spec, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return repl.ReplaceKnown(spec, "")
+	}
+	prefix := spec[:len(spec)-len(rest)]
+	userinfo, _ := repl.ReplaceFunc(rest[:at], func(_ string, v any) (any, error) {
+		return url.PathEscape(fmt.Sprint(v)), nil
+	})
+	return prefix + userinfo + "@" + repl.ReplaceKnown(rest[at+1:], "")
 }

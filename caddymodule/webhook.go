@@ -253,6 +253,9 @@ func parseForwardTo(raw string) (*url.URL, error) {
 // default under Caddy's data directory), or a URL for back ends that
 // register an opener.
 func (h *Webhook) spoolSpec(repl *caddy.Replacer) (string, error) {
+	if strings.Contains(h.Spool, "://") {
+		return resolveRedisURL(repl, h.Spool), nil
+	}
 	spec := repl.ReplaceKnown(h.Spool, "")
 	if spec == "" {
 		return filepath.Join(caddy.AppDataDir(), "qrphgate", "webhooks.spool"), nil
@@ -294,7 +297,7 @@ func (h *Webhook) sharedDedupe(ctx caddy.Context, repl *caddy.Replacer, w *webho
 	if h.Store == "" {
 		return w.spool, w.dedupe, nil
 	}
-	r, release, err := acquireRedis(ctx, repl.ReplaceKnown(h.Store, ""))
+	r, release, err := acquireRedis(ctx, resolveRedisURL(repl, h.Store))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -83,8 +83,10 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	// even for a while after the server is back (seen as a flap right
 	// after recovery). A refused dial costs microseconds, so recovery is
 	// seen by the first command after it. Connections are still opened
-	// only on demand.
-	opts.MaxRetries = 1
+	// only on demand. No command is retried either: a script whose reply
+	// was lost may already have run, and running it again is not harmless
+	// (a retried Begin would find its own claim and wait on itself).
+	opts.MaxRetries = -1
 	opts.DialerRetries = 1
 	opts.PoolSize = max(opts.PoolSize, 1<<16)
 	prefix := o.Prefix
