@@ -35,6 +35,12 @@ func TestWebhookCaddyfileErrors(t *testing.T) {
 		{"store inline password", wrap("\t\tstore redis://:TEST-ONLY-fake-key-do-not-use-32@r:6379/0\n"), "modulus_webhook: the Redis password in store must be a {env.NAME}", "Caddyfile:3"},
 		{"spool inline password", wrap("\t\tspool rediss://u:TEST-ONLY-fake-key-do-not-use-32@r:6380/0\n"), "modulus_webhook: the Redis password in spool must be a {env.NAME}", "Caddyfile:3"},
 		{"spool other scheme", wrap("\t\tspool s3://bucket/spool\n"), "modulus_webhook: spool must be a file path or redis://", "Caddyfile:3"},
+		{"bad key encoding", wrap("\t\tkey_encoding base32\n"), "modulus_webhook: key_encoding: unknown key encoding", "Caddyfile:3"},
+		{"bad CIDR", wrap("\t\tallow_ips 203.0.113.10/32\n\t\tallow_ips 10.0.0.1/8\n"), "host bits set", "Caddyfile:4"},
+		{"host name in allow_ips", wrap("\t\tallow_ips webhooks.moduluslabs.io\n"), "is not an IP address or CIDR", "Caddyfile:3"},
+		{"any with addresses", wrap("\t\tallow_ips any 10.0.0.0/8\n"), "any cannot be combined", "Caddyfile:3"},
+		{"forward_to with credentials", wrap("\t\tforward_to http://u:p@127.0.0.1:3000\n"), "forward_to must not carry credentials", "Caddyfile:3"},
+		{"forward_to not a URL", wrap("\t\tforward_to 127.0.0.1:3000/payments\n"), "forward_to", "Caddyfile:3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := adaptErr(t, tc.src)

@@ -8,6 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/policy"
 )
 
 func init() {
@@ -98,10 +100,19 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.DecryptionKeys = append(h.DecryptionKeys, v)
 			}
 		case "key_encoding":
-			h.KeyEncoding, err = one()
+			if h.KeyEncoding, err = one(); err == nil {
+				if _, e := crypto.ParseEncoding(h.KeyEncoding); e != nil {
+					return d.Errf("modulus_webhook: key_encoding: %v", e)
+				}
+			}
 		case "allow_ips":
 			var v []string
 			if v, err = some(); err == nil {
+				// Each line is checked here, for its file and line; the
+				// whole list (any alone) again at provision.
+				if _, e := policy.ParseIPAllowlist(v); e != nil && !anyPlaceholder.MatchString(strings.Join(v, " ")) {
+					return d.Errf("modulus_webhook: %v", e)
+				}
 				h.AllowIPs = append(h.AllowIPs, v...)
 			}
 		case "activation_codes":
@@ -110,7 +121,11 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.ActivationCodes = append(h.ActivationCodes, v...)
 			}
 		case "forward_to":
-			h.ForwardTo, err = one()
+			if h.ForwardTo, err = one(); err == nil && !anyPlaceholder.MatchString(h.ForwardTo) {
+				if _, e := parseForwardTo(h.ForwardTo); e != nil {
+					return d.Errf("modulus_webhook: %v", e)
+				}
+			}
 		case "forward_timeout":
 			h.ForwardTimeout, err = duration()
 		case "sign_secret":
