@@ -1,12 +1,7 @@
 package policy
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"unicode/utf8"
 )
 
 // CreateQR is the plaintext of a create-QR request, as the app sends it to
@@ -27,58 +22,19 @@ var createQRFields = []string{"amount", "currency", "merchantReferenceNumber", "
 // every member a string, no unknown or repeated members, nothing after it.
 // It checks shape only; ValidateCreateQR checks the values.
 func DecodeCreateQR(body []byte) (CreateQR, error) {
-	var req CreateQR
-	if !utf8.Valid(body) {
-		return req, fieldErr(CodeInvalidJSON, "", "body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return req, fieldErr(CodeInvalidJSON, "", "body must be a JSON object")
-	}
-	seen := make(map[string]bool, 4)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return req, fieldErr(CodeInvalidJSON, "", "body is not valid JSON")
-		}
-		name := t.(string)
-		var dst *string
-		switch name {
-		case "amount":
-			dst = &req.Amount
-		case "currency":
-			dst = &req.Currency
-		case "merchantReferenceNumber":
-			dst = &req.MerchantReferenceNumber
-		case "activationCode":
-			dst = &req.ActivationCode
-		default:
-			return req, fieldErr(CodeUnknownField, truncateField(name), "unknown field; allowed: amount, currency, merchantReferenceNumber, activationCode")
-		}
-		if seen[name] {
-			return req, fieldErr(CodeInvalidJSON, name, "field appears more than once")
-		}
-		seen[name] = true
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return req, fieldErr(CodeInvalidJSON, "", "body is not valid JSON")
-		}
-		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, dst) != nil {
-			return req, fieldErr(codeFor(name), name, "must be a JSON string")
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return req, fieldErr(CodeInvalidJSON, "", "body is not valid JSON")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, fieldErr(CodeInvalidJSON, "", "unexpected data after the JSON object")
+	fields, err := DecodeStringFields(body, createQRFields, codeFor)
+	if err != nil {
+		return CreateQR{}, err
 	}
 	for _, f := range createQRFields[:3] {
-		if !seen[f] {
-			return req, fieldErr(CodeMissingField, f, "is required")
+		if _, ok := fields[f]; !ok {
+			return CreateQR{}, fieldErr(CodeMissingField, f, "is required")
 		}
 	}
-	return req, nil
+	return CreateQR{
+		ActivationCode: fields["activationCode"], Currency: fields["currency"],
+		Amount: fields["amount"], MerchantReferenceNumber: fields["merchantReferenceNumber"],
+	}, nil
 }
 
 func codeFor(field string) string {

@@ -1,15 +1,15 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/qrphgate/qrphgate/policy"
 )
 
 // The envelope fields the provider's documentation uses for a webhook body:
@@ -195,32 +195,13 @@ func isJSONInteger(raw json.RawMessage) bool {
 	return true
 }
 
-// walkObject calls member for each member of the single JSON object in b,
-// in order, and refuses anything that is not exactly one valid object.
+// walkObject reads the single JSON object in b (policy.WalkObject),
+// reporting its structural failures as kind (ErrEnvelope, ErrPayload).
 func walkObject(b []byte, member func(name string, value json.RawMessage) error, kind error) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return fmt.Errorf("%w: is not a JSON object", kind)
+	err := policy.WalkObject(b, member)
+	var pe *policy.Error
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%w: %s", kind, strings.TrimPrefix(pe.Message, "body "))
 	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("%w: is not valid JSON", kind)
-		}
-		name, _ := t.(string)
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return fmt.Errorf("%w: is not valid JSON", kind)
-		}
-		if err := member(name, value); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return fmt.Errorf("%w: is not valid JSON", kind)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: has data after the JSON object", kind)
-	}
-	return nil
+	return err
 }

@@ -1,17 +1,13 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -241,51 +237,13 @@ func validWebhookID(id string) bool { return isWord(id, "-", 64) }
 func validHeaderCode(v string) bool { return isWord(v, "-_", 64) }
 
 // decodeStringFields strictly decodes a JSON object whose members are all
-// strings from allowed: no unknown or repeated members, nothing after it.
+// strings from allowed (policy.DecodeStringFields), as a 400 *Error.
 func decodeStringFields(body []byte, allowed []string) (map[string]string, *Error) {
-	invalid := func(field, msg string) *Error {
-		return newErr(http.StatusBadRequest, policy.CodeInvalidJSON, field, msg)
+	f, err := policy.DecodeStringFields(body, allowed, func(string) string { return policy.CodeInvalidJSON })
+	if err != nil {
+		return nil, AsError(err)
 	}
-	if !utf8.Valid(body) {
-		return nil, invalid("", "body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, invalid("", "body must be a JSON object")
-	}
-	out := make(map[string]string, len(allowed))
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, invalid("", "body is not valid JSON")
-		}
-		name := t.(string)
-		if !slices.Contains(allowed, name) {
-			if len(name) > 64 {
-				name = name[:64]
-			}
-			return nil, newErr(http.StatusBadRequest, policy.CodeUnknownField, name, "unknown field; allowed: "+strings.Join(allowed, ", "))
-		}
-		if _, dup := out[name]; dup {
-			return nil, invalid(name, "field appears more than once")
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, invalid("", "body is not valid JSON")
-		}
-		var v string
-		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
-			return nil, invalid(name, "must be a JSON string")
-		}
-		out[name] = v
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, invalid("", "body is not valid JSON")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, invalid("", "unexpected data after the JSON object")
-	}
-	return out, nil
+	return f, nil
 }
 
 // servePing checks the provider's QR API: an unauthenticated GET /ping
