@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -244,11 +243,10 @@ func (o *Outbound) merchant(requested string) (string, *Error) {
 
 // readJSONBody checks the content type and size of the app's request.
 func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	if !isJSONMediaType(r.Header.Get("Content-Type")) {
 		return nil, newErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "", "send Content-Type: application/json")
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	b, err := readBody(w, r, maxRequestBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
