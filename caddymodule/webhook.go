@@ -122,7 +122,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		h.logger.Warn("allow_ips is any: webhooks are accepted from every address; set the provider's Webhook IP Whitelist in production")
 	}
 	for _, c := range h.ActivationCodes {
-		if !validHeaderToken(c) {
+		if !proxy.ValidActivationCodeHeader(c) {
 			return errors.New("activation_codes: each code must be 1 to 128 visible ASCII characters")
 		}
 	}
@@ -369,19 +369,6 @@ func (h *Webhook) clientIP(r *http.Request) netip.Addr {
 		}
 	}
 	return addr
-}
-
-// validHeaderToken reports whether s is 1 to 128 visible ASCII characters.
-func validHeaderToken(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // Interface guards.

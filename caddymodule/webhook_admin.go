@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -100,12 +101,5 @@ func handleReplay(w http.ResponseWriter, r *http.Request) error {
 			"replayed": map[string]any{"id": ev.ID, "spool": wk.name, "reference": ev.Reference, "next_attempt": ev.NextAttempt},
 		})
 	}
-	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no dead letter %q", truncate(id, 64))}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
+	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no dead letter %q", proxy.Truncate(id, 64))}
 }

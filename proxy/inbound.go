@@ -39,9 +39,7 @@ const (
 )
 
 const (
-	maxActivationCodeLen  = 128
-	defaultMaxWebhookBody = 64 << 10
-	defaultDedupeWindow   = 72 * time.Hour
+	maxActivationCodeLen = 128
 	// The answers to the provider: fixed, so nothing from the request can
 	// leak into them.
 	receivedBody          = `{"received":true}` + "\n"
@@ -229,7 +227,7 @@ func (in *Inbound) refuse(log *zap.Logger, status int, result, msg string, cause
 func (in *Inbound) activationCode(h http.Header) (string, bool) {
 	values := h.Values(HeaderActivationCode)
 	var code string
-	if len(values) == 1 && validActivationCode(values[0]) {
+	if len(values) == 1 && ValidActivationCodeHeader(values[0]) {
 		code = values[0]
 	}
 	if len(in.cfg.ActivationCodes) > 0 {
@@ -238,7 +236,10 @@ func (in *Inbound) activationCode(h http.Header) (string, bool) {
 	return code, true
 }
 
-func validActivationCode(s string) bool {
+// ValidActivationCodeHeader reports whether s can be an activation-code
+// header value: 1-128 visible ASCII characters (the docs show both
+// A9X4-B7P2-Q6Z8-M3L5 and MERCHANT_ABC_123).
+func ValidActivationCodeHeader(s string) bool {
 	if s == "" || len(s) > maxActivationCodeLen {
 		return false
 	}

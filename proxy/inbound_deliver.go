@@ -371,7 +371,7 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 			return OutcomeTimeout, fmt.Sprintf("no answer within %v", cfg.Timeout)
 		}
-		return OutcomeError, trimDetail(err.Error())
+		return OutcomeError, Truncate(err.Error(), 200)
 	}
 	// Drain a little so the connection can be reused; the app's answer is
 	// not otherwise read.
@@ -382,14 +382,6 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 		return OutcomeDelivered, detail
 	}
 	return OutcomeRejected, detail
-}
-
-func trimDetail(s string) string {
-	const limit = 200
-	if len(s) > limit {
-		return s[:limit] + "…"
-	}
-	return s
 }
 
 // Replay moves a dead letter back to pending with a fresh redelivery window

@@ -73,9 +73,9 @@ func parseUpstreamError(status int, body []byte, scrub func(string) string) *Ups
 		ue.Error = jsonScalar(raw.Message)
 	}
 	ue.ReferenceNumber = jsonScalar(raw.ReferenceNumber)
-	ue.Code = bound(scrub(ue.Code), 64)
-	ue.Error = bound(scrub(ue.Error), maxUpstreamText)
-	ue.ReferenceNumber = bound(scrub(ue.ReferenceNumber), 128)
+	ue.Code = Truncate(scrub(ue.Code), 64)
+	ue.Error = Truncate(scrub(ue.Error), maxUpstreamText)
+	ue.ReferenceNumber = Truncate(scrub(ue.ReferenceNumber), 128)
 	return ue
 }
 
@@ -95,7 +95,9 @@ func jsonScalar(raw json.RawMessage) string {
 	return ""
 }
 
-func bound(s string, n int) string {
+// Truncate cuts untrusted text (a provider message, an error, an id) to at
+// most n bytes, on a UTF-8 boundary, marking the cut with "…".
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
