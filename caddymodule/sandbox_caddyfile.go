@@ -52,26 +52,20 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("modulus_sandbox: %s given twice", opt)
 		}
 		seen[opt] = true
-		args := d.RemainingArgs()
-		if d.NextBlock(1) {
-			return d.Errf("modulus_sandbox: %s takes no block", opt)
+		line, err := readOption(d, "modulus_sandbox")
+		if err != nil {
+			return err
 		}
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("modulus_sandbox: %s takes exactly one value", opt)
-			}
-			return args[0], nil
-		}
-		var err error
+		args := line.args
 		switch opt {
 		case "secret_key":
-			s.SecretKey, err = one()
+			s.SecretKey, err = line.one()
 		case "encryption_key":
-			s.EncryptionKey, err = one()
+			s.EncryptionKey, err = line.one()
 		case "inbox_sign_secret":
-			s.InboxSignSecret, err = one()
+			s.InboxSignSecret, err = line.one()
 		case "key_encoding":
-			if s.KeyEncoding, err = one(); err == nil {
+			if s.KeyEncoding, err = line.one(); err == nil {
 				if _, perr := crypto.ParseEncoding(s.KeyEncoding); perr != nil {
 					return d.Errf("modulus_sandbox: key_encoding: %v", perr)
 				}
@@ -87,7 +81,7 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.ActivationCodes = args
 		case "rate_limit":
-			if s.RateLimit, err = one(); err == nil {
+			if s.RateLimit, err = line.one(); err == nil {
 				if _, perr := policy.ParseRateLimit(s.RateLimit); perr != nil {
 					return d.Errf("modulus_sandbox: rate_limit: %v", perr)
 				}
@@ -105,7 +99,7 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "latency":
 			var v string
-			if v, err = one(); err == nil {
+			if v, err = line.one(); err == nil {
 				dur, perr := caddy.ParseDuration(v)
 				if perr != nil || dur < 0 {
 					return d.Errf("modulus_sandbox: latency: %q is not a duration", v)
@@ -114,7 +108,7 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "error_rate":
 			var v string
-			if v, err = one(); err == nil {
+			if v, err = line.one(); err == nil {
 				if s.ErrorRate, err = parseRate(v); err != nil {
 					return d.Errf("modulus_sandbox: error_rate: %v", err)
 				}
@@ -130,7 +124,7 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.Callbacks = args
 		case "webhook_source":
-			if s.WebhookSource, err = one(); err == nil {
+			if s.WebhookSource, err = line.one(); err == nil {
 				if a, perr := netip.ParseAddr(s.WebhookSource); perr != nil || a.Zone() != "" {
 					return d.Errf("modulus_sandbox: webhook_source must be an IP address such as 127.0.0.2")
 				}

@@ -55,59 +55,25 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("modulus_webhook: %s is given twice", opt)
 		}
 		seen[opt] = true
-		args := d.RemainingArgs()
-		if d.NextBlock(d.Nesting()) {
-			return d.Errf("modulus_webhook: %s takes no block", opt)
+		line, err := readOption(d, "modulus_webhook")
+		if err != nil {
+			return err
 		}
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.Errf("modulus_webhook: %s takes exactly one value", opt)
-			}
-			return args[0], nil
-		}
-		some := func() ([]string, error) {
-			if len(args) == 0 {
-				return nil, d.Errf("modulus_webhook: %s needs at least one value", opt)
-			}
-			return args, nil
-		}
-		duration := func() (caddy.Duration, error) {
-			v, err := one()
-			if err != nil {
-				return 0, err
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return 0, d.Errf("modulus_webhook: %s must be a positive duration such as 10s or 72h", opt)
-			}
-			return caddy.Duration(dur), nil
-		}
-		secret := func() (string, error) {
-			v, err := one()
-			if err != nil {
-				return "", err
-			}
-			if !secretPlaceholder.MatchString(v) {
-				return "", d.Errf("modulus_webhook: %s must be a {env.NAME} or {file.PATH} placeholder (never {$NAME} or a literal: they end up in the adapted JSON)", opt)
-			}
-			return v, nil
-		}
-		var err error
 		switch opt {
 		case "decryption_key":
 			var v string
-			if v, err = secret(); err == nil {
+			if v, err = line.secret(); err == nil {
 				h.DecryptionKeys = append(h.DecryptionKeys, v)
 			}
 		case "key_encoding":
-			if h.KeyEncoding, err = one(); err == nil {
+			if h.KeyEncoding, err = line.one(); err == nil {
 				if _, e := crypto.ParseEncoding(h.KeyEncoding); e != nil {
 					return d.Errf("modulus_webhook: key_encoding: %v", e)
 				}
 			}
 		case "allow_ips":
 			var v []string
-			if v, err = some(); err == nil {
+			if v, err = line.some(); err == nil {
 				// Each line is checked here, for its file and line; the
 				// whole list (any alone) again at provision.
 				if _, e := policy.ParseIPAllowlist(v); e != nil && !anyPlaceholder.MatchString(strings.Join(v, " ")) {
@@ -117,44 +83,44 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "activation_codes":
 			var v []string
-			if v, err = some(); err == nil {
+			if v, err = line.some(); err == nil {
 				h.ActivationCodes = append(h.ActivationCodes, v...)
 			}
 		case "forward_to":
-			if h.ForwardTo, err = one(); err == nil && !anyPlaceholder.MatchString(h.ForwardTo) {
+			if h.ForwardTo, err = line.one(); err == nil && !anyPlaceholder.MatchString(h.ForwardTo) {
 				if _, e := parseForwardTo(h.ForwardTo); e != nil {
 					return d.Errf("modulus_webhook: %v", e)
 				}
 			}
 		case "forward_timeout":
-			h.ForwardTimeout, err = duration()
+			h.ForwardTimeout, err = line.duration(false)
 		case "sign_secret":
-			h.SignSecret, err = secret()
+			h.SignSecret, err = line.secret()
 		case "spool":
-			if h.Spool, err = one(); err == nil && strings.Contains(h.Spool, "://") {
+			if h.Spool, err = line.one(); err == nil && strings.Contains(h.Spool, "://") {
 				err = redisOption(d, opt, h.Spool, webhookSpoolSyntax)
 			}
 		case "store":
-			if h.Store, err = one(); err == nil {
+			if h.Store, err = line.one(); err == nil {
 				err = redisOption(d, opt, h.Store, webhookStoreSyntax)
 			}
 		case "dedupe_window":
-			h.DedupeWindow, err = duration()
+			h.DedupeWindow, err = line.duration(false)
 		case "redeliver_for":
-			h.RedeliverFor, err = duration()
+			h.RedeliverFor, err = line.duration(false)
 		case "retry_backoff":
-			if len(args) != 2 {
+			if len(line.args) != 2 {
 				return d.Errf("modulus_webhook: retry_backoff takes a base and a maximum duration")
 			}
-			base, err1 := caddy.ParseDuration(args[0])
-			maxd, err2 := caddy.ParseDuration(args[1])
+			base, err1 := caddy.ParseDuration(line.args[0])
+			maxd, err2 := caddy.ParseDuration(line.args[1])
 			if err1 != nil || err2 != nil || base <= 0 || maxd < base {
 				return d.Errf("modulus_webhook: retry_backoff needs two positive durations, the second at least the first")
 			}
 			h.RetryBase, h.RetryMax = caddy.Duration(base), caddy.Duration(maxd)
 		case "max_body":
 			var v string
-			if v, err = one(); err == nil {
+			if v, err = line.one(); err == nil {
 				n, perr := humanize.ParseBytes(v)
 				if perr != nil || n == 0 || n > 16<<20 {
 					return d.Errf("modulus_webhook: max_body must be a size between 1B and 16MB, such as 64KB")
@@ -162,9 +128,9 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.MaxBody = int64(n)
 			}
 		case "action_fields":
-			h.ActionFields, err = some()
+			h.ActionFields, err = line.some()
 		case "reference_fields":
-			h.ReferenceFields, err = some()
+			h.ReferenceFields, err = line.some()
 		default:
 			return d.Errf("modulus_webhook: unknown option %q", opt)
 		}
