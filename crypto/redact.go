@@ -50,19 +50,6 @@ func RedactToken(tok string) string {
 	return fmt.Sprintf("[token: %d segments, %d bytes]", strings.Count(tok, ".")+1, len(tok))
 }
 
-// RedactAuthorization keeps the scheme of an Authorization header value and
-// hides the credentials ("Basic [REDACTED]").
-func RedactAuthorization(v string) string {
-	if v == "" {
-		return ""
-	}
-	scheme, _, found := strings.Cut(v, " ")
-	if !found || len(scheme) > 16 {
-		return Redacted
-	}
-	return scheme + " " + Redacted
-}
-
 // BasicAuthorization is the Authorization header value the provider expects
 // for a secret key: HTTP Basic with the key as user name and an empty
 // password, "Basic " + base64(secret + ":"). It is a credential: never log it.

@@ -190,6 +190,11 @@ func (in *Inbound) receive(w http.ResponseWriter, r *http.Request, client netip.
 		return in.refuse(log, http.StatusBadRequest, ResultBadEnvelope, err.Error(), nil)
 	}
 	opened, err := in.cfg.Keyring.Decrypt(env.Token)
+	if err != nil {
+		// The shape of the token (never the token) helps tell a truncated
+		// or foreign token from a key mismatch.
+		log = log.With(zap.String("token", crypto.RedactToken(env.Token)))
+	}
 	switch {
 	case errors.Is(err, crypto.ErrDecrypt):
 		return in.refuse(log, http.StatusBadRequest, ResultDecryptFailed, "no configured key decrypts the token", err)

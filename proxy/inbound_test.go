@@ -512,6 +512,15 @@ func TestInboundLogsNoSecrets(t *testing.T) {
 			}
 		}
 	}
+	// A refused token is described by its shape, never shown.
+	var described bool
+	for _, e := range f.logs.FilterField(zap.String("result", ResultDecryptFailed)).All() {
+		tok, _ := e.ContextMap()["token"].(string)
+		described = described || strings.Contains(tok, "5 segments")
+	}
+	if !described {
+		t.Fatal("the decrypt_failed log line does not describe the token")
+	}
 }
 
 func TestNewInboundRequires(t *testing.T) {
