@@ -13,13 +13,18 @@ import (
 type pendingIndex struct {
 	items map[string]*pendingItem
 	heap  pendingHeap
+	// byReceived orders the same items by receipt, so the oldest pending
+	// event (for the status page and metrics) costs nothing to find even
+	// with a large backlog.
+	byReceived receivedHeap
 }
 
 type pendingItem struct {
 	id       string
 	due      time.Time
 	received time.Time
-	pos      int
+	pos      int // in heap
+	rpos     int // in byReceived
 }
 
 func newPendingIndex() *pendingIndex {
@@ -35,6 +40,7 @@ func (x *pendingIndex) add(id string, due, received time.Time) {
 	it := &pendingItem{id: id, due: due, received: received}
 	x.items[id] = it
 	heap.Push(&x.heap, it)
+	heap.Push(&x.byReceived, it)
 }
 
 func (x *pendingIndex) setDue(id string, due time.Time) {
@@ -47,6 +53,7 @@ func (x *pendingIndex) setDue(id string, due time.Time) {
 func (x *pendingIndex) remove(id string) {
 	if it, ok := x.items[id]; ok {
 		heap.Remove(&x.heap, it.pos)
+		heap.Remove(&x.byReceived, it.rpos)
 		delete(x.items, id)
 	}
 }
@@ -71,13 +78,10 @@ func (x *pendingIndex) next() (time.Time, bool) {
 }
 
 func (x *pendingIndex) oldest() time.Time {
-	var t time.Time
-	for _, it := range x.items {
-		if t.IsZero() || it.received.Before(t) {
-			t = it.received
-		}
+	if len(x.byReceived) == 0 {
+		return time.Time{}
 	}
-	return t
+	return x.byReceived[0].received
 }
 
 type pendingHeap []*pendingItem
@@ -99,6 +103,32 @@ func (h *pendingHeap) Push(v any) {
 	*h = append(*h, it)
 }
 func (h *pendingHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return it
+}
+
+type receivedHeap []*pendingItem
+
+func (h receivedHeap) Len() int { return len(h) }
+func (h receivedHeap) Less(i, j int) bool {
+	if !h[i].received.Equal(h[j].received) {
+		return h[i].received.Before(h[j].received)
+	}
+	return h[i].id < h[j].id
+}
+func (h receivedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].rpos, h[j].rpos = i, j
+}
+func (h *receivedHeap) Push(v any) {
+	it := v.(*pendingItem)
+	it.rpos = len(*h)
+	*h = append(*h, it)
+}
+func (h *receivedHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]
 	old[len(old)-1] = nil
