@@ -14,7 +14,7 @@ import (
 	"log"
 	"net/http"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/qrphgate/qrphgate/crypto"
 )
 
 func main() {
@@ -22,21 +22,21 @@ func main() {
 	key := flag.String("key", "TEST-ONLY-fake-key-do-not-use-32", "32-byte A256KW key (test key)")
 	qrBytes := flag.Int("qr-bytes", 1200, "size of the fake PNG in the answer")
 	flag.Parse()
-	if len(*key) != 32 {
-		log.Fatal("-key must be 32 bytes")
+	k, err := crypto.NewKey("-key", *key, crypto.EncodingUTF8)
+	if err != nil {
+		log.Fatal(err)
 	}
 	// A PNG signature followed by filler: the gateway only base64-checks it.
 	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0x42}, *qrBytes-8)...)
 	plain, _ := json.Marshal(map[string]string{"id": "a78efd32-de3b-4854-b599-11ae9f98f97e", "qrBody": base64.StdEncoding.EncodeToString(png)})
-	enc, err := jose.NewEncrypter(jose.A256CBC_HS512, jose.Recipient{Algorithm: jose.A256KW, Key: []byte(*key)}, nil)
+	enc, err := crypto.NewEncrypter(k)
 	if err != nil {
 		log.Fatal(err)
 	}
-	obj, err := enc.Encrypt(plain)
+	tok, err := enc.Encrypt(plain)
 	if err != nil {
 		log.Fatal(err)
 	}
-	tok, _ := obj.CompactSerialize()
 	answer := []byte(`{"Token":"` + tok + `"}`)
 
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
