@@ -73,130 +73,96 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("modulus_api option %q given twice", opt)
 		}
 		seen[opt] = true
-		var err error
+		if opt == "circuit_breaker" {
+			var err error
+			if a.CircuitBreaker, err = parseBreaker(d); err != nil {
+				return err
+			}
+			continue
+		}
+		o, err := readOption(d, "modulus_api")
+		if err != nil {
+			return err
+		}
 		switch opt {
 		case "environment":
-			if a.Environment, err = oneArg(d); err == nil && a.Environment != policy.Sandbox && a.Environment != policy.Production {
-				return d.Errf("environment must be sandbox or production")
+			if a.Environment, err = o.one(); err == nil && a.Environment != policy.Sandbox && a.Environment != policy.Production {
+				err = o.errf("must be sandbox or production")
 			}
 		case "secret_key":
-			a.SecretKey, err = oneArg(d)
+			a.SecretKey, err = o.one()
 			noteInline(opt, a.SecretKey)
 		case "encryption_key":
-			a.EncryptionKey, err = oneArg(d)
+			a.EncryptionKey, err = o.one()
 			noteInline(opt, a.EncryptionKey)
 		case "key_encoding":
-			if a.KeyEncoding, err = oneArg(d); err == nil {
+			if a.KeyEncoding, err = o.one(); err == nil {
 				if _, e := crypto.ParseEncoding(a.KeyEncoding); e != nil {
-					return d.Errf("key_encoding: %v", e)
+					err = d.Errf("modulus_api: key_encoding: %v", e)
 				}
 			}
 		case "activation_code":
-			a.ActivationCode, err = oneArg(d)
+			a.ActivationCode, err = o.one()
 			noteInline(opt, a.ActivationCode)
 		case "merchants":
-			if a.Merchants = d.RemainingArgs(); len(a.Merchants) == 0 {
-				return d.ArgErr()
-			}
+			a.Merchants, err = o.some()
 			noteInline(opt, a.Merchants...)
 		case "qr_url", "webhooks_url":
 			var v string
-			if v, err = oneArg(d); err == nil {
+			if v, err = o.one(); err == nil {
 				if _, e := policy.CheckUpstreamURL(opt, v); e != nil {
-					return d.Errf("%v", e)
-				}
-				if opt == "qr_url" {
+					err = d.Errf("modulus_api: %v", e)
+				} else if opt == "qr_url" {
 					a.QRURL = v
 				} else {
 					a.WebhooksURL = v
 				}
 			}
 		case "webhooks_payload":
-			if a.WebhooksPayload, err = oneArg(d); err == nil && a.WebhooksPayload != proxy.WebhooksPayloadPlain && a.WebhooksPayload != proxy.WebhooksPayloadJWE {
-				return d.Errf("webhooks_payload must be plain or jwe")
+			if a.WebhooksPayload, err = o.one(); err == nil && a.WebhooksPayload != proxy.WebhooksPayloadPlain && a.WebhooksPayload != proxy.WebhooksPayloadJWE {
+				err = o.errf("must be plain or jwe")
 			}
 		case "rate_limit":
-			if a.RateLimit, err = oneArg(d); err == nil {
+			if a.RateLimit, err = o.one(); err == nil {
 				if _, e := policy.ParseRateLimit(a.RateLimit); e != nil {
-					return d.Errf("rate_limit: %v", e)
+					err = d.Errf("modulus_api: rate_limit: %v", e)
 				}
 			}
 		case "max_wait":
 			var dur caddy.Duration
-			if dur, err = durationArg(d, opt, true); err == nil {
+			if dur, err = o.duration(true); err == nil {
 				a.MaxWait = &dur
 			}
 		case "timeout":
-			a.Timeout, err = durationArg(d, opt, false)
+			a.Timeout, err = o.duration(false)
 		case "max_queue":
-			a.MaxQueue, err = intArg(d, opt, 1, 1<<20)
+			a.MaxQueue, err = o.integer(1, 1<<20)
 		case "retries":
 			var n int
-			if n, err = intArg(d, opt, 0, 10); err == nil {
+			if n, err = o.integer(0, 10); err == nil {
 				a.Retries = &n
 			}
 		case "auth_failures":
-			a.AuthFailures, err = intArg(d, opt, 1, 100)
-		case "circuit_breaker":
-			a.CircuitBreaker, err = parseBreaker(d)
+			a.AuthFailures, err = o.integer(1, 100)
 		case "store":
-			if a.Store, err = oneArg(d); err == nil {
+			if a.Store, err = o.one(); err == nil {
 				if e := checkStoreSpec(a.Store); e != nil {
-					return d.Errf("%v", e)
+					err = d.Errf("modulus_api: %v", e)
 				}
 			}
 		case "policy":
-			a.Policy, err = oneArg(d)
+			a.Policy, err = o.one()
 		default:
 			return d.Errf("unknown modulus_api option %q", opt)
 		}
 		if err != nil {
 			return err
 		}
-		if opt != "circuit_breaker" && d.NextBlock(d.Nesting()) {
-			return d.Errf("%s takes no block", opt)
-		}
 	}
 	if a.Environment == policy.Production && len(inline) > 0 {
 		return inline[0]
 	}
 	return nil
-}
-
-// oneArg reads exactly one argument on the option's line.
-func oneArg(d *caddyfile.Dispenser) (string, error) {
-	if !d.NextArg() {
-		return "", d.ArgErr()
-	}
-	v := d.Val()
-	if d.NextArg() {
-		return "", d.ArgErr()
-	}
-	return v, nil
-}
-
-func durationArg(d *caddyfile.Dispenser, opt string, zeroOK bool) (caddy.Duration, error) {
-	v, err := oneArg(d)
-	if err != nil {
-		return 0, err
-	}
-	dur, err := caddy.ParseDuration(v)
-	if err != nil || dur < 0 || (dur == 0 && !zeroOK) {
-		return 0, d.Errf("%s must be a positive duration such as 10s", opt)
-	}
-	return caddy.Duration(dur), nil
-}
-
-func intArg(d *caddyfile.Dispenser, opt string, lo, hi int) (int, error) {
-	v, err := oneArg(d)
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, d.Errf("%s must be a whole number from %d to %d", opt, lo, hi)
-	}
-	return n, nil
 }
 
 // parseBreaker reads the circuit_breaker settings, as key-value arguments
@@ -254,10 +220,11 @@ func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 	}
 	for nest := d.Nesting(); d.NextBlock(nest); {
 		key := d.Val()
-		v, err := oneArg(d)
-		if err != nil {
+		args := d.RemainingArgs()
+		if len(args) != 1 {
 			return nil, d.Errf("circuit_breaker %s takes one value", key)
 		}
+		v := args[0]
 		if err := set(key, v); err != nil {
 			return nil, err
 		}

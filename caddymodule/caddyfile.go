@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -57,6 +59,19 @@ func (o optionLine) duration(zeroOK bool) (caddy.Duration, error) {
 		return 0, o.errf("must be a positive duration such as 10s or 72h")
 	}
 	return caddy.Duration(dur), nil
+}
+
+// integer is the line's single value as a whole number in [lo, hi].
+func (o optionLine) integer(lo, hi int) (int, error) {
+	v, err := o.one()
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, o.errf("must be a whole number from %d to %d", lo, hi)
+	}
+	return n, nil
 }
 
 // secret is the line's single value, which must be an {env.*} or {file.*}
