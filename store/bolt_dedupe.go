@@ -25,6 +25,9 @@ import (
 // Add implements Dedupe.
 func (s *BoltSpool) Add(_ context.Context, key string, ttl time.Duration) (bool, error) {
 	now := s.now()
+	// The durable check stays under s.mu so that it and the reservation are
+	// one step against a Put that commits the mark and drops the
+	// reservation in between; a bbolt View is an mmap read, not disk I/O.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seen, err := s.seen(key, now)

@@ -12,11 +12,11 @@ import (
 // is simply due again, which at-least-once delivery allows).
 type pendingIndex struct {
 	items map[string]*pendingItem
-	heap  pendingHeap
+	heap  *itemHeap // by due time
 	// byReceived orders the same items by receipt, so the oldest pending
 	// event (for the status page and metrics) costs nothing to find even
 	// with a large backlog.
-	byReceived receivedHeap
+	byReceived *itemHeap
 }
 
 type pendingItem struct {
@@ -28,32 +28,42 @@ type pendingItem struct {
 }
 
 func newPendingIndex() *pendingIndex {
-	return &pendingIndex{items: make(map[string]*pendingItem)}
+	return &pendingIndex{
+		items: make(map[string]*pendingItem),
+		heap: &itemHeap{
+			key: func(it *pendingItem) time.Time { return it.due },
+			pos: func(it *pendingItem) *int { return &it.pos },
+		},
+		byReceived: &itemHeap{
+			key: func(it *pendingItem) time.Time { return it.received },
+			pos: func(it *pendingItem) *int { return &it.rpos },
+		},
+	}
 }
 
 func (x *pendingIndex) add(id string, due, received time.Time) {
 	if it, ok := x.items[id]; ok {
 		it.due = due
-		heap.Fix(&x.heap, it.pos)
+		heap.Fix(x.heap, it.pos)
 		return
 	}
 	it := &pendingItem{id: id, due: due, received: received}
 	x.items[id] = it
-	heap.Push(&x.heap, it)
-	heap.Push(&x.byReceived, it)
+	heap.Push(x.heap, it)
+	heap.Push(x.byReceived, it)
 }
 
 func (x *pendingIndex) setDue(id string, due time.Time) {
 	if it, ok := x.items[id]; ok {
 		it.due = due
-		heap.Fix(&x.heap, it.pos)
+		heap.Fix(x.heap, it.pos)
 	}
 }
 
 func (x *pendingIndex) remove(id string) {
 	if it, ok := x.items[id]; ok {
-		heap.Remove(&x.heap, it.pos)
-		heap.Remove(&x.byReceived, it.rpos)
+		heap.Remove(x.heap, it.pos)
+		heap.Remove(x.byReceived, it.rpos)
 		delete(x.items, id)
 	}
 }
@@ -61,77 +71,59 @@ func (x *pendingIndex) remove(id string) {
 // claim leases up to max items due at now and returns their ids.
 func (x *pendingIndex) claim(now time.Time, lease time.Duration, max int) []string {
 	var ids []string
-	for len(ids) < max && len(x.heap) > 0 && !x.heap[0].due.After(now) {
-		it := x.heap[0]
+	for len(ids) < max && x.heap.Len() > 0 && !x.heap.items[0].due.After(now) {
+		it := x.heap.items[0]
 		it.due = now.Add(lease)
-		heap.Fix(&x.heap, 0)
+		heap.Fix(x.heap, 0)
 		ids = append(ids, it.id)
 	}
 	return ids
 }
 
 func (x *pendingIndex) next() (time.Time, bool) {
-	if len(x.heap) == 0 {
+	if x.heap.Len() == 0 {
 		return time.Time{}, false
 	}
-	return x.heap[0].due, true
+	return x.heap.items[0].due, true
 }
 
 func (x *pendingIndex) oldest() time.Time {
-	if len(x.byReceived) == 0 {
+	if x.byReceived.Len() == 0 {
 		return time.Time{}
 	}
-	return x.byReceived[0].received
+	return x.byReceived.items[0].received
 }
 
-type pendingHeap []*pendingItem
+// itemHeap is a min-heap of pending items on one of their times, keeping
+// each item's position in the matching slot so heap.Fix and heap.Remove
+// can find it. The ids break ties so the order is total.
+type itemHeap struct {
+	items []*pendingItem
+	key   func(*pendingItem) time.Time
+	pos   func(*pendingItem) *int
+}
 
-func (h pendingHeap) Len() int { return len(h) }
-func (h pendingHeap) Less(i, j int) bool {
-	if !h[i].due.Equal(h[j].due) {
-		return h[i].due.Before(h[j].due)
+func (h *itemHeap) Len() int { return len(h.items) }
+func (h *itemHeap) Less(i, j int) bool {
+	a, b := h.items[i], h.items[j]
+	if ka, kb := h.key(a), h.key(b); !ka.Equal(kb) {
+		return ka.Before(kb)
 	}
-	return h[i].id < h[j].id
+	return a.id < b.id
 }
-func (h pendingHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].pos, h[j].pos = i, j
+func (h *itemHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	*h.pos(h.items[i]), *h.pos(h.items[j]) = i, j
 }
-func (h *pendingHeap) Push(v any) {
+func (h *itemHeap) Push(v any) {
 	it := v.(*pendingItem)
-	it.pos = len(*h)
-	*h = append(*h, it)
+	*h.pos(it) = len(h.items)
+	h.items = append(h.items, it)
 }
-func (h *pendingHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return it
-}
-
-type receivedHeap []*pendingItem
-
-func (h receivedHeap) Len() int { return len(h) }
-func (h receivedHeap) Less(i, j int) bool {
-	if !h[i].received.Equal(h[j].received) {
-		return h[i].received.Before(h[j].received)
-	}
-	return h[i].id < h[j].id
-}
-func (h receivedHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].rpos, h[j].rpos = i, j
-}
-func (h *receivedHeap) Push(v any) {
-	it := v.(*pendingItem)
-	it.rpos = len(*h)
-	*h = append(*h, it)
-}
-func (h *receivedHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
+func (h *itemHeap) Pop() any {
+	last := len(h.items) - 1
+	it := h.items[last]
+	h.items[last] = nil
+	h.items = h.items[:last]
 	return it
 }

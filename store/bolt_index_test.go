@@ -46,8 +46,8 @@ func TestPendingIndexMatchesAScan(t *testing.T) {
 		if got := x.oldest(); !got.Equal(want) {
 			t.Fatalf("step %d: oldest %v, a scan finds %v", i, got, want)
 		}
-		if len(x.heap) != len(live) || len(x.byReceived) != len(live) {
-			t.Fatalf("step %d: %d/%d indexed, %d live", i, len(x.heap), len(x.byReceived), len(live))
+		if x.heap.Len() != len(live) || x.byReceived.Len() != len(live) {
+			t.Fatalf("step %d: %d/%d indexed, %d live", i, x.heap.Len(), x.byReceived.Len(), len(live))
 		}
 	}
 }
