@@ -204,7 +204,14 @@ func TestWebhookUsesCaddysClientIP(t *testing.T) {
 	if rec.Code != http.StatusOK || rec.Body.String() != "{\"received\":true}\n" {
 		t.Fatalf("allowed client IP: %d %s", rec.Code, rec.Body)
 	}
-	e2e.WaitFor(t, 15*time.Second, "the delivery", func() bool { return app.deliveries() == 1 })
+	pending := func() int {
+		st, err := h.worker.spool.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Pending
+	}
+	e2e.WaitFor(t, 15*time.Second, "the delivery", func() bool { return app.deliveries() == 1 && pending() == 0 })
 	app.mu.Lock()
 	hdr, got := app.got[0], app.bodies[0]
 	app.mu.Unlock()
@@ -216,7 +223,11 @@ func TestWebhookUsesCaddysClientIP(t *testing.T) {
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"duplicate":true`) {
 		t.Fatalf("duplicate: %d %s", rec.Code, rec.Body)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The duplicate was decided before the spool: nothing is pending, so
+	// nothing can be delivered a second time.
+	if n := pending(); n != 0 {
+		t.Fatalf("%d events pending after a duplicate, want 0", n)
+	}
 	if n := app.deliveries(); n != 1 {
 		t.Fatalf("%d deliveries after a duplicate, want 1", n)
 	}
