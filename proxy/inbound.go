@@ -324,8 +324,10 @@ func isJSONMediaType(v string) bool {
 // *http.MaxBytesError and the server closes the connection rather than
 // reading the rest.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	// The declared length sizes the buffer only within the limit: it is the
+	// client's word, and a huge one must not allocate before a byte arrives.
 	size := 512
-	if r.ContentLength > 0 {
+	if r.ContentLength > 0 && r.ContentLength <= limit {
 		size = int(r.ContentLength)
 	}
 	buf := make([]byte, 0, size)

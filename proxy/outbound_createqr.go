@@ -246,11 +246,17 @@ func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
 	if !isJSONMediaType(r.Header.Get("Content-Type")) {
 		return nil, newErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "", "send Content-Type: application/json")
 	}
+	tooLarge := func() *Error {
+		return newErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "request body exceeds "+strconv.Itoa(maxRequestBody)+" bytes")
+	}
+	if r.ContentLength > maxRequestBody {
+		return nil, tooLarge()
+	}
 	b, err := readBody(w, r, maxRequestBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, newErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "request body exceeds "+strconv.Itoa(maxRequestBody)+" bytes")
+			return nil, tooLarge()
 		}
 		return nil, clientClosed(err)
 	}

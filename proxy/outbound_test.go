@@ -307,3 +307,27 @@ func TestIsBase64(t *testing.T) {
 		}
 	}
 }
+
+// A huge declared Content-Length is refused before anything is read or
+// allocated, on every endpoint that takes a body.
+func TestFalseContentLengthRefused(t *testing.T) {
+	h := newHarness(t, hopts{})
+	for _, path := range []string{"/v1/pay/qr", "/v1/webhooks"} {
+		r := request("POST", path, createBody("a"))
+		r.ContentLength = 1 << 40
+		rec := newRecorderFor(h, r)
+		if e := decodeErr(t, rec.Body.Bytes()); rec.Code != 413 || e.Error.Code != CodeBodyTooLarge {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+	if n := len(h.fake.Calls()); n != 0 {
+		t.Fatalf("%d calls reached the provider", n)
+	}
+	// The shared reader sizes its buffer within the limit whatever the header says.
+	r := httptest.NewRequest("POST", "/", strings.NewReader("{}"))
+	r.ContentLength = 1 << 30
+	b, err := readBody(httptest.NewRecorder(), r, 1024)
+	if err != nil || string(b) != "{}" || cap(b) > 1024 {
+		t.Fatalf("readBody: %q (cap %d) %v", b, cap(b), err)
+	}
+}
