@@ -319,30 +319,3 @@ func isJSONMediaType(v string) bool {
 	}
 	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
-
-// readBody reads at most limit bytes; a longer body yields
-// *http.MaxBytesError and the server closes the connection rather than
-// reading the rest.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	// The declared length sizes the buffer only within the limit: it is the
-	// client's word, and a huge one must not allocate before a byte arrives.
-	size := 512
-	if r.ContentLength > 0 && r.ContentLength <= limit {
-		size = int(r.ContentLength)
-	}
-	buf := make([]byte, 0, size)
-	rd := http.MaxBytesReader(w, r.Body, limit)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}

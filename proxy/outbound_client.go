@@ -187,7 +187,7 @@ func (o *Outbound) attempt(ctx context.Context, c upstreamCall) (res *upstreamRe
 		return res, written.Load(), err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	b, err := readAllSized(io.LimitReader(resp.Body, maxUpstreamBody+1), resp.ContentLength, maxUpstreamBody)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (reading the answer: %v)", context.DeadlineExceeded, err)

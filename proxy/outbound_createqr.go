@@ -214,7 +214,7 @@ func splitStored(v []byte) (id, expiresAt string, doc []byte, err error) {
 func tokenOf(body []byte) (string, bool) {
 	b := bytes.TrimSpace(body)
 	if inner, ok := bytes.CutPrefix(b, []byte(`{"Token":"`)); ok {
-		if inner, ok = bytes.CutSuffix(inner, []byte(`"}`)); ok && bytes.IndexAny(inner, "\\\"") < 0 {
+		if inner, ok = bytes.CutSuffix(inner, []byte(`"}`)); ok && bytes.IndexByte(inner, '"') < 0 && bytes.IndexByte(inner, '\\') < 0 {
 			return string(inner), len(inner) > 0
 		}
 	}
