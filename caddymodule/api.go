@@ -170,7 +170,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 		s, err := proxy.NewOutboundShared(proxy.SharedOptions{
 			Budget: cfg.Budget, BudgetKey: proxy.BudgetKey(env, account), Breaker: breaker, Clock: clock.Real(),
 			OnBreakerChange: func(name string, from, to proxy.BreakerState) {
-				recordBreaker(env, name, to)
+				recordBreaker(env, account, name, to)
 				logger.Warn("circuit breaker changed state", zap.String("upstream", name),
 					zap.String("from", from.String()), zap.String("to", to.String()))
 			},
@@ -178,8 +178,8 @@ func (a *API) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		breakerGauge(env, "qr", proxy.BreakerClosed)
-		breakerGauge(env, "webhooks", proxy.BreakerClosed)
+		breakerGauge(env, account, "qr", proxy.BreakerClosed)
+		breakerGauge(env, account, "webhooks", proxy.BreakerClosed)
 		return sharedState{s}, nil
 	})
 	if err != nil {
@@ -193,7 +193,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 	engine := a.engine
-	a.unregister = status.register("outbound", env+" "+cfg.QRURL.Host, func() any {
+	a.unregister = status.register("outbound", env+" "+cfg.QRURL.Host+" "+account, func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		return engine.Status(ctx)

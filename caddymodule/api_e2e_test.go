@@ -168,7 +168,7 @@ http://127.0.0.1:%d {
 	for _, want := range []string{
 		`qrphgate_outbound_upstream_requests_total{environment="sandbox",endpoint="create_qr",status="200"}`,
 		`qrphgate_outbound_upstream_requests_total{environment="sandbox",endpoint="webhooks_create",status="201"}`,
-		`qrphgate_outbound_breaker_state{environment="sandbox",upstream="qr"} 2`,
+		`qrphgate_outbound_breaker_state{environment="sandbox",account="` + proxy.AccountID(fakeSandboxKey) + `",upstream="qr"} 2`,
 		`qrphgate_outbound_credentials_rejected_total{environment="sandbox"} 1`,
 		`qrphgate_outbound_idempotent_replays_total{environment="sandbox"} 1`,
 	} {

@@ -12,7 +12,7 @@ import (
 
 // Metric names of modulus_api (all in metricsSet, served by
 // modulus_metrics). Labels come from fixed sets only: environment
-// (sandbox, production), endpoint (create_qr, ping, webhooks_*), upstream
+// (sandbox, production), account (the configured accounts' ids), endpoint (create_qr, ping, webhooks_*), upstream
 // (qr, webhooks), HTTP status codes and the API's error codes.
 const (
 	metricUpstreamRequests   = "qrphgate_outbound_upstream_requests_total"
@@ -120,16 +120,17 @@ func (m apiMetrics) Response(endpoint string, status int, code string) {
 }
 
 // breakerGauge sets the breaker-state gauge: 0 closed, 1 half-open, 2 open.
-func breakerGauge(env, upstream string, s proxy.BreakerState) {
+// Breakers are per account (proxy.AccountID) as well as per upstream.
+func breakerGauge(env, account, upstream string, s proxy.BreakerState) {
 	m := apiMetrics{env: env}
-	metricsSet.GetOrCreateGauge(metricBreakerState+m.labels("upstream", upstream), nil).Set(float64(s))
+	metricsSet.GetOrCreateGauge(metricBreakerState+m.labels("account", account, "upstream", upstream), nil).Set(float64(s))
 }
 
 // recordBreaker records a transition: the gauge and a counter by target state.
-func recordBreaker(env, upstream string, to proxy.BreakerState) {
-	breakerGauge(env, upstream, to)
+func recordBreaker(env, account, upstream string, to proxy.BreakerState) {
+	breakerGauge(env, account, upstream, to)
 	m := apiMetrics{env: env}
-	metricsSet.GetOrCreateCounter(metricBreakerTransitions + m.labels("upstream", upstream, "to", to.String())).Inc()
+	metricsSet.GetOrCreateCounter(metricBreakerTransitions + m.labels("account", account, "upstream", upstream, "to", to.String())).Inc()
 }
 
 var _ proxy.OutboundObserver = apiMetrics{}

@@ -183,10 +183,15 @@ func TestAPIServesAndSurvivesReload(t *testing.T) {
 
 	snap := status.snapshot()["outbound"]
 	var st proxy.OutboundStatus
+	// Entries are named by environment, QR host and account id, so two
+	// accounts on one host do not hide each other.
 	for name, v := range snap {
-		if strings.HasPrefix(name, "sandbox 127.0.0.1") {
+		if strings.HasPrefix(name, "sandbox 127.0.0.1") && strings.HasSuffix(name, " "+proxy.AccountID(fakeSandboxKey)) {
 			st = v.(proxy.OutboundStatus)
 		}
+	}
+	if st.Account != proxy.AccountID(fakeSandboxKey) {
+		t.Fatalf("status account %q, entries %v", st.Account, snap)
 	}
 	if st.Breakers["qr"].State != "open" || st.Limiter.Used < 2 || st.Limiter.Store != "memory" || st.Environment != "sandbox" {
 		t.Fatalf("status %+v", st)
@@ -199,8 +204,8 @@ func TestAPIServesAndSurvivesReload(t *testing.T) {
 		`qrphgate_outbound_upstream_requests_total{environment="sandbox",endpoint="create_qr",status="500"}`,
 		`qrphgate_outbound_upstream_duration_seconds_bucket{environment="sandbox",endpoint="create_qr",le="0.005"}`,
 		`qrphgate_outbound_queue_wait_seconds_bucket{environment="sandbox",le="0.001"}`,
-		`qrphgate_outbound_breaker_state{environment="sandbox",upstream="qr"} 2`,
-		`qrphgate_outbound_breaker_transitions_total{environment="sandbox",upstream="qr",to="open"}`,
+		`qrphgate_outbound_breaker_state{environment="sandbox",account="` + proxy.AccountID(fakeSandboxKey) + `",upstream="qr"} 2`,
+		`qrphgate_outbound_breaker_transitions_total{environment="sandbox",account="` + proxy.AccountID(fakeSandboxKey) + `",upstream="qr",to="open"}`,
 		`qrphgate_outbound_idempotent_replays_total{environment="sandbox"}`,
 		`qrphgate_outbound_responses_total{environment="sandbox",endpoint="create_qr",status="503",code="breaker_open"}`,
 	} {
@@ -242,5 +247,28 @@ func TestAPIFileSecrets(t *testing.T) {
 	_ = a.ServeHTTP(w, r, nil)
 	if w.Code != 404 || !strings.Contains(w.Body.String(), `"not_found"`) {
 		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+// Two accounts on one provider host each have their own status entry.
+func TestAPIStatusPerAccount(t *testing.T) {
+	setFakeEnv(t)
+	t.Setenv("QG_TEST_SECRET2", "sk_test_FAKEsecondFAKEsecondFAKE000000000")
+	first, second := sandboxAPI("http://127.0.0.1:1"), sandboxAPI("http://127.0.0.1:1")
+	second.SecretKey = "{env.QG_TEST_SECRET2}"
+	for _, a := range []*API{first, second} {
+		if err := a.Provision(testContext(t)); err != nil {
+			t.Fatal(err)
+		}
+		defer a.Cleanup()
+	}
+	accounts := map[string]bool{}
+	for name, v := range status.snapshot()["outbound"] {
+		if strings.HasPrefix(name, "sandbox 127.0.0.1:1 ") {
+			accounts[v.(proxy.OutboundStatus).Account] = true
+		}
+	}
+	if !accounts[proxy.AccountID(fakeSandboxKey)] || !accounts[proxy.AccountID("sk_test_FAKEsecondFAKEsecondFAKE000000000")] {
+		t.Fatalf("status entries for %v, want both accounts", accounts)
 	}
 }

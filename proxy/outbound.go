@@ -347,7 +347,10 @@ func (o *Outbound) fail(w http.ResponseWriter, r *http.Request, endpoint string,
 
 // OutboundStatus is what GET /modulus/status shows for one modulus_api.
 type OutboundStatus struct {
-	Environment string                   `json:"environment"`
+	Environment string `json:"environment"`
+	// Account is the account's non-reversible id (AccountID), which tells
+	// apart two accounts on one host.
+	Account     string                   `json:"account"`
 	QRURL       string                   `json:"qr_url"`
 	WebhooksURL string                   `json:"webhooks_url"`
 	Limiter     LimiterStatus            `json:"limiter"`
@@ -381,6 +384,7 @@ type IdempotencyStatus struct {
 func (o *Outbound) Status(ctx context.Context) OutboundStatus {
 	st := OutboundStatus{
 		Environment: o.env.Name,
+		Account:     o.account,
 		QRURL:       o.qr.base,
 		Breakers:    map[string]BreakerStatus{"qr": o.qr.breaker.Status()},
 		Credentials: o.fuse.status(),
