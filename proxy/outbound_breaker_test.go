@@ -152,13 +152,16 @@ func TestBreakerSettingsValidate(t *testing.T) {
 func TestBreakerInTheGateway(t *testing.T) {
 	h := newHarness(t, hopts{noRetries: true, timeout: 100 * time.Millisecond,
 		breaker: BreakerSettings{Failures: 3, Window: time.Minute, Open: 30 * time.Second, Probes: 1}})
-	h.fake.Fail(fakemodulus.Fault{Status: 400}, fakemodulus.Fault{Status: 404}, fakemodulus.Fault{Status: 422})
-	for i := 0; i < 3; i++ {
+	// Answers that say nothing about the upstream's health do not count,
+	// 429 included.
+	h.fake.Fail(fakemodulus.Fault{Status: 400}, fakemodulus.Fault{Status: 404}, fakemodulus.Fault{Status: 422}, fakemodulus.Fault{Status: 429, RetryAfter: "1"})
+	for i := 0; i < 4; i++ {
 		if rec := h.do("POST", "/v1/pay/qr", createBody(fmt.Sprintf("B4-%d", i))); rec.Code/100 != 4 {
 			t.Fatalf("4xx passthrough: %d", rec.Code)
 		}
 	}
-	h.fake.Fail(fakemodulus.Fault{Status: 500}, fakemodulus.Fault{Hang: true}, fakemodulus.Fault{Status: 503})
+	// 5xx, timeouts and connection failures do: three of them open it.
+	h.fake.Fail(fakemodulus.Fault{Status: 500}, fakemodulus.Fault{Hang: true}, fakemodulus.Fault{ResetAfterRead: true})
 	for i, want := range []int{502, 504, 502} {
 		if rec := h.do("POST", "/v1/pay/qr", createBody(fmt.Sprintf("B5-%d", i))); rec.Code != want {
 			t.Fatalf("failure %d: %d, want %d", i, rec.Code, want)

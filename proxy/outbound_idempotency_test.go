@@ -154,3 +154,33 @@ func TestIdempotencyAcrossReplicas(t *testing.T) {
 		t.Fatalf("replicas made %d calls", len(h.fake.Calls()))
 	}
 }
+
+// A replica that waits for another's call past its max_wait answers 409
+// request_in_flight and makes no call of its own.
+func TestIdempotencyWaitEndsAtMaxWait(t *testing.T) {
+	h := newHarness(t, hopts{maxWait: 2 * time.Second})
+	other := *h.out
+	other.idem = newIdempotency(h.mem, h.clock)
+	h.fake.Fail(fakemodulus.Fault{Delay: 2 * time.Second}) // real time: outlasts the fake-clock wait below
+	a := h.async("POST", "/v1/pay/qr", createBody("REP-2"))
+	for h.out.idem.inFlight() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	b := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		w := httptest.NewRecorder()
+		other.ServeHTTP(w, request("POST", "/v1/pay/qr", createBody("REP-2")))
+		b <- w
+	}()
+	for waited := time.Duration(0); waited < 2*time.Second; waited += idemPollEvery {
+		h.waitTimers(1)
+		h.clock.Advance(idemPollEvery)
+	}
+	rb := recv(t, b)
+	if e := decodeErr(t, rb.Body.Bytes()); rb.Code != 409 || e.Error.Code != CodeRequestInFlight || rb.Header().Get("Retry-After") == "" {
+		t.Fatalf("waiting replica: %d %s", rb.Code, rb.Body)
+	}
+	if ra := recv(t, a); ra.Code != 200 || len(h.fake.Calls()) != 1 {
+		t.Fatalf("first replica %d, %d calls", ra.Code, len(h.fake.Calls()))
+	}
+}
