@@ -79,10 +79,11 @@ func (o *Outbound) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 
 	start := o.clock.Now()
 	deadline := start.Add(o.cfg.MaxWait)
+	attempts := 0 // upstream attempts this request made (none when replayed)
 	value, replayed, e := o.idem.do(r.Context(), key, fingerprint, o.lease, deadline, func(ctx context.Context) ([]byte, time.Duration, *Error) {
-		return o.createUpstream(ctx, plaintext, canon, deadline)
+		return o.createUpstream(ctx, plaintext, canon, deadline, &attempts)
 	})
-	logf := []zap.Field{zap.String("reference", canon.MerchantReferenceNumber)}
+	logf := []zap.Field{zap.String("reference", canon.MerchantReferenceNumber), zap.Duration("duration", o.clock.Now().Sub(start))}
 	if e != nil {
 		o.fail(w, r, endpoint, e, logf...)
 		return
@@ -129,14 +130,14 @@ func (o *Outbound) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		msg = "QR replayed"
 	}
 	if ce := o.log.Check(zap.InfoLevel, msg); ce != nil {
-		ce.Write(append(logf, zap.String("transaction_id", id), zap.Bool("replayed", replayed),
-			zap.Duration("duration", o.clock.Now().Sub(start)))...)
+		ce.Write(append(logf, zap.String("endpoint", endpoint), zap.Int("status", http.StatusOK),
+			zap.String("transaction_id", id), zap.Bool("replayed", replayed), zap.Int("attempts", attempts))...)
 	}
 }
 
 // createUpstream encrypts the canonical request, sends it and turns the
 // provider's encrypted answer into the app's response.
-func (o *Outbound) createUpstream(ctx context.Context, plaintext []byte, req policy.CreateQR, deadline time.Time) ([]byte, time.Duration, *Error) {
+func (o *Outbound) createUpstream(ctx context.Context, plaintext []byte, req policy.CreateQR, deadline time.Time, attempts *int) ([]byte, time.Duration, *Error) {
 	reqTok, err := o.enc.Encrypt(plaintext)
 	if err != nil {
 		return nil, 0, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "encryption failed", Err: err}
@@ -148,6 +149,7 @@ func (o *Outbound) createUpstream(ctx context.Context, plaintext []byte, req pol
 	if e != nil {
 		return nil, 0, e
 	}
+	*attempts = res.attempts
 	bad := func(msg string, err error) *Error {
 		return &Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse, Message: msg, Err: err}
 	}

@@ -78,3 +78,40 @@ func TestOutboundNeverLeaksSecrets(t *testing.T) {
 		t.Fatalf("logs lack the useful context:\n%s", text)
 	}
 }
+
+// Every call's log line carries the documented fields.
+func TestOutboundLogFields(t *testing.T) {
+	h := newHarness(t, hopts{noRetries: true})
+	h.do("POST", "/v1/pay/qr", createBody("LF-1"))
+	h.do("POST", "/v1/pay/qr", createBody("LF-1"))
+	h.fake.Fail(fakemodulus.Fault{Status: 500})
+	h.do("POST", "/v1/pay/qr", createBody("LF-2"))
+	h.do("GET", "/v1/webhooks", "")
+	h.do("GET", "/ping", "")
+	want := map[string][]string{
+		"QR created":              {"endpoint", "status", "duration", "reference", "transaction_id", "replayed", "attempts"},
+		"QR replayed":             {"endpoint", "status", "duration", "reference", "transaction_id", "replayed", "attempts"},
+		"outbound call failed":    {"endpoint", "status", "duration", "reference", "code", "upstream_status"},
+		"webhook management call": {"endpoint", "status", "duration", "attempts"},
+		"ping":                    {"endpoint", "status", "duration", "attempts"},
+	}
+	for _, e := range h.logs.All() {
+		fields, ok := want[e.Message]
+		if !ok {
+			continue
+		}
+		delete(want, e.Message)
+		m := e.ContextMap()
+		for _, f := range fields {
+			if _, ok := m[f]; !ok {
+				t.Errorf("%q lacks %s: %v", e.Message, f, m)
+			}
+		}
+		if e.Message == "QR created" && m["attempts"] != int64(1) {
+			t.Errorf("QR created after %v attempts, want 1", m["attempts"])
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("no log line for %v", want)
+	}
+}

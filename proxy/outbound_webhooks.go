@@ -103,7 +103,7 @@ func (o *Outbound) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 	start := o.clock.Now()
 	res, e := o.call(r.Context(), c, start.Add(o.cfg.MaxWait))
 	if e != nil {
-		o.fail(w, r, endpoint, e)
+		o.fail(w, r, endpoint, e, zap.Duration("duration", o.clock.Now().Sub(start)))
 		return
 	}
 	h := w.Header()
@@ -255,9 +255,10 @@ func (o *Outbound) servePing(w http.ResponseWriter, r *http.Request) {
 		o.fail(w, r, endpoint, newErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", "use GET"))
 		return
 	}
-	res, e := o.call(r.Context(), upstreamCall{endpoint: endpoint, up: o.qr, method: http.MethodGet, path: "/ping"}, o.clock.Now().Add(o.cfg.MaxWait))
+	start := o.clock.Now()
+	res, e := o.call(r.Context(), upstreamCall{endpoint: endpoint, up: o.qr, method: http.MethodGet, path: "/ping"}, start.Add(o.cfg.MaxWait))
 	if e != nil {
-		o.fail(w, r, endpoint, e)
+		o.fail(w, r, endpoint, e, zap.Duration("duration", o.clock.Now().Sub(start)))
 		return
 	}
 	body := res.body
@@ -271,4 +272,7 @@ func (o *Outbound) servePing(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(res.status)
 	_, _ = w.Write(body)
 	o.obs.Response(endpoint, res.status, "")
+	// Health checks call this often: their successes log at debug level.
+	o.log.Debug("ping", zap.String("endpoint", endpoint), zap.Int("status", res.status),
+		zap.Int("attempts", res.attempts), zap.Duration("duration", o.clock.Now().Sub(start)))
 }
