@@ -34,7 +34,7 @@ func init() {
 //
 // Secrets (secret_key, encryption_key, activation codes) must be {env.*} or
 // {file.*} placeholders, resolved at provision time so they never enter the
-// config; inline values are accepted only in the sandbox.
+// config; only activation codes may be inline, and only in the sandbox.
 type API struct {
 	// Environment is sandbox or production (required). It selects the
 	// defaults of the embedded policy and the checks applied at start-up.
@@ -220,9 +220,11 @@ func (a *API) config(repl *caddy.Replacer) (proxy.OutboundConfig, error) {
 		return cfg, err
 	}
 	cfg.Environment = env
+	// The keys are placeholders everywhere (a sandbox key is still a real
+	// account's credential); activation codes may be inline in the sandbox.
 	literalOK := env.Name == policy.Sandbox
 
-	secret, _, err := resolveSecret(repl, "secret_key", a.SecretKey, literalOK)
+	secret, _, err := resolveSecret(repl, "secret_key", a.SecretKey, false)
 	if err != nil {
 		return cfg, err
 	}
@@ -239,7 +241,7 @@ func (a *API) config(repl *caddy.Replacer) (proxy.OutboundConfig, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("key_encoding: %w", err)
 	}
-	material, _, err := resolveSecret(repl, "encryption_key", a.EncryptionKey, literalOK)
+	material, _, err := resolveSecret(repl, "encryption_key", a.EncryptionKey, false)
 	if err != nil {
 		return cfg, err
 	}

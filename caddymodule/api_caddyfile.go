@@ -45,10 +45,11 @@ func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 // circuit_breaker takes its settings as pairs on one line, as above, or as a
 // block with one setting per line (a Caddyfile block cannot open and close
 // on one line).
-// Every option may appear once. With environment production, secret_key,
-// encryption_key, activation_code and merchants must be {env.*}/{file.*}
-// placeholders already here: a literal (or a {$VAR}, which the adapter has
-// already substituted) would be printed by `qrphgate adapt`.
+// Every option may appear once. secret_key and encryption_key must be
+// {env.*}/{file.*} placeholders already here, and with environment
+// production so must activation_code and merchants: a literal (or a {$VAR},
+// which the adapter has already substituted) would be printed by
+// `qrphgate adapt`.
 func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -90,11 +91,9 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				err = o.errf("must be sandbox or production")
 			}
 		case "secret_key":
-			a.SecretKey, err = o.one()
-			noteInline(opt, a.SecretKey)
+			a.SecretKey, err = o.secret()
 		case "encryption_key":
-			a.EncryptionKey, err = o.one()
-			noteInline(opt, a.EncryptionKey)
+			a.EncryptionKey, err = o.secret()
 		case "key_encoding":
 			if a.KeyEncoding, err = o.one(); err == nil {
 				if _, e := crypto.ParseEncoding(a.KeyEncoding); e != nil {

@@ -40,8 +40,10 @@ func TestAPICaddyfileErrors(t *testing.T) {
 		{"file store without a path", "\t\tstore file://\n", "Caddyfile:3: store: file:// takes an absolute file path"},
 		{"bad redis db", "\t\tstore redis://127.0.0.1:6379/x\n", "Caddyfile:3: store: the Redis database in the URL path must be a number"},
 		{"option with a block", "\t\tretries 2 {\n\t\t\tx\n\t\t}\n", "Caddyfile:4: retries takes no block"},
-		{"inline secret in production", "\t\tenvironment production\n\t\tsecret_key sk_live_FAKE-inline\n", "Caddyfile:4: modulus_api: with environment production, secret_key must be an {env.NAME} or {file.PATH} placeholder"},
-		{"inline secret before environment", "\t\tencryption_key TEST-ONLY-fake-key-do-not-use-32\n\t\tenvironment production\n", "Caddyfile:3: modulus_api: with environment production, encryption_key must be"},
+		{"inline secret in production", "\t\tenvironment production\n\t\tsecret_key sk_live_FAKE-inline\n", "Caddyfile:4: modulus_api: secret_key must be a {env.NAME} or {file.PATH} placeholder"},
+		{"inline secret in the sandbox", "\t\tenvironment sandbox\n\t\tsecret_key sk_test_FAKE-inline\n", "Caddyfile:4: modulus_api: secret_key must be a {env.NAME} or {file.PATH} placeholder"},
+		{"{$VAR} secret", "\t\tencryption_key {$HOME}\n", "Caddyfile:3: modulus_api: encryption_key must be a {env.NAME} or {file.PATH} placeholder"},
+		{"inline activation code before environment", "\t\tactivation_code TEST-0000-0000-0001\n\t\tenvironment production\n", "Caddyfile:3: modulus_api: with environment production, activation_code must be"},
 		{"inline activation code in production", "\t\tenvironment production\n\t\tactivation_code TEST-0000-0000-0001\n", "Caddyfile:4: modulus_api: with environment production, activation_code must be"},
 		{"one inline merchant in production", "\t\tenvironment production\n\t\tmerchants {env.M1} TEST-0000-0000-0002\n", "Caddyfile:4: modulus_api: with environment production, merchants must be"},
 	}
@@ -57,7 +59,7 @@ func TestAPICaddyfileErrors(t *testing.T) {
 	// The sandbox takes inline (obviously fake) secrets; production takes
 	// placeholders; neither error message repeats a value.
 	for _, opts := range []string{
-		"\t\tenvironment sandbox\n\t\tsecret_key sk_test_FAKE-inline\n\t\tactivation_code TEST-0000-0000-0001\n",
+		"\t\tenvironment sandbox\n\t\tsecret_key {env.K}\n\t\tactivation_code TEST-0000-0000-0001\n",
 		"\t\tenvironment production\n\t\tsecret_key {env.K}\n\t\tencryption_key {file./run/k}\n\t\tmerchants {env.M1} {env.M2}\n",
 	} {
 		if _, err := adapt(t, "Caddyfile", apiSite(opts)); err != nil {

@@ -71,6 +71,8 @@ func TestAPIProvisionRefuses(t *testing.T) {
 		{"inline secret in production", func(a *API) {
 			a.Environment, a.SecretKey, a.QRURL, a.WebhooksURL = "production", fakeLiveKey, "", ""
 		}, "secret_key must be given as {env.NAME} or {file.PATH}"},
+		{"inline secret in the sandbox", func(a *API) { a.SecretKey = fakeSandboxKey }, "secret_key must be given as {env.NAME} or {file.PATH}"},
+		{"inline encryption key in the sandbox", func(a *API) { a.EncryptionKey = fakeEncryptionKey }, "encryption_key must be given as {env.NAME} or {file.PATH}"},
 		{"inline activation code in production", func(a *API) {
 			a.Environment, a.SecretKey, a.QRURL, a.WebhooksURL, a.ActivationCode = "production", "{env.QG_TEST_LIVE_SECRET}", "", "", fakeActivation
 		}, "activation_code must be given as {env.NAME}"},
