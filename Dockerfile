@@ -1,8 +1,14 @@
 # qrphgate: Caddy with the qrphgate modules, as a small non-root image.
 #
 #   docker build -t qrphgate .
-#   docker run --rm -p 2090:2090 -v qrphgate-data:/data \
-#     -v "$PWD/Caddyfile.example:/etc/qrphgate/Caddyfile:ro" qrphgate
+#   docker run --rm -v qrphgate-data:/data --env-file .env -p 443:8443 -p 80:8080 qrphgate
+#
+# The default config is Caddyfile.example: .env must set the variables listed
+# at its top (it refuses to adapt without QRPHGATE_WEBHOOK_IPS). Mount your
+# own config at /etc/qrphgate/Caddyfile to replace it. The outbound gateway
+# (2090) listens on 127.0.0.1 only, so it cannot be published: the app
+# reaches it by sharing the container's network namespace (a pod, or
+# Compose's network_mode: service:...).
 #
 # /data holds Caddy's certificates and the webhook spool (decrypted payloads
 # waiting for the app): mount a volume there.
@@ -28,8 +34,9 @@ COPY Caddyfile.example /etc/qrphgate/Caddyfile
 ENV XDG_DATA_HOME=/data XDG_CONFIG_HOME=/config
 VOLUME /data
 USER nonroot:nonroot
-# 2090 outbound (loopback in a pod), 8443 webhooks over TLS (map 443 to it),
-# 9180 metrics and health.
-EXPOSE 2090 8443 9180
+# 8443 webhooks over TLS (map 443 to it), 8080 ACME HTTP challenge and the
+# HTTPS redirect (map 80 to it), 9180 metrics and health. Not 2090: the
+# outbound gateway is on loopback, for the app in the same network namespace.
+EXPOSE 8443 8080 9180
 ENTRYPOINT ["/usr/bin/qrphgate"]
 CMD ["run", "--config", "/etc/qrphgate/Caddyfile", "--adapter", "caddyfile"]

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -59,10 +60,16 @@ type RedisOptions struct {
 	// OnStateChange is called on every transition with the store's Name
 	// (up true: reachable again), after it is logged.
 	OnStateChange func(name string, up bool)
+	// RootCAs, for a rediss:// URL, are the certificate authorities the
+	// server's certificate is verified against (a private CA); nil means
+	// the system roots. The host name is checked either way. Ignored for
+	// redis://.
+	RootCAs *x509.CertPool
 }
 
 // OpenRedis connects to redis://[user:password@]host:port/db or rediss://
-// (TLS). The password belongs in the URL only after placeholder resolution;
+// (TLS 1.2 or newer, the server verified against the system roots or
+// o.RootCAs). The password belongs in the URL only after placeholder resolution;
 // errors never repeat the URL.
 func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, error) {
 	u, err := url.Parse(rawURL)
@@ -72,6 +79,9 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("store: invalid redis URL for %s", RedactURL(rawURL))
+	}
+	if opts.TLSConfig != nil && o.RootCAs != nil {
+		opts.TLSConfig.RootCAs = o.RootCAs
 	}
 	opts.DialTimeout = orDefault(o.DialTimeout, 2*time.Second)
 	opts.ReadTimeout = orDefault(o.ReadTimeout, time.Second)

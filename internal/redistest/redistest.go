@@ -6,10 +6,14 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,6 +28,11 @@ type Options struct {
 	// as a Redis holding a webhook spool must run; otherwise the server
 	// keeps nothing on disk.
 	AppendOnly bool
+	// TLS serves only TLS (--port 0 --tls-port), with a certificate for
+	// 127.0.0.1 from a throwaway CA (see Server.RootCAs); clients need no
+	// certificate. A redis-server built without TLS skips the test outside
+	// CI and fails it under CI.
+	TLS bool
 }
 
 // Server is a redis-server process on a free port of 127.0.0.1.
@@ -31,6 +40,8 @@ type Server struct {
 	t    testing.TB
 	port int
 	args []string
+	tls  *tls.Config // for Ping; nil without TLS
+	cas  *x509.CertPool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -54,8 +65,18 @@ func Start(t testing.TB, o Options) *Server {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	s := &Server{t: t, port: port}
-	s.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", t.TempDir(),
+	dir := t.TempDir()
+	s.args = []string{"--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--daemonize", "no", "--logfile", "", "--protected-mode", "no"}
+	if o.TLS {
+		s.cas = writeTestCerts(t, dir)
+		s.tls = &tls.Config{RootCAs: s.cas, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+		s.args = append(s.args, "--port", "0", "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", filepath.Join(dir, "server.pem"), "--tls-key-file", filepath.Join(dir, "server.key"),
+			"--tls-ca-cert-file", filepath.Join(dir, "ca.pem"), "--tls-auth-clients", "no")
+	} else {
+		s.args = append(s.args, "--port", strconv.Itoa(port))
+	}
 	if o.AppendOnly {
 		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -75,8 +96,17 @@ func Start(t testing.TB, o Options) *Server {
 // Addr is host:port.
 func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
 
-// URL is the redis:// URL of database 0.
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+// URL is the URL of database 0: rediss:// for a TLS server.
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "rediss://" + s.Addr() + "/0"
+	}
+	return "redis://" + s.Addr() + "/0"
+}
+
+// RootCAs holds the CA that signed a TLS server's certificate; nil without
+// TLS.
+func (s *Server) RootCAs() *x509.CertPool { return s.cas }
 
 // Logs returns what the server printed.
 func (s *Server) Logs() string {
@@ -114,6 +144,9 @@ func (s *Server) Restart() {
 	s.mu.Unlock()
 	deadline := time.Now().Add(15 * time.Second)
 	for !s.Ping() {
+		if exited(done) && s.tls != nil && noTLS(s.Logs()) {
+			testenv.Missing(s.t, "redis-server with TLS support (this one was built without it; Debian's redis-server has it):\n%s", s.Logs())
+		}
 		if exited(done) || time.Now().After(deadline) {
 			s.t.Fatalf("redis-server on %s did not answer PING:\n%s", s.Addr(), s.Logs())
 		}
@@ -123,7 +156,14 @@ func (s *Server) Restart() {
 
 // Ping reports whether the server answers PING now.
 func (s *Server) Ping() bool {
-	c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
+	var c net.Conn
+	var err error
+	d := &net.Dialer{Timeout: 200 * time.Millisecond}
+	if s.tls != nil {
+		c, err = tls.DialWithDialer(d, "tcp", s.Addr(), s.tls)
+	} else {
+		c, err = d.Dial("tcp", s.Addr())
+	}
 	if err != nil {
 		return false
 	}
@@ -165,4 +205,10 @@ func exited(done chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// noTLS reports whether redis-server refused the TLS options, as a build
+// without TLS does ("Bad directive" on the tls-port line).
+func noTLS(logs string) bool {
+	return strings.Contains(logs, "Bad directive") && strings.Contains(logs, "tls-")
 }
