@@ -80,6 +80,12 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	if err != nil {
 		return nil, fmt.Errorf("store: invalid redis URL for %s", RedactURL(rawURL))
 	}
+	if opts.TLSConfig != nil && opts.TLSConfig.InsecureSkipVerify {
+		// go-redis honours ?skip_verify=true; an unverified server could
+		// read every key and idempotent answer, so a private CA belongs in
+		// the trust store (SSL_CERT_FILE) instead.
+		return nil, fmt.Errorf("store: %s asks to skip TLS verification (skip_verify); trust the server's CA instead (SSL_CERT_FILE or the system store)", RedactURL(rawURL))
+	}
 	if opts.TLSConfig != nil && o.RootCAs != nil {
 		opts.TLSConfig.RootCAs = o.RootCAs
 	}

@@ -67,3 +67,12 @@ func TestRedisTLS(t *testing.T) {
 		}
 	})
 }
+
+// A rediss:// URL asking go-redis to skip certificate verification is
+// refused, without repeating the password.
+func TestRedisRefusesSkipVerify(t *testing.T) {
+	_, err := store.OpenRedis(context.Background(), "rediss://:FAKE-pw-do-not-use@127.0.0.1:6380/0?skip_verify=true", store.RedisOptions{})
+	if err == nil || !strings.Contains(err.Error(), "skip_verify") || strings.Contains(err.Error(), "FAKE-pw") {
+		t.Fatalf("err = %v, want a refusal naming skip_verify and not the password", err)
+	}
+}
