@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
@@ -96,6 +97,7 @@ type Webhook struct {
 	reg          *webhookReg
 	storeRelease func() error // the pooled Redis of Store, when set
 	warnOnce     *sync.Once   // set by Provision (the struct is copied by value before)
+	clock        clock.Clock  // tests only: the pipeline's and a new worker's clock; nil is the real one
 }
 
 // CaddyModule returns the Caddy module information.
@@ -140,7 +142,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	w, key, err := acquireWebhookWorker(spec, h.logger)
+	w, key, err := acquireWebhookWorker(spec, h.logger, h.clock)
 	if err != nil {
 		return err
 	}
@@ -162,6 +164,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		ReferenceFields: h.ReferenceFields,
 		Spool:           spool,
 		Dedupe:          dedupe,
+		Clock:           h.clock, // nil: the real clock
 		Logger:          h.logger,
 		OnAccepted:      w.deliverer.Wake,
 		OnResult:        observeReceived,

@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -463,6 +464,79 @@ func TestWebhookDeadLettersAdmin(t *testing.T) {
 	app.mu.Unlock()
 	if last.Get("Webhook-Id") != dl.ID || last.Get("Webhook-Attempt") != fmt.Sprint(dl.Attempts+1) {
 		t.Fatalf("replayed delivery id %s attempt %s", last.Get("Webhook-Id"), last.Get("Webhook-Attempt"))
+	}
+}
+
+// metricValue reads one series (name and labels as written) from the
+// Prometheus output of the package's metrics set; -1 when it is absent.
+func metricValue(t *testing.T, series string) float64 {
+	t.Helper()
+	var out bytes.Buffer
+	metricsSet.WritePrometheus(&out)
+	for _, line := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("metric %s: %q", series, line)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// With the app failing, acknowledged events stay pending: the admin status
+// and the metrics show how many and how old the oldest is (on a fake
+// clock). Once the app recovers they are delivered and the delivery
+// latency histogram counts them.
+func TestWebhookPendingStatusAndMetrics(t *testing.T) {
+	app := newTestApp(t)
+	app.setStatus(http.StatusServiceUnavailable)
+	h := testWebhook(t, app.srv.URL)
+	h.RetryBase, h.RetryMax = caddy.Duration(time.Second), caddy.Duration(2*time.Second)
+	fake := clock.NewFake(time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC))
+	h.clock = fake
+	provision(t, h, newCaddyContext(t))
+	latencyCount := func() float64 { return metricValue(t, metricDeliveryLatency+"_count") }
+	before := latencyCount()
+
+	for _, ref := range []string{"ORDER-PEND-1", "ORDER-PEND-2"} {
+		body := sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"`+ref+`"}`)
+		if rec := serve(t, h, caddyRequest(body, "203.0.113.5", false, nil)); rec.Code != 200 {
+			t.Fatalf("%s: %d %s", ref, rec.Code, rec.Body)
+		}
+	}
+	e2e.WaitFor(t, 15*time.Second, "the first, failing attempts", func() bool {
+		return app.deliveries() >= 2 && h.worker.deliverer.InFlight() == 0
+	})
+	fake.Advance(90 * time.Second)
+
+	snap := status.snapshot()["inbound"][h.worker.name].(webhookStatus)
+	if snap.Pending != 2 || snap.OldestPendingAge != 90 || snap.DeadLetters != 0 {
+		t.Fatalf("status %+v, want 2 pending, the oldest 90s old", snap)
+	}
+	if got := metricValue(t, metricSpoolDepth); got != 2 {
+		t.Errorf("%s = %v, want 2", metricSpoolDepth, got)
+	}
+	if got := metricValue(t, metricOldestPendingSecs); got != 90 {
+		t.Errorf("%s = %v, want 90", metricOldestPendingSecs, got)
+	}
+	if got := latencyCount(); got != before {
+		t.Errorf("%s_count moved from %v to %v before any delivery", metricDeliveryLatency, before, got)
+	}
+
+	// The app recovers; the fake clock moves on until the retries are due.
+	app.setStatus(http.StatusOK)
+	e2e.WaitFor(t, 15*time.Second, "the deliveries", func() bool {
+		fake.Advance(2 * time.Second)
+		st, err := h.worker.deliverer.Status(context.Background())
+		return err == nil && st.Pending == 0
+	})
+	if got := latencyCount(); got != before+2 {
+		t.Errorf("%s_count = %v, want %v", metricDeliveryLatency, got, before+2)
+	}
+	if got := metricValue(t, metricSpoolDepth); got != 0 {
+		t.Errorf("%s = %v after the deliveries, want 0", metricSpoolDepth, got)
 	}
 }
 
