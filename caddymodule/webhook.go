@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
@@ -42,12 +43,16 @@ type Webhook struct {
 	KeyEncoding string `json:"key_encoding,omitempty"`
 	// AllowIPs are the CIDRs or addresses webhooks may come from (the
 	// provider's Webhook IP Whitelist), checked against Caddy's resolved
-	// client IP; "any" must be written to allow all. Required.
+	// client IP; "any" must be written to allow all. Required. Placeholders
+	// ({env.NAME}) are resolved at provision; a value may expand to several
+	// space-separated entries.
 	AllowIPs []string `json:"allow_ips,omitempty"`
 	// ActivationCodes, when set, are the values the activation-code header
-	// must carry.
+	// must carry. Placeholders ({env.NAME}) are resolved at provision, each
+	// value to one code.
 	ActivationCodes []string `json:"activation_codes,omitempty"`
-	// ForwardTo is the app's URL that receives the decrypted events. Required.
+	// ForwardTo is the app's URL that receives the decrypted events.
+	// Required. Placeholders ({env.NAME}) are resolved at provision.
 	ForwardTo string `json:"forward_to,omitempty"`
 	// ForwardTimeout bounds one delivery attempt; 10s by default.
 	ForwardTimeout caddy.Duration `json:"forward_timeout,omitempty"`
@@ -92,6 +97,7 @@ type Webhook struct {
 	reg          *webhookReg
 	storeRelease func() error // the pooled Redis of Store, when set
 	warnOnce     *sync.Once   // set by Provision (the struct is copied by value before)
+	clock        clock.Clock  // tests only: the pipeline's and a new worker's clock; nil is the real one
 }
 
 // CaddyModule returns the Caddy module information.
@@ -114,17 +120,16 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	allow, err := policy.ParseIPAllowlist(h.AllowIPs)
+	allow, err := h.allowlist(repl)
 	if err != nil {
 		return err
 	}
 	if allow.AllowsAny() {
 		h.logger.Warn("allow_ips is any: webhooks are accepted from every address; set the provider's Webhook IP Whitelist in production")
 	}
-	for _, c := range h.ActivationCodes {
-		if !proxy.ValidActivationCodeHeader(c) {
-			return errors.New("activation_codes: each code must be 1 to 128 visible ASCII characters")
-		}
+	codes, err := h.activationCodes(repl)
+	if err != nil {
+		return err
 	}
 	delivery, fingerprint, err := h.deliveryConfig(repl)
 	if err != nil {
@@ -137,7 +142,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	w, key, err := acquireWebhookWorker(spec, h.logger)
+	w, key, err := acquireWebhookWorker(spec, h.logger, h.clock)
 	if err != nil {
 		return err
 	}
@@ -152,13 +157,14 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	h.inbound, err = proxy.NewInbound(proxy.InboundConfig{
 		Keyring:         ring,
 		AllowIPs:        allow,
-		ActivationCodes: h.ActivationCodes,
+		ActivationCodes: codes,
 		MaxBody:         h.maxBody(),
 		DedupeWindow:    time.Duration(h.DedupeWindow), // zero: the pipeline's default
 		ActionFields:    h.ActionFields,
 		ReferenceFields: h.ReferenceFields,
 		Spool:           spool,
 		Dedupe:          dedupe,
+		Clock:           h.clock, // nil: the real clock
 		Logger:          h.logger,
 		OnAccepted:      w.deliverer.Wake,
 		OnResult:        observeReceived,
@@ -199,11 +205,74 @@ func (h *Webhook) keyring(repl *caddy.Replacer) (*crypto.Keyring, error) {
 	return crypto.NewKeyring(int(h.maxBody()), keys...)
 }
 
+// allowlist resolves the placeholders in allow_ips and parses the result.
+// A value may expand to several addresses or CIDRs separated by spaces (an
+// {env.NAME} holding the provider's whole Webhook IP Whitelist).
+func (h *Webhook) allowlist(repl *caddy.Replacer) (policy.IPAllowlist, error) {
+	entries := make([]string, 0, len(h.AllowIPs))
+	for _, raw := range h.AllowIPs {
+		v, err := resolveOption(repl, "allow_ips", raw)
+		if err != nil {
+			return policy.IPAllowlist{}, err
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
+			return policy.IPAllowlist{}, fmt.Errorf("allow_ips: %s resolves to no address", raw)
+		}
+		entries = append(entries, fields...)
+	}
+	return policy.ParseIPAllowlist(entries)
+}
+
+// activationCodes resolves the placeholders in activation_codes and checks
+// each resulting code. Errors name the code by its position, never its
+// value.
+func (h *Webhook) activationCodes(repl *caddy.Replacer) ([]string, error) {
+	codes := make([]string, 0, len(h.ActivationCodes))
+	for i, raw := range h.ActivationCodes {
+		name := fmt.Sprintf("activation_codes[%d]", i+1)
+		c, err := resolveOption(repl, name, raw)
+		if err != nil {
+			return nil, err
+		}
+		if !proxy.ValidActivationCodeHeader(c) {
+			return nil, fmt.Errorf("%s: each code must be 1 to 128 visible ASCII characters", name)
+		}
+		codes = append(codes, c)
+	}
+	return codes, nil
+}
+
+// resolveOption expands the placeholders of a value that is not a secret
+// ({env.NAME}, {file.PATH} and Caddy's other global placeholders) when the
+// handler is provisioned. A placeholder that is unknown at that time (a
+// request placeholder), unset or empty is an error naming the option and
+// the placeholder, never a value.
+func resolveOption(repl *caddy.Replacer, field, raw string) (string, error) {
+	v, err := repl.ReplaceFunc(raw, func(key string, val any) (any, error) {
+		if caddy.ToString(val) == "" {
+			return nil, fmt.Errorf("{%s} is empty, unset or not known at start-up", key)
+		}
+		return val, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	return v, nil
+}
+
 // deliveryConfig builds the worker's configuration and a fingerprint of it
 // (the signing secret only as a digest) to tell two handlers sharing a
 // spool apart.
 func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (proxy.DeliveryConfig, string, error) {
-	u, err := parseForwardTo(h.ForwardTo)
+	forwardTo := h.ForwardTo
+	if forwardTo != "" {
+		var err error
+		if forwardTo, err = resolveOption(repl, "forward_to", forwardTo); err != nil {
+			return proxy.DeliveryConfig{}, "", err
+		}
+	}
+	u, err := parseForwardTo(forwardTo)
 	if err != nil {
 		return proxy.DeliveryConfig{}, "", err
 	}

@@ -37,6 +37,10 @@ func init() {
 //		reference_fields <name...>                  # default referenceNumber merchantReferenceNumber transactionId id
 //	}
 //
+// allow_ips, activation_codes and forward_to may be (or contain) {env.NAME}
+// or {file.PATH} placeholders, resolved when the handler is provisioned; an
+// allow_ips placeholder may expand to several space-separated entries.
+//
 // Secrets must be {env.*} or {file.*} placeholders: a literal (or a {$VAR}
 // the adapter already substituted) is refused here, before it can reach
 // the adapted JSON; so is an inline password in a Redis URL

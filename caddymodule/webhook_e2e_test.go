@@ -39,8 +39,13 @@ func (p gatewayPorts) url(path string) string {
 // gatewayCaddyfile is a real deployment in miniature: TLS from Caddy's
 // local CA, 127.0.0.2 as the only trusted proxy (strict mode), one route
 // that admits loopback and one that admits only 203.0.113.0/24, both
-// sharing one spool and delivering signed events to the app.
-func gatewayCaddyfile(p gatewayPorts) string {
+// sharing one spool and delivering signed events to the app. Events become
+// dead letters after 3s of failed deliveries.
+func gatewayCaddyfile(p gatewayPorts) string { return gatewayCaddyfileRedeliverFor(p, "3s") }
+
+// gatewayCaddyfileRedeliverFor is gatewayCaddyfile with another
+// redeliver_for.
+func gatewayCaddyfileRedeliverFor(p gatewayPorts, redeliverFor string) string {
 	return fmt.Sprintf(`{
 	admin %s
 	http_port %d
@@ -64,7 +69,7 @@ https://127.0.0.1:%d {
 			forward_to     http://127.0.0.1:%d/payments
 			sign_secret    {env.QRPHGATE_E2E_SIGN}
 			spool          spool/webhooks.spool
-			redeliver_for  3s
+			redeliver_for  %s
 			retry_backoff  100ms 500ms
 		}
 	}
@@ -75,7 +80,7 @@ https://127.0.0.1:%d {
 			forward_to     http://127.0.0.1:%d/payments
 			sign_secret    {env.QRPHGATE_E2E_SIGN}
 			spool          spool/webhooks.spool
-			redeliver_for  3s
+			redeliver_for  %s
 			retry_backoff  100ms 500ms
 		}
 	}
@@ -84,7 +89,7 @@ https://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	modulus_metrics
 }
-`, p.adminAddr(), p.http, p.https, p.https, p.app, p.app, p.metrics)
+`, p.adminAddr(), p.http, p.https, p.https, p.app, redeliverFor, p.app, redeliverFor, p.metrics)
 }
 
 const e2eSignSecret = "whsec_VEVTVC1PTkxZLWZha2Utc2lnbmluZy1rZXktMzJieSE=" // base64 of a fake 32-byte key
@@ -363,12 +368,14 @@ func TestWebhookEndToEnd(t *testing.T) {
 // TestWebhookCrashSafety: acknowledge a batch while the app is down,
 // SIGKILL the gateway, restart it on the same data, bring the app up:
 // every acknowledged event is delivered, none twice (the app answers 2xx).
+// The redelivery window is minutes, so that on a slow machine no event
+// becomes a dead letter before the restart.
 func TestWebhookCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	p := newGatewayPorts(t)
-	opts := e2e.Options{Caddyfile: gatewayCaddyfile(p), AdminAddr: p.adminAddr(), Env: gatewayEnv(), Dir: t.TempDir()}
+	opts := e2e.Options{Caddyfile: gatewayCaddyfileRedeliverFor(p, "10m"), AdminAddr: p.adminAddr(), Env: gatewayEnv(), Dir: t.TempDir()}
 	g := e2e.Start(t, opts)
 	client := tlsClient(t, g.Dir(), "127.0.0.1")
 	const n = 60

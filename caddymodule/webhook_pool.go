@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -127,7 +128,8 @@ type webhookReg struct {
 
 // acquireWebhookWorker returns the worker for spec, starting it (opening
 // the spool) if no handler uses it yet, and the pool key to release it by.
-func acquireWebhookWorker(spec string, logger *zap.Logger) (*webhookWorker, string, error) {
+// clk is a new worker's clock (nil: the real clock; tests pass a fake).
+func acquireWebhookWorker(spec string, logger *zap.Logger, clk clock.Clock) (*webhookWorker, string, error) {
 	key := "spool:" + spec
 	v, _, err := webhookWorkers.LoadOrNew(key, func() (caddy.Destructor, error) {
 		sp, err := openSpool(spec, logger)
@@ -150,7 +152,7 @@ func acquireWebhookWorker(spec string, logger *zap.Logger) (*webhookWorker, stri
 		ctx, cancel := context.WithCancel(context.Background())
 		w := &webhookWorker{
 			name: redactSpool(spec), spool: sp, dedupe: dd, cancel: cancel, done: make(chan struct{}),
-			deliverer: proxy.NewDeliverer(sp, proxy.DelivererOptions{Logger: logger, Hooks: deliveryHooks, Poll: poll}),
+			deliverer: proxy.NewDeliverer(sp, proxy.DelivererOptions{Logger: logger, Hooks: deliveryHooks, Poll: poll, Clock: clk}),
 		}
 		go func() {
 			defer close(w.done)

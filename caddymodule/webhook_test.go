@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -130,6 +132,10 @@ func serve(t *testing.T, h *Webhook, r *http.Request) *httptest.ResponseRecorder
 
 func TestWebhookProvisionErrors(t *testing.T) {
 	t.Setenv("QRPHGATE_TEST_SHORT_KEY", "TEST-ONLY-too-short")
+	t.Setenv("QRPHGATE_TEST_BAD_CODE", "TEST-0000 BAD-CODE")
+	t.Setenv("QRPHGATE_TEST_BLANK", "   ")
+	t.Setenv("QRPHGATE_TEST_BAD_IPS", "203.0.113.0/24 10.0.0.1/8")
+	t.Setenv("QRPHGATE_TEST_FTP_URL", "ftp://app/x")
 	for _, tc := range []struct {
 		name   string
 		mutate func(h *Webhook)
@@ -144,7 +150,15 @@ func TestWebhookProvisionErrors(t *testing.T) {
 		{"no allow_ips", func(h *Webhook) { h.AllowIPs = nil }, "allow_ips needs at least one CIDR, or the word any"},
 		{"bad allow_ips", func(h *Webhook) { h.AllowIPs = []string{"203.0.113.0/33"} }, "is not an IP address or CIDR"},
 		{"any with addresses", func(h *Webhook) { h.AllowIPs = []string{"any", "10.0.0.0/8"} }, "any cannot be combined"},
-		{"bad activation code", func(h *Webhook) { h.ActivationCodes = []string{"has space"} }, "activation_codes"},
+		{"bad activation code", func(h *Webhook) { h.ActivationCodes = []string{"MERCHANT_1", "has space"} }, "activation_codes[2]: each code must be 1 to 128 visible ASCII characters"},
+		{"unset activation code", func(h *Webhook) { h.ActivationCodes = []string{"{env.QRPHGATE_TEST_UNSET}"} }, "activation_codes[1]: {env.QRPHGATE_TEST_UNSET} is empty, unset or not known at start-up"},
+		{"bad activation code from env", func(h *Webhook) { h.ActivationCodes = []string{"{env.QRPHGATE_TEST_BAD_CODE}"} }, "activation_codes[1]: each code must be"},
+		{"request placeholder in activation code", func(h *Webhook) { h.ActivationCodes = []string{"{http.request.header.X}"} }, "activation_codes[1]: {http.request.header.X} is empty, unset or not known at start-up"},
+		{"unset allow_ips", func(h *Webhook) { h.AllowIPs = []string{"{env.QRPHGATE_TEST_UNSET}"} }, "allow_ips: {env.QRPHGATE_TEST_UNSET} is empty, unset or not known at start-up"},
+		{"blank allow_ips", func(h *Webhook) { h.AllowIPs = []string{"{env.QRPHGATE_TEST_BLANK}"} }, "allow_ips: {env.QRPHGATE_TEST_BLANK} resolves to no address"},
+		{"bad allow_ips from env", func(h *Webhook) { h.AllowIPs = []string{"{env.QRPHGATE_TEST_BAD_IPS}"} }, `allow_ips: "10.0.0.1/8" has host bits set`},
+		{"unset forward_to", func(h *Webhook) { h.ForwardTo = "{env.QRPHGATE_TEST_UNSET}" }, "forward_to: {env.QRPHGATE_TEST_UNSET} is empty, unset or not known at start-up"},
+		{"bad forward_to from env", func(h *Webhook) { h.ForwardTo = "{env.QRPHGATE_TEST_FTP_URL}" }, "forward_to must be an absolute http:// or https:// URL"},
 		{"no forward_to", func(h *Webhook) { h.ForwardTo = "" }, "forward_to is required"},
 		{"forward_to not http", func(h *Webhook) { h.ForwardTo = "ftp://app/x" }, "forward_to must be an absolute http:// or https:// URL"},
 		{"forward_to relative", func(h *Webhook) { h.ForwardTo = "/payments" }, "forward_to must be an absolute"},
@@ -163,7 +177,7 @@ func TestWebhookProvisionErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
-			for _, secret := range []string{testWebhookKey, testSignSecret, "TEST-ONLY-too-short"} {
+			for _, secret := range []string{testWebhookKey, testSignSecret, "TEST-ONLY-too-short", "TEST-0000 BAD-CODE"} {
 				if strings.Contains(err.Error(), secret) {
 					t.Fatalf("error reveals a secret: %v", err)
 				}
@@ -175,6 +189,68 @@ func TestWebhookProvisionErrors(t *testing.T) {
 				t.Fatalf("a failed provision left %d references to its spool", n)
 			}
 		})
+	}
+}
+
+// allow_ips, activation_codes and forward_to written as {env.*}
+// placeholders in the Caddyfile are resolved at provision: the addresses
+// and codes the environment names are accepted (not the placeholder text),
+// and events reach the app at the URL it names.
+func TestWebhookResolvesPlaceholders(t *testing.T) {
+	app := newTestApp(t)
+	t.Setenv(testWebhookKeyEnv, testWebhookKey)
+	t.Setenv("QRPHGATE_TEST_WEBHOOK_IPS", "198.51.100.0/24 203.0.113.10/32")
+	t.Setenv("QRPHGATE_TEST_ACT_CODE", "TEST-0000-0000-0001")
+	t.Setenv("QRPHGATE_TEST_APP_URL", app.srv.URL+"/payments")
+	h := new(Webhook)
+	d := caddyfile.NewTestDispenser(`modulus_webhook {
+		decryption_key   {env.` + testWebhookKeyEnv + `}
+		allow_ips        {env.QRPHGATE_TEST_WEBHOOK_IPS}
+		allow_ips        192.0.2.10
+		activation_codes {env.QRPHGATE_TEST_ACT_CODE} MERCHANT_ABC_123
+		forward_to       {env.QRPHGATE_TEST_APP_URL}
+		spool            ` + filepath.Join(t.TempDir(), "webhooks.spool") + `
+	}`)
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	provision(t, h, newCaddyContext(t))
+
+	send := func(ref, ip, code string) *httptest.ResponseRecorder {
+		r := caddyRequest(sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"`+ref+`"}`), ip, false, nil)
+		if code != "" {
+			r.Header.Set("Activation-Code", code)
+		}
+		return serve(t, h, r)
+	}
+	for _, tc := range []struct {
+		ref, ip, code string
+		status        int
+		result        string
+	}{
+		{"ORDER-ENV-1", "198.51.100.7", "TEST-0000-0000-0001", 200, "received"},
+		{"ORDER-ENV-2", "203.0.113.10", "MERCHANT_ABC_123", 200, "received"},
+		{"ORDER-ENV-3", "192.0.2.10", "TEST-0000-0000-0001", 200, "received"},
+		{"ORDER-ENV-4", "203.0.113.11", "TEST-0000-0000-0001", 403, "forbidden_ip"},
+		{"ORDER-ENV-5", "198.51.100.7", "{env.QRPHGATE_TEST_ACT_CODE}", 403, "forbidden_activation_code"},
+		{"ORDER-ENV-6", "198.51.100.7", "", 403, "forbidden_activation_code"},
+	} {
+		if rec := send(tc.ref, tc.ip, tc.code); rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.result) {
+			t.Errorf("%s from %s with code %q: %d %s, want %d %s", tc.ref, tc.ip, tc.code, rec.Code, rec.Body, tc.status, tc.result)
+		}
+	}
+	e2e.WaitFor(t, 15*time.Second, "three deliveries", func() bool { return app.deliveries() == 3 })
+	if st := status.snapshot()["inbound"][h.worker.name].(webhookStatus); st.ForwardTo != app.srv.URL+"/payments" {
+		t.Errorf("status forward_to %q", st.ForwardTo)
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	codes := map[string]bool{}
+	for _, hdr := range app.got {
+		codes[hdr.Get("Modulus-Activation-Code")] = true
+	}
+	if !codes["TEST-0000-0000-0001"] || !codes["MERCHANT_ABC_123"] {
+		t.Fatalf("delivered activation codes %v", codes)
 	}
 }
 
@@ -388,6 +464,79 @@ func TestWebhookDeadLettersAdmin(t *testing.T) {
 	app.mu.Unlock()
 	if last.Get("Webhook-Id") != dl.ID || last.Get("Webhook-Attempt") != fmt.Sprint(dl.Attempts+1) {
 		t.Fatalf("replayed delivery id %s attempt %s", last.Get("Webhook-Id"), last.Get("Webhook-Attempt"))
+	}
+}
+
+// metricValue reads one series (name and labels as written) from the
+// Prometheus output of the package's metrics set; -1 when it is absent.
+func metricValue(t *testing.T, series string) float64 {
+	t.Helper()
+	var out bytes.Buffer
+	metricsSet.WritePrometheus(&out)
+	for _, line := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("metric %s: %q", series, line)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// With the app failing, acknowledged events stay pending: the admin status
+// and the metrics show how many and how old the oldest is (on a fake
+// clock). Once the app recovers they are delivered and the delivery
+// latency histogram counts them.
+func TestWebhookPendingStatusAndMetrics(t *testing.T) {
+	app := newTestApp(t)
+	app.setStatus(http.StatusServiceUnavailable)
+	h := testWebhook(t, app.srv.URL)
+	h.RetryBase, h.RetryMax = caddy.Duration(time.Second), caddy.Duration(2*time.Second)
+	fake := clock.NewFake(time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC))
+	h.clock = fake
+	provision(t, h, newCaddyContext(t))
+	latencyCount := func() float64 { return metricValue(t, metricDeliveryLatency+"_count") }
+	before := latencyCount()
+
+	for _, ref := range []string{"ORDER-PEND-1", "ORDER-PEND-2"} {
+		body := sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"`+ref+`"}`)
+		if rec := serve(t, h, caddyRequest(body, "203.0.113.5", false, nil)); rec.Code != 200 {
+			t.Fatalf("%s: %d %s", ref, rec.Code, rec.Body)
+		}
+	}
+	e2e.WaitFor(t, 15*time.Second, "the first, failing attempts", func() bool {
+		return app.deliveries() >= 2 && h.worker.deliverer.InFlight() == 0
+	})
+	fake.Advance(90 * time.Second)
+
+	snap := status.snapshot()["inbound"][h.worker.name].(webhookStatus)
+	if snap.Pending != 2 || snap.OldestPendingAge != 90 || snap.DeadLetters != 0 {
+		t.Fatalf("status %+v, want 2 pending, the oldest 90s old", snap)
+	}
+	if got := metricValue(t, metricSpoolDepth); got != 2 {
+		t.Errorf("%s = %v, want 2", metricSpoolDepth, got)
+	}
+	if got := metricValue(t, metricOldestPendingSecs); got != 90 {
+		t.Errorf("%s = %v, want 90", metricOldestPendingSecs, got)
+	}
+	if got := latencyCount(); got != before {
+		t.Errorf("%s_count moved from %v to %v before any delivery", metricDeliveryLatency, before, got)
+	}
+
+	// The app recovers; the fake clock moves on until the retries are due.
+	app.setStatus(http.StatusOK)
+	e2e.WaitFor(t, 15*time.Second, "the deliveries", func() bool {
+		fake.Advance(2 * time.Second)
+		st, err := h.worker.deliverer.Status(context.Background())
+		return err == nil && st.Pending == 0
+	})
+	if got := latencyCount(); got != before+2 {
+		t.Errorf("%s_count = %v, want %v", metricDeliveryLatency, got, before+2)
+	}
+	if got := metricValue(t, metricSpoolDepth); got != 0 {
+		t.Errorf("%s = %v after the deliveries, want 0", metricSpoolDepth, got)
 	}
 }
 

@@ -137,7 +137,7 @@ func NewInbound(cfg InboundConfig) (*Inbound, error) {
 // address is refused.
 func (in *Inbound) ServeWebhook(w http.ResponseWriter, r *http.Request, client netip.Addr) {
 	start := in.cfg.Clock.Now()
-	result, err := in.receive(w, r, client)
+	result, err := in.receive(w, r, client, start)
 	h := w.Header()
 	if err != nil {
 		WriteError(w, err)
@@ -162,7 +162,7 @@ func reject(status int, result, msg string, cause error) (string, error) {
 
 // receive runs the check order and, when every check passes, spools the
 // event. It returns the result and, for a rejection, the error to answer.
-func (in *Inbound) receive(w http.ResponseWriter, r *http.Request, client netip.Addr) (string, error) {
+func (in *Inbound) receive(w http.ResponseWriter, r *http.Request, client netip.Addr, start time.Time) (string, error) {
 	log := in.log.With(zap.String("client_ip", client.String()))
 	if !client.IsValid() || !in.cfg.AllowIPs.Contains(client) {
 		log.Debug("webhook from an address not in allow_ips")
@@ -211,7 +211,7 @@ func (in *Inbound) receive(w http.ResponseWriter, r *http.Request, client netip.
 	if !ok {
 		return in.refuse(log, http.StatusForbidden, ResultForbiddenActCode, "activation-code header not accepted", nil)
 	}
-	return in.accept(r.Context(), log, env, payload, code, opened)
+	return in.accept(r.Context(), log, env, payload, code, opened, start)
 }
 
 // refuse logs a rejection that passed the IP check (so it comes from an
@@ -262,8 +262,10 @@ func ValidActivationCodeHeader(s string) bool {
 // mistaken for a duplicate of an event that was never stored. A copy that
 // finds the mark reserved but its event not stored yet (store.ErrPending,
 // perhaps on another replica) is told to retry: acknowledging it as a
-// duplicate would lose the payment if that store then fails.
-func (in *Inbound) accept(ctx context.Context, log *zap.Logger, env Envelope, p Payload, code string, opened crypto.Opened) (string, error) {
+// duplicate would lose the payment if that store then fails. start is when
+// the request arrived: the accept log's latency runs from it to the
+// acknowledgment (the durable spool write included).
+func (in *Inbound) accept(ctx context.Context, log *zap.Logger, env Envelope, p Payload, code string, opened crypto.Opened, start time.Time) (string, error) {
 	// The provider may hang up after sending; finish the write regardless.
 	ctx = context.WithoutCancel(ctx)
 	now := in.cfg.Clock.Now()
@@ -303,7 +305,8 @@ func (in *Inbound) accept(ctx context.Context, log *zap.Logger, env Envelope, p 
 		return ResultSpoolUnavailable, &Error{Status: http.StatusServiceUnavailable, Code: ResultSpoolUnavailable,
 			Message: "the event could not be stored; retry later", Err: err}
 	}
-	log.Info("webhook accepted", zap.String("event_id", ev.ID), zap.String("key", opened.KeyName),
+	log.Info("webhook accepted", zap.String("event_id", ev.ID), zap.Int("status", http.StatusOK),
+		zap.Duration("latency", in.cfg.Clock.Now().Sub(start)), zap.String("key", opened.KeyName),
 		zap.String("envelope_field", env.Field), zap.Bool("activation_code", code != ""))
 	if in.cfg.OnAccepted != nil {
 		in.cfg.OnAccepted()

@@ -290,7 +290,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 	log := d.logger().With(zap.String("event_id", ev.ID), zap.String("action", ev.Action),
 		zap.String("reference", ev.Reference), zap.Int("attempt", attempt))
 	start := d.clock.Now()
-	outcome, detail := d.post(ctx, cfg, ev, attempt, start)
+	outcome, status, detail := d.post(ctx, cfg, ev, attempt, start)
 	if ctx.Err() != nil {
 		// Shutting down: the attempt is not held against the event; its
 		// lease lapses and it is retried by the next worker.
@@ -309,7 +309,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 		if d.hooks.Delivered != nil {
 			d.hooks.Delivered(now.Sub(ev.Received))
 		}
-		log.Info("webhook delivered", zap.String("status", detail))
+		log.Info("webhook delivered", zap.Int("status", status), zap.Duration("latency", now.Sub(start)))
 		return
 	}
 	deadline := ev.RetryFrom.Add(cfg.RedeliverFor)
@@ -343,14 +343,15 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 		zap.String("error", detail), zap.Time("next_attempt", next))
 }
 
-// post sends one attempt and classifies the answer. detail names the status
-// or the transport error, never the body.
-func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.SpoolEvent, attempt int, now time.Time) (outcome, detail string) {
+// post sends one attempt and classifies the answer. status is the app's
+// HTTP status (0 without an answer); detail names the status or the
+// transport error, never the body.
+func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.SpoolEvent, attempt int, now time.Time) (outcome string, status int, detail string) {
 	actx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, cfg.URL.String(), bytes.NewReader(ev.Body))
 	if err != nil {
-		return OutcomeError, "building the request: " + err.Error()
+		return OutcomeError, 0, "building the request: " + err.Error()
 	}
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h := req.Header
@@ -369,9 +370,9 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 	if err != nil {
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-			return OutcomeTimeout, fmt.Sprintf("no answer within %v", cfg.Timeout)
+			return OutcomeTimeout, 0, fmt.Sprintf("no answer within %v", cfg.Timeout)
 		}
-		return OutcomeError, Truncate(err.Error(), 200)
+		return OutcomeError, 0, Truncate(err.Error(), 200)
 	}
 	// Drain a little so the connection can be reused; the app's answer is
 	// not otherwise read.
@@ -379,9 +380,9 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 	_ = resp.Body.Close()
 	detail = "HTTP " + strconv.Itoa(resp.StatusCode)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return OutcomeDelivered, detail
+		return OutcomeDelivered, resp.StatusCode, detail
 	}
-	return OutcomeRejected, detail
+	return OutcomeRejected, resp.StatusCode, detail
 }
 
 // Replay moves a dead letter back to pending with a fresh redelivery window

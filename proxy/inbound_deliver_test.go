@@ -236,6 +236,26 @@ func TestDeliveryHeadersAndSignature(t *testing.T) {
 	}
 }
 
+// The delivered log carries the app's status and the attempt's latency
+// (fake time spent while the app held the request).
+func TestDeliveredLogHasStatusAndLatency(t *testing.T) {
+	c := clock.NewFake(time.Time{})
+	hold := make(chan struct{})
+	app := newAppStandIn(t, c, hold)
+	spool := store.NewMemorySpool()
+	_ = spool.Put(context.Background(), spoolEvent("evt_0000000000TESTLATENCY01", c.Now(), `{}`))
+	f := startDeliverer(t, spool, c, DeliveryConfig{URL: app.url()}, 1)
+	eventually(t, "the attempt to reach the app", func() bool { return app.active.Load() == 1 })
+	c.Advance(300 * time.Millisecond)
+	close(hold)
+	app.next(t)
+	eventually(t, "the delivered log", func() bool { return f.logs.FilterMessage("webhook delivered").Len() == 1 })
+	fields := f.logs.FilterMessage("webhook delivered").All()[0].ContextMap()
+	if fields["status"] != int64(http.StatusNoContent) || fields["latency"] != 300*time.Millisecond || fields["event_id"] != "evt_0000000000TESTLATENCY01" {
+		t.Fatalf("delivered log fields %v", fields)
+	}
+}
+
 // The retry schedule with a fake clock and fixed jitter: the ceiling
 // doubles from Base to Max, the last attempt lands on the window's end,
 // then the event is a dead letter; a replay delivers it with the same id.

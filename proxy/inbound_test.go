@@ -334,6 +334,38 @@ func TestInboundAcceptsAndSpoolsTheEvent(t *testing.T) {
 	}
 }
 
+// slowSpool takes d of the fake clock to store an event (an fsync).
+type slowSpool struct {
+	store.Spool
+	clock *clock.Fake
+	d     time.Duration
+}
+
+func (s slowSpool) Put(ctx context.Context, ev store.SpoolEvent) error {
+	s.clock.Advance(s.d)
+	return s.Spool.Put(ctx, ev)
+}
+
+// The accept log carries the answer's status and the latency from the
+// request's arrival to the acknowledgment, the spool write included.
+func TestInboundAcceptLogHasStatusAndLatency(t *testing.T) {
+	f := newInboundFixture(t, func(c *InboundConfig) {
+		c.Spool = slowSpool{Spool: c.Spool, clock: c.Clock.(*clock.Fake), d: 250 * time.Millisecond}
+	})
+	r := webhookRequest(envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", "ORDER-LAT"))))
+	if a := f.send(r, allowedIP); a.status != 200 {
+		t.Fatalf("status %d %s", a.status, a.body)
+	}
+	accepted := f.logs.FilterMessage("webhook accepted").All()
+	if len(accepted) != 1 {
+		t.Fatalf("%d accept logs", len(accepted))
+	}
+	fields := accepted[0].ContextMap()
+	if fields["status"] != int64(200) || fields["latency"] != 250*time.Millisecond || fields["reference"] != "ORDER-LAT" {
+		t.Fatalf("accept log fields %v", fields)
+	}
+}
+
 func TestInboundDeduplicates(t *testing.T) {
 	f := newInboundFixture(t, nil)
 	body := envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", "ORDER-7")))
