@@ -207,6 +207,9 @@ func (in *Inbound) receive(w http.ResponseWriter, r *http.Request, client netip.
 		return in.refuse(log, http.StatusUnprocessableEntity, ResultInvalidPayload, err.Error(), nil)
 	}
 	log = log.With(zap.String("action", payload.Action), zap.String("reference", payload.Reference))
+	if payload.TransactionID != "" {
+		log = log.With(zap.String("transaction_id", payload.TransactionID))
+	}
 	code, ok := in.activationCode(r.Header)
 	if !ok {
 		return in.refuse(log, http.StatusForbidden, ResultForbiddenActCode, "activation-code header not accepted", nil)

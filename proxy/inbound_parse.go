@@ -93,7 +93,14 @@ type Payload struct {
 	ActionField    string
 	Reference      string
 	ReferenceField string
+	// TransactionID is the provider's transaction id ("transactionId" or
+	// "id") when the payload carries a well-formed one, for the logs; it
+	// plays no part in de-duplication.
+	TransactionID string
 }
+
+// transactionIDFields name the provider's transaction id in a payload.
+var transactionIDFields = []string{"transactionId", "id"}
 
 // ParsePayload checks that plaintext is one JSON object in valid UTF-8 with
 // no repeated top-level member, and finds the first present member of
@@ -122,6 +129,10 @@ func ParsePayload(plaintext []byte, actionFields, referenceFields []string) (Pay
 	}
 	if p.ReferenceField, p.Reference, err = pick(members, referenceFields, true); err != nil {
 		return Payload{}, err
+	}
+	// Only for the logs: a malformed id is left out, not an error.
+	if _, id, err := pick(members, transactionIDFields, true); err == nil {
+		p.TransactionID = id
 	}
 	if p.ActionField == "" {
 		return Payload{}, fmt.Errorf("%w: has no action or status (looked for %s)", ErrPayload, strings.Join(actionFields, ", "))

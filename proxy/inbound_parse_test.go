@@ -88,6 +88,7 @@ func TestParsePayload(t *testing.T) {
 				return
 			}
 			want := Payload{Action: tc.action, ActionField: tc.actionF, Reference: tc.reference, ReferenceField: tc.refF}
+			p.TransactionID = "" // TestParsePayloadTransactionID
 			if err != nil || p != want {
 				t.Fatalf("got %+v %v, want %+v", p, err, want)
 			}
@@ -123,5 +124,22 @@ func TestDedupeKey(t *testing.T) {
 	}
 	if strings.Contains(a, "R1") || len(a) != len("webhook:")+64 {
 		t.Fatalf("key %q", a)
+	}
+}
+
+// The transaction id is picked up for the logs when present and well
+// formed, and never makes a payload fail.
+func TestParsePayloadTransactionID(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"action":"A","referenceNumber":"R","transactionId":"tx-1","id":"other"}`: "tx-1",
+		`{"action":"A","referenceNumber":"R","id":"a78efd32"}`:                     "a78efd32",
+		`{"action":"A","referenceNumber":"R","id":42}`:                             "42",
+		`{"action":"A","referenceNumber":"R"}`:                                     "",
+		`{"action":"A","referenceNumber":"R","transactionId":{"x":1}}`:             "",
+	} {
+		p, err := ParsePayload([]byte(body), DefaultActionFields, DefaultReferenceFields)
+		if err != nil || p.TransactionID != want || p.Reference != "R" {
+			t.Errorf("%s: %+v %v, want transaction id %q", body, p, err, want)
+		}
 	}
 }

@@ -578,3 +578,16 @@ func TestNewEventID(t *testing.T) {
 		seen[id], prev = true, id
 	}
 }
+
+// The accept log carries the provider's transaction id when the payload has one.
+func TestInboundAcceptLogTransactionID(t *testing.T) {
+	f := newInboundFixture(t, nil)
+	pt := `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-43","transactionId":"a78efd32-de3b-4854-b599-11ae9f98f97e"}`
+	if a := f.send(webhookRequest(envelope("data", seal(t, testRotatedKey, pt))), allowedIP); a.status != 200 {
+		t.Fatalf("status %d", a.status)
+	}
+	accepted := f.logs.FilterMessage("webhook accepted").All()
+	if len(accepted) != 1 || accepted[0].ContextMap()["transaction_id"] != "a78efd32-de3b-4854-b599-11ae9f98f97e" || accepted[0].ContextMap()["reference"] != "ORDER-43" {
+		t.Fatalf("accept log: %+v", accepted)
+	}
+}
