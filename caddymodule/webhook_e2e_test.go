@@ -430,7 +430,9 @@ func TestWebhookReloadKeepsDelivering(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	p := newGatewayPorts(t) // nothing listens on p.app: the first app is down
-	g := e2e.Start(t, e2e.Options{Caddyfile: gatewayCaddyfile(p), AdminAddr: p.adminAddr(), Env: gatewayEnv()})
+	// A redelivery window of minutes: a slow reload must not dead-letter the event.
+	conf := gatewayCaddyfileRedeliverFor(p, "10m")
+	g := e2e.Start(t, e2e.Options{Caddyfile: conf, AdminAddr: p.adminAddr(), Env: gatewayEnv()})
 	client := tlsClient(t, g.Dir(), "127.0.0.1")
 	if a := postWebhook(t, client, p.url("/webhooks/modulus"), sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-RELOAD"}`), nil); a.status != 200 {
 		t.Fatalf("webhook: %d", a.status)
@@ -438,7 +440,7 @@ func TestWebhookReloadKeepsDelivering(t *testing.T) {
 	newApp := newRecordingApp(t)
 	newPort := e2e.FreePort(t)
 	serveApp(t, newPort, newApp)
-	cfg := strings.ReplaceAll(gatewayCaddyfile(p), fmt.Sprintf("127.0.0.1:%d/payments", p.app), fmt.Sprintf("127.0.0.1:%d/payments", newPort))
+	cfg := strings.ReplaceAll(conf, fmt.Sprintf("127.0.0.1:%d/payments", p.app), fmt.Sprintf("127.0.0.1:%d/payments", newPort))
 	req, _ := http.NewRequest(http.MethodPost, g.Admin()+"/load", strings.NewReader(cfg))
 	req.Header.Set("Content-Type", "text/caddyfile")
 	resp, err := http.DefaultClient.Do(req)
