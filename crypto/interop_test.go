@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/qrphgate/qrphgate/internal/testenv"
 )
 
@@ -77,8 +79,37 @@ func TestNodeJoseVectors(t *testing.T) {
 	}
 }
 
-// TestReferenceImplementationAgrees checks go-jose's tokens with an
-// independent stdlib implementation of the RFCs, and the other way round.
+// TestGoJoseAgrees checks our token assembly (Encrypter, Keyring.Decrypt
+// build on go-jose's primitives, not its JWE parser) against go-jose's whole
+// JWE API, both ways.
+func TestGoJoseAgrees(t *testing.T) {
+	k := mustKey(t, "k", testKeyUTF8)
+	enc, err := jose.NewEncrypter(ContentEncryption, jose.Recipient{Algorithm: KeyAlgorithm, Key: k.bytes}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pt := range []string{"", "{}", `{"amount":"500.00"}`, string(bytes.Repeat([]byte("q"), 4096)), "exactly sixteen!"} {
+		obj, err := jose.ParseEncryptedCompact(mustEncrypt(t, k, pt), []jose.KeyAlgorithm{KeyAlgorithm}, []jose.ContentEncryption{ContentEncryption})
+		if err != nil {
+			t.Fatalf("go-jose parse of our token: %v", err)
+		}
+		if got, err := obj.Decrypt(k.bytes); err != nil || string(got) != pt {
+			t.Fatalf("go-jose decrypt of our token: %q, %v", got, err)
+		}
+		theirs, err := enc.Encrypt([]byte(pt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := theirs.CompactSerialize()
+		opened, err := mustRing(t, k).Decrypt(tok)
+		if err != nil || string(opened.Plaintext) != pt {
+			t.Fatalf("our decrypt of a go-jose token: %q, %v", opened.Plaintext, err)
+		}
+	}
+}
+
+// TestReferenceImplementationAgrees checks our tokens with an independent
+// stdlib implementation of the RFCs, and the other way round.
 func TestReferenceImplementationAgrees(t *testing.T) {
 	k := mustKey(t, "k", testKeyUTF8)
 	for _, pt := range []string{"", "{}", `{"amount":"500.00"}`, string(bytes.Repeat([]byte("q"), 4096)), "exactly sixteen!"} {

@@ -2,6 +2,9 @@ package crypto
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,6 +14,7 @@ import (
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+	josecipher "github.com/go-jose/go-jose/v4/cipher"
 )
 
 // The one algorithm pair Modulus Labs uses, in both directions.
@@ -22,6 +26,13 @@ const (
 // DefaultMaxTokenBytes caps a compact token before any parsing. A create-QR
 // answer carries a base64 PNG of a few kilobytes; 256 KiB leaves ample room.
 const DefaultMaxTokenBytes = 256 << 10
+
+// cekSize is the A256CBC-HS512 content key: 32 bytes of HMAC-SHA-512 key,
+// then 32 of AES-256 key; the tag is HMAC-SHA-512 truncated to 32 bytes.
+const (
+	cekSize = 64
+	tagSize = 32
+)
 
 // Compact-token shape for A256KW + A256CBC-HS512: a wrapped 64-byte CEK is
 // 72 bytes, the IV 16 bytes and the tag 32 bytes, base64url without padding.
@@ -59,56 +70,61 @@ type Header struct {
 // "zip", no "crit" and no duplicate members. maxBytes <= 0 means
 // DefaultMaxTokenBytes.
 func CheckCompact(tok string, maxBytes int) (Header, error) {
+	h, _, err := checkCompact(tok, maxBytes)
+	return h, err
+}
+
+// checkCompact is CheckCompact, also returning the five segments.
+func checkCompact(tok string, maxBytes int) (_ Header, seg [5]string, _ error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxTokenBytes
 	}
 	switch {
 	case tok == "":
-		return Header{}, ErrTokenEmpty
+		return Header{}, seg, ErrTokenEmpty
 	case len(tok) > maxBytes:
-		return Header{}, fmt.Errorf("%w (%d bytes, limit %d)", ErrTokenTooLarge, len(tok), maxBytes)
+		return Header{}, seg, fmt.Errorf("%w (%d bytes, limit %d)", ErrTokenTooLarge, len(tok), maxBytes)
 	}
-	var seg [5]string
 	rest := tok
 	for i := range 4 {
 		var ok bool
 		seg[i], rest, ok = strings.Cut(rest, ".")
 		if !ok {
-			return Header{}, fmt.Errorf("%w: %d segments, want 5", ErrMalformed, i+1)
+			return Header{}, seg, fmt.Errorf("%w: %d segments, want 5", ErrMalformed, i+1)
 		}
 	}
 	if strings.Contains(rest, ".") {
-		return Header{}, fmt.Errorf("%w: more than 5 segments", ErrMalformed)
+		return Header{}, seg, fmt.Errorf("%w: more than 5 segments", ErrMalformed)
 	}
 	seg[4] = rest
 	for i, s := range seg {
 		if !isBase64URL(s) {
-			return Header{}, fmt.Errorf("%w: segment %d is not unpadded base64url", ErrMalformed, i+1)
+			return Header{}, seg, fmt.Errorf("%w: segment %d is not unpadded base64url", ErrMalformed, i+1)
 		}
 	}
 	if len(seg[0]) == 0 || len(seg[0]) > maxHeaderChars {
-		return Header{}, fmt.Errorf("%w: protected header of %d characters", ErrMalformed, len(seg[0]))
+		return Header{}, seg, fmt.Errorf("%w: protected header of %d characters", ErrMalformed, len(seg[0]))
 	}
 	h := canonical
 	if seg[0] != canonicalHeader {
 		var err error
 		if h, err = parseHeader(seg[0]); err != nil {
-			return Header{}, err
+			return Header{}, seg, err
 		}
 	}
 	// Lengths are checked after the header so that a foreign algorithm is
 	// reported as such rather than as a malformed token.
 	switch {
 	case len(seg[1]) != encryptedKeyChars:
-		return h, fmt.Errorf("%w: encrypted key segment of %d characters, want %d", ErrMalformed, len(seg[1]), encryptedKeyChars)
+		return h, seg, fmt.Errorf("%w: encrypted key segment of %d characters, want %d", ErrMalformed, len(seg[1]), encryptedKeyChars)
 	case len(seg[2]) != ivChars:
-		return h, fmt.Errorf("%w: iv segment of %d characters, want %d", ErrMalformed, len(seg[2]), ivChars)
+		return h, seg, fmt.Errorf("%w: iv segment of %d characters, want %d", ErrMalformed, len(seg[2]), ivChars)
 	case len(seg[4]) != tagChars:
-		return h, fmt.Errorf("%w: tag segment of %d characters, want %d", ErrMalformed, len(seg[4]), tagChars)
+		return h, seg, fmt.Errorf("%w: tag segment of %d characters, want %d", ErrMalformed, len(seg[4]), tagChars)
 	case len(seg[3]) == 0 || base64.RawURLEncoding.DecodedLen(len(seg[3]))%16 != 0:
-		return h, fmt.Errorf("%w: ciphertext is not a whole number of AES blocks", ErrMalformed)
+		return h, seg, fmt.Errorf("%w: ciphertext is not a whole number of AES blocks", ErrMalformed)
 	}
-	return h, nil
+	return h, seg, nil
 }
 
 // canonicalHeader is {"alg":"A256KW","enc":"A256CBC-HS512"} encoded, what
@@ -213,8 +229,9 @@ func quoteShort(s string) string {
 // Encrypter produces compact A256KW + A256CBC-HS512 tokens with one key. It
 // is safe for concurrent use: every call draws a fresh CEK and IV.
 type Encrypter struct {
-	key Key
-	enc jose.Encrypter
+	key  Key
+	kek  cipher.Block // AES-256 with key: immutable, safe for concurrent use
+	rand io.Reader
 }
 
 // NewEncrypter prepares an Encrypter for key.
@@ -222,19 +239,44 @@ func NewEncrypter(key Key) (*Encrypter, error) {
 	if len(key.bytes) != KeySize {
 		return nil, fmt.Errorf("%s: %w", key.name, ErrKeySize)
 	}
-	enc, err := jose.NewEncrypter(ContentEncryption, jose.Recipient{Algorithm: KeyAlgorithm, Key: key.bytes}, nil)
+	kek, err := aes.NewCipher(key.bytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: preparing encrypter: %w", key.name, err)
 	}
-	return &Encrypter{key: key, enc: enc}, nil
+	return &Encrypter{key: key, kek: kek, rand: rand.Reader}, nil
 }
 
 // Encrypt seals plaintext into a compact token whose protected header is
 // exactly {"alg":"A256KW","enc":"A256CBC-HS512"}, as in the provider's docs.
+// The token is assembled here (RFC 7516 7.1) around go-jose's primitives, as
+// in Keyring.Decrypt: a random 64-byte content key wrapped with the key
+// (RFC 3394), a random IV, and AES-CBC + HMAC-SHA-512 over the plaintext
+// with the encoded header as additional data.
 func (e *Encrypter) Encrypt(plaintext []byte) (string, error) {
-	obj, err := e.enc.Encrypt(plaintext)
+	var buf [cekSize + aes.BlockSize]byte
+	if _, err := io.ReadFull(e.rand, buf[:]); err != nil {
+		return "", fmt.Errorf("jwe: encrypting with %s: drawing a content key: %w", e.key.name, err)
+	}
+	cek, iv := buf[:cekSize], buf[cekSize:]
+	wrapped, err := josecipher.KeyWrap(e.kek, cek)
 	if err != nil {
 		return "", fmt.Errorf("jwe: encrypting with %s: %w", e.key.name, err)
 	}
-	return obj.CompactSerialize()
+	aead, err := josecipher.NewCBCHMAC(cek, aes.NewCipher)
+	if err != nil {
+		return "", fmt.Errorf("jwe: encrypting with %s: %w", e.key.name, err)
+	}
+	sealed := aead.Seal(nil, iv, plaintext, []byte(canonicalHeader))
+	// Seal appends the tag (go-jose's Overhead is padding plus tag, so the
+	// tag's size is the profile's, not Overhead()).
+	ct, tag := sealed[:len(sealed)-tagSize], sealed[len(sealed)-tagSize:]
+	b64 := base64.RawURLEncoding
+	var sb strings.Builder
+	sb.Grow(len(canonicalHeader) + 4 + b64.EncodedLen(len(wrapped)) + b64.EncodedLen(len(iv)) + b64.EncodedLen(len(ct)) + b64.EncodedLen(len(tag)))
+	sb.WriteString(canonicalHeader)
+	for _, part := range [][]byte{wrapped, iv, ct, tag} {
+		sb.WriteByte('.')
+		sb.WriteString(b64.EncodeToString(part))
+	}
+	return sb.String(), nil
 }
