@@ -78,6 +78,11 @@ func (kr *Keyring) Decrypt(tok string) (Opened, error) {
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return Opened{}, fmt.Errorf("%w: a segment does not decode", ErrMalformed)
 	}
+	// CheckCompact's segment lengths imply these sizes; checked again here
+	// because the CBC decrypter panics on any other IV size.
+	if len(iv) != aes.BlockSize || len(wrapped) != cekSize+8 {
+		return Opened{}, fmt.Errorf("%w: iv or encrypted key of the wrong size", ErrMalformed)
+	}
 	sealed = sealed[:n+m]
 	// The additional data is the encoded protected header (RFC 7516 5.2).
 	aad := []byte(seg[0])
