@@ -2,17 +2,15 @@ package crypto
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/qrphgate/qrphgate/internal/testenv"
+	"github.com/qrphgate/qrphgate/internal/nodejose"
 )
 
 type vectorFile struct {
@@ -139,52 +137,24 @@ func TestReferenceImplementationAgrees(t *testing.T) {
 // node and testdata/node/node_modules (npm ci), which .ci/run installs.
 func TestNodeJoseDecryptsOurTokens(t *testing.T) {
 	dir := filepath.Join("testdata", "node")
-	if _, err := exec.LookPath("node"); err != nil {
-		testenv.Missing(t, "node is not installed")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose")); err != nil {
-		testenv.Missing(t, "run npm ci in crypto/testdata/node")
-	}
+	nodejose.Require(t, dir)
 	k := mustKey(t, "k", testKeyUTF8)
-	type item struct {
-		KeyHex string `json:"key_hex"`
-		Token  string `json:"token"`
-	}
 	plaintexts := []string{`{"merchantReferenceNumber":"ORDER-1","amount":"500.00"}`, "{}", string(bytes.Repeat([]byte("é"), 3000))}
-	var in []item
+	var tokens []string
 	for _, pt := range plaintexts {
-		in = append(in, item{hex.EncodeToString(k.bytes), mustEncrypt(t, k, pt)})
+		tokens = append(tokens, mustEncrypt(t, k, pt))
 	}
 	// A tampered token must fail in Node too, or the check proves nothing.
 	// Flip a character well inside the tag: the last character of a
 	// 43-character segment also carries unused padding bits, which a lenient
 	// decoder ignores.
-	bad := []byte(in[0].Token)
+	bad := []byte(tokens[0])
 	if bad[len(bad)-10] == 'A' {
 		bad[len(bad)-10] = 'B'
 	} else {
 		bad[len(bad)-10] = 'A'
 	}
-	in = append(in, item{hex.EncodeToString(k.bytes), string(bad)})
-	stdin, _ := json.Marshal(in)
-	cmd := exec.Command("node", "decrypt.mjs")
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(stdin)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node decrypt.mjs: %v", err)
-	}
-	var res []struct {
-		Plaintext *string        `json:"plaintext"`
-		Header    map[string]any `json:"header"`
-		Error     string         `json:"error"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("node output %q: %v", out, err)
-	}
-	if len(res) != len(in) {
-		t.Fatalf("node answered %d results for %d tokens", len(res), len(in))
-	}
+	res := nodejose.Decrypt(t, dir, k.bytes, append(tokens, string(bad)))
 	for i, pt := range plaintexts {
 		if res[i].Plaintext == nil || *res[i].Plaintext != pt {
 			t.Fatalf("token %d: node got %+v", i, res[i])

@@ -1,20 +1,17 @@
 package sandbox
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/qrphgate/qrphgate/crypto"
-	"github.com/qrphgate/qrphgate/internal/testenv"
+	"github.com/qrphgate/qrphgate/internal/nodejose"
 )
 
 // nodeDir holds the provider's documented Node library (panva/jose) and the
@@ -87,12 +84,7 @@ func TestSimulatorOpensNodeJoseRequests(t *testing.T) {
 // TestNodeJoseOpensSimulatorTokens has panva/jose decrypt the simulator's
 // answer tokens and webhook payloads.
 func TestNodeJoseOpensSimulatorTokens(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		testenv.Missing(t, "node is not installed")
-	}
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "jose")); err != nil {
-		testenv.Missing(t, "run npm ci in crypto/testdata/node")
-	}
+	nodejose.Require(t, nodeDir)
 	h := newHarness(t, nil)
 	cb := newCallback(t)
 	h.register("QRPH_SUCCESS", cb.srv.URL, "")
@@ -128,33 +120,9 @@ func TestNodeJoseOpensSimulatorTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type item struct {
-		KeyHex string `json:"key_hex"`
-		Token  string `json:"token"`
-	}
-	var in []item
-	for _, tok := range tokens {
-		in = append(in, item{hex.EncodeToString(raw), tok})
-	}
 	tampered := []byte(tokens[0])
 	tampered[len(tampered)-2] ^= 1
-	in = append(in, item{hex.EncodeToString(raw), string(tampered)})
-	stdin, _ := json.Marshal(in)
-	cmd := exec.Command("node", "decrypt.mjs")
-	cmd.Dir = nodeDir
-	cmd.Stdin = bytes.NewReader(stdin)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node decrypt.mjs: %v", err)
-	}
-	var res []struct {
-		Plaintext *string        `json:"plaintext"`
-		Header    map[string]any `json:"header"`
-		Error     string         `json:"error"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(in) {
-		t.Fatalf("node output %q: %v", out, err)
-	}
+	res := nodejose.Decrypt(t, nodeDir, raw, append(tokens, string(tampered)))
 	for i, want := range plaintexts {
 		if res[i].Plaintext == nil || *res[i].Plaintext != want {
 			t.Fatalf("token %d: node got %+v", i, res[i])
