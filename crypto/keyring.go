@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"crypto/aes"
+	"crypto/cipher"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 // A Keyring is immutable and safe for concurrent use.
 type Keyring struct {
 	keys     []Key
+	keks     []cipher.Block // AES-256 with each key, same order; immutable
 	maxBytes int
 }
 
@@ -24,12 +26,17 @@ func NewKeyring(maxTokenBytes int, keys ...Key) (*Keyring, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("keyring needs at least one key")
 	}
-	for _, k := range keys {
+	keks := make([]cipher.Block, len(keys))
+	for i, k := range keys {
 		if len(k.bytes) != KeySize {
 			return nil, fmt.Errorf("%s: %w", k.name, ErrKeySize)
 		}
+		var err error
+		if keks[i], err = aes.NewCipher(k.bytes); err != nil {
+			return nil, fmt.Errorf("%s: %w", k.name, err)
+		}
 	}
-	return &Keyring{keys: append([]Key(nil), keys...), maxBytes: maxTokenBytes}, nil
+	return &Keyring{keys: append([]Key(nil), keys...), keks: keks, maxBytes: maxTokenBytes}, nil
 }
 
 // Keys returns the names of the keys, in the order they are tried.
@@ -87,7 +94,7 @@ func (kr *Keyring) Decrypt(tok string) (Opened, error) {
 	// The additional data is the encoded protected header (RFC 7516 5.2).
 	aad := []byte(seg[0])
 	for i, k := range kr.keys {
-		if pt, ok := open(k.bytes, wrapped, iv, sealed, aad); ok {
+		if pt, ok := open(kr.keks[i], wrapped, iv, sealed, aad); ok {
 			return Opened{Plaintext: pt, Header: h, KeyIndex: i, KeyName: k.name}, nil
 		}
 	}
@@ -97,12 +104,8 @@ func (kr *Keyring) Decrypt(tok string) (Opened, error) {
 // open unwraps the content key with kek and opens the content. Any failure
 // is "not this key": the unwrap's integrity check fails for a wrong key,
 // the tag check for tampered content.
-func open(kek, wrapped, iv, sealed, aad []byte) ([]byte, bool) {
-	block, err := aes.NewCipher(kek)
-	if err != nil {
-		return nil, false
-	}
-	cek, err := josecipher.KeyUnwrap(block, wrapped)
+func open(kek cipher.Block, wrapped, iv, sealed, aad []byte) ([]byte, bool) {
+	cek, err := josecipher.KeyUnwrap(kek, wrapped)
 	// A256CBC-HS512 takes a 64-byte key; a shorter one would quietly select
 	// a weaker hash in NewCBCHMAC.
 	if err != nil || len(cek) != cekSize {
