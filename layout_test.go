@@ -30,38 +30,73 @@ func TestEngineImportsNoCaddy(t *testing.T) {
 	}
 }
 
-// TestEngineDependencyDirection enforces the table in design.md: policy,
-// crypto and store import nothing of ours; sandbox may use policy, crypto
-// and store (the simulator's rate limit is the store's sliding log); proxy
-// may use policy, crypto and store. Both may use internal/ helpers (the
+// TestEngineDependencyDirection enforces the layout table of
+// docs/development.md: policy, crypto and store import nothing of ours;
+// sandbox may use policy, crypto and store (the simulator's rate limit is
+// the store's sliding log); proxy (what both directions share) may use
+// policy, crypto and store; proxy/outbound and proxy/inbound may use proxy
+// as well, and never each other. All may use internal/ helpers (the
 // clock).
 func TestEngineDependencyDirection(t *testing.T) {
 	const mod = "github.com/qrphgate/qrphgate/"
 	allowed := map[string][]string{
 		"policy": nil, "crypto": nil, "store": nil,
-		"sandbox": {"policy", "crypto", "store", "internal"},
-		"proxy":   {"policy", "crypto", "store", "internal"},
+		"sandbox":        {"policy", "crypto", "store", "internal"},
+		"proxy":          {"policy", "crypto", "store", "internal"},
+		"proxy/outbound": {"proxy", "policy", "crypto", "store", "internal"},
+		"proxy/inbound":  {"proxy", "policy", "crypto", "store", "internal"},
 	}
 	for dir, ok := range allowed {
 		if _, err := os.Stat(dir); err != nil {
 			continue
 		}
-		out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./"+dir+"/...").CombinedOutput()
+		// Each entry lists its own package only (not ./dir/...): the
+		// packages below it have their own entries.
+		out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./"+dir).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list %s: %v\n%s", dir, err, out)
 		}
 		for _, imp := range strings.Fields(string(out)) {
 			rel, ours := strings.CutPrefix(imp, mod)
-			if !ours || strings.HasPrefix(rel, dir+"/") || rel == dir {
+			if !ours || within(rel, dir) {
 				continue
 			}
-			top, _, _ := strings.Cut(rel, "/")
 			permitted := false
 			for _, a := range ok {
-				permitted = permitted || top == a
+				permitted = permitted || within(rel, a)
 			}
 			if !permitted {
 				t.Errorf("%s imports %s, which the layout does not allow", dir, imp)
+			}
+		}
+	}
+}
+
+// within reports whether the package rel (relative to the module) is pkg or
+// one of its helpers below it (store/storetest, internal/clock). The two
+// directions are not helpers of proxy: they sit beside each other.
+func within(rel, pkg string) bool {
+	if rel == pkg {
+		return true
+	}
+	if !strings.HasPrefix(rel, pkg+"/") {
+		return false
+	}
+	return pkg != "proxy" || !(rel == "proxy/outbound" || strings.HasPrefix(rel, "proxy/outbound/") ||
+		rel == "proxy/inbound" || strings.HasPrefix(rel, "proxy/inbound/"))
+}
+
+// TestDirectionsIndependent: proxy/outbound and proxy/inbound never import
+// each other (what both need lives in proxy), tests included.
+func TestDirectionsIndependent(t *testing.T) {
+	for _, pair := range [][2]string{{"proxy/outbound", "proxy/inbound"}, {"proxy/inbound", "proxy/outbound"}} {
+		out, err := exec.Command("go", "list", "-deps", "-test", "-f", "{{.ImportPath}}", "./"+pair[0]).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pair[0], err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == "github.com/qrphgate/qrphgate/"+pair[1] {
+				t.Errorf("%s depends on %s", pair[0], pair[1])
 			}
 		}
 	}

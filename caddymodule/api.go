@@ -16,7 +16,7 @@ import (
 	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/policy"
-	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
 
 func init() {
@@ -85,7 +85,7 @@ type API struct {
 	// Policy is an optional override file for the embedded default policy.
 	Policy string `json:"policy,omitempty"`
 
-	engine     *proxy.Outbound
+	engine     *outbound.Handler
 	logger     *zap.Logger
 	sharedKey  string
 	stores     *outboundStores
@@ -105,8 +105,8 @@ type BreakerConfig struct {
 	Probes int `json:"probes,omitempty"`
 }
 
-func (b *BreakerConfig) settings() proxy.BreakerSettings {
-	s := proxy.DefaultBreakerSettings
+func (b *BreakerConfig) settings() outbound.BreakerSettings {
+	s := outbound.DefaultBreakerSettings
 	if b == nil {
 		return s
 	}
@@ -136,7 +136,7 @@ func (API) CaddyModule() caddy.ModuleInfo {
 // outboundShared is the pooled state that survives reloads.
 var outboundShared = caddy.NewUsagePool()
 
-type sharedState struct{ *proxy.OutboundShared }
+type sharedState struct{ *outbound.Shared }
 
 func (s sharedState) Destruct() error {
 	s.Close()
@@ -157,7 +157,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 	}
 	cfg.Budget, cfg.Idempotency, cfg.StoreKind = a.stores.budget, a.stores.idempotency, a.stores.kind
 
-	account := proxy.AccountID(cfg.SecretKey.Reveal())
+	account := outbound.AccountID(cfg.SecretKey.Reveal())
 	breaker := a.CircuitBreaker.settings()
 	env := cfg.Environment.Name
 	whURL := ""
@@ -167,9 +167,9 @@ func (a *API) Provision(ctx caddy.Context) error {
 	a.sharedKey = strings.Join([]string{"outbound", env, cfg.QRURL.String(), whURL, account, breaker.String(), a.stores.key}, "|")
 	logger := a.logger
 	val, _, err := outboundShared.LoadOrNew(a.sharedKey, func() (caddy.Destructor, error) {
-		s, err := proxy.NewOutboundShared(proxy.SharedOptions{
-			Budget: cfg.Budget, BudgetKey: proxy.BudgetKey(env, account), Breaker: breaker, Clock: clock.Real(),
-			OnBreakerChange: func(name string, from, to proxy.BreakerState) {
+		s, err := outbound.NewShared(outbound.SharedOptions{
+			Budget: cfg.Budget, BudgetKey: outbound.BudgetKey(env, account), Breaker: breaker, Clock: clock.Real(),
+			OnBreakerChange: func(name string, from, to outbound.BreakerState) {
 				recordBreaker(env, account, name, to)
 				logger.Warn("circuit breaker changed state", zap.String("upstream", name),
 					zap.String("from", from.String()), zap.String("to", to.String()))
@@ -178,18 +178,18 @@ func (a *API) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		breakerGauge(env, account, "qr", proxy.BreakerClosed)
-		breakerGauge(env, account, "webhooks", proxy.BreakerClosed)
+		breakerGauge(env, account, "qr", outbound.BreakerClosed)
+		breakerGauge(env, account, "webhooks", outbound.BreakerClosed)
 		return sharedState{s}, nil
 	})
 	if err != nil {
 		a.sharedKey = ""
 		return err
 	}
-	cfg.Shared = val.(sharedState).OutboundShared
+	cfg.Shared = val.(sharedState).Shared
 	cfg.Logger = a.logger
 	cfg.Observer = apiMetrics{env: env}
-	if a.engine, err = proxy.NewOutbound(cfg); err != nil {
+	if a.engine, err = outbound.New(cfg); err != nil {
 		return err
 	}
 	engine := a.engine
@@ -205,8 +205,8 @@ func (a *API) Provision(ctx caddy.Context) error {
 
 // config turns the options into the engine's configuration: secrets
 // resolved and every start-up check applied.
-func (a *API) config(repl *caddy.Replacer) (proxy.OutboundConfig, error) {
-	var cfg proxy.OutboundConfig
+func (a *API) config(repl *caddy.Replacer) (outbound.Config, error) {
+	var cfg outbound.Config
 	pol, err := policy.Load(a.Policy)
 	if err != nil {
 		return cfg, fmt.Errorf("policy: %w", err)
@@ -307,7 +307,7 @@ func (a *API) config(repl *caddy.Replacer) (proxy.OutboundConfig, error) {
 			return cfg, fmt.Errorf("rate_limit: %w", err)
 		}
 	}
-	cfg.MaxWait = proxy.DefaultMaxWait
+	cfg.MaxWait = outbound.DefaultMaxWait
 	if a.MaxWait != nil {
 		if cfg.MaxWait = time.Duration(*a.MaxWait); cfg.MaxWait < 0 {
 			return cfg, errors.New("max_wait must not be negative")
@@ -317,13 +317,13 @@ func (a *API) config(repl *caddy.Replacer) (proxy.OutboundConfig, error) {
 		return cfg, errors.New("max_queue must not be negative")
 	}
 	cfg.MaxQueue = a.MaxQueue
-	cfg.Timeout = proxy.DefaultTimeout
+	cfg.Timeout = outbound.DefaultTimeout
 	if a.Timeout != 0 {
 		if cfg.Timeout = time.Duration(a.Timeout); cfg.Timeout < 0 {
 			return cfg, errors.New("timeout must be positive")
 		}
 	}
-	cfg.Retries = proxy.DefaultRetries
+	cfg.Retries = outbound.DefaultRetries
 	if a.Retries != nil {
 		if cfg.Retries = *a.Retries; cfg.Retries < 0 || cfg.Retries > 10 {
 			return cfg, errors.New("retries must be between 0 and 10")

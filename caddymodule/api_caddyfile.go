@@ -10,7 +10,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/policy"
-	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
 
 func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -118,7 +118,7 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "webhooks_payload":
-			if a.WebhooksPayload, err = o.one(); err == nil && a.WebhooksPayload != proxy.WebhooksPayloadPlain && a.WebhooksPayload != proxy.WebhooksPayloadJWE {
+			if a.WebhooksPayload, err = o.one(); err == nil && a.WebhooksPayload != outbound.WebhooksPayloadPlain && a.WebhooksPayload != outbound.WebhooksPayloadJWE {
 				err = o.errf("must be plain or jwe")
 			}
 		case "rate_limit":

@@ -13,7 +13,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
-	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
 
 // TestAPIEndToEnd runs the real binary with a Caddyfile against the fake
@@ -80,7 +80,7 @@ http://127.0.0.1:%d {
 	}
 
 	resp, body := create("E2E-1")
-	var qr proxy.CreateQRResponse
+	var qr outbound.CreateQRResponse
 	if resp.StatusCode != 200 || json.Unmarshal(body, &qr) != nil || qr.ID == "" || qr.Amount != "500.00" {
 		t.Fatalf("create: %d %s", resp.StatusCode, body)
 	}
@@ -147,11 +147,11 @@ http://127.0.0.1:%d {
 		t.Fatal(err)
 	}
 	defer statusResp.Body.Close()
-	var st map[string]map[string]proxy.OutboundStatus
+	var st map[string]map[string]outbound.Status
 	if err := json.NewDecoder(statusResp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
-	var out proxy.OutboundStatus
+	var out outbound.Status
 	for _, v := range st["outbound"] {
 		out = v
 	}
@@ -168,7 +168,7 @@ http://127.0.0.1:%d {
 	for _, want := range []string{
 		`qrphgate_outbound_upstream_requests_total{environment="sandbox",endpoint="create_qr",status="200"}`,
 		`qrphgate_outbound_upstream_requests_total{environment="sandbox",endpoint="webhooks_create",status="201"}`,
-		`qrphgate_outbound_breaker_state{environment="sandbox",account="` + proxy.AccountID(fakeSandboxKey) + `",upstream="qr"} 2`,
+		`qrphgate_outbound_breaker_state{environment="sandbox",account="` + outbound.AccountID(fakeSandboxKey) + `",upstream="qr"} 2`,
 		`qrphgate_outbound_credentials_rejected_total{environment="sandbox"} 1`,
 		`qrphgate_outbound_idempotent_replays_total{environment="sandbox"} 1`,
 	} {

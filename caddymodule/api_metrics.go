@@ -7,7 +7,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
 
 // Metric names of modulus_api (all in metricsSet, served by
@@ -35,7 +35,7 @@ var (
 	queueBuckets    = []float64{0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60}
 )
 
-// apiMetrics implements proxy.OutboundObserver on the package-level set.
+// apiMetrics implements outbound.Observer on the package-level set.
 type apiMetrics struct{ env string }
 
 // metricKey identifies one series; handles are cached by it so the hot path
@@ -120,17 +120,17 @@ func (m apiMetrics) Response(endpoint string, status int, code string) {
 }
 
 // breakerGauge sets the breaker-state gauge: 0 closed, 1 half-open, 2 open.
-// Breakers are per account (proxy.AccountID) as well as per upstream.
-func breakerGauge(env, account, upstream string, s proxy.BreakerState) {
+// Breakers are per account (outbound.AccountID) as well as per upstream.
+func breakerGauge(env, account, upstream string, s outbound.BreakerState) {
 	m := apiMetrics{env: env}
 	metricsSet.GetOrCreateGauge(metricBreakerState+m.labels("account", account, "upstream", upstream), nil).Set(float64(s))
 }
 
 // recordBreaker records a transition: the gauge and a counter by target state.
-func recordBreaker(env, account, upstream string, to proxy.BreakerState) {
+func recordBreaker(env, account, upstream string, to outbound.BreakerState) {
 	breakerGauge(env, account, upstream, to)
 	m := apiMetrics{env: env}
 	metricsSet.GetOrCreateCounter(metricBreakerTransitions + m.labels("account", account, "upstream", upstream, "to", to.String())).Inc()
 }
 
-var _ proxy.OutboundObserver = apiMetrics{}
+var _ outbound.Observer = apiMetrics{}

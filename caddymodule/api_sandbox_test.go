@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/qrphgate/qrphgate/internal/e2e"
-	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
 
 // modulus_api against modulus_sandbox in one binary: the gateway and the
@@ -65,7 +65,7 @@ http://127.0.0.1:%d {
 	}
 
 	resp, body := post("/v1/pay/qr", `{"amount":"98.00","currency":"PHP","merchantReferenceNumber":"SIM-1"}`)
-	var qr proxy.CreateQRResponse
+	var qr outbound.CreateQRResponse
 	if resp.StatusCode != 200 || json.Unmarshal(body, &qr) != nil || qr.ID == "" || qr.QRBody == "" {
 		t.Fatalf("create through the simulator: %d %s", resp.StatusCode, body)
 	}

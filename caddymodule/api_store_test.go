@@ -17,6 +17,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/internal/testenv"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -101,7 +102,7 @@ func TestAPIRedisStoreSharedByReplicas(t *testing.T) {
 	}
 	// Three calls in the window between the two replicas: the fourth is refused.
 	w = createVia(b, "RED-4")
-	if w.Code != 429 || !strings.Contains(w.Body.String(), proxy.CodeRateLimited) {
+	if w.Code != 429 || !strings.Contains(w.Body.String(), outbound.CodeRateLimited) {
 		t.Fatalf("over the shared limit: %d %s", w.Code, w.Body)
 	}
 	if n := len(fake.Calls()); n != 3 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
 
 // Obviously fake credentials.
@@ -175,7 +176,7 @@ func TestAPIServesAndSurvivesReload(t *testing.T) {
 	}
 	defer next.Cleanup()
 	rec := serve(next, "POST", "/v1/pay/qr", `{"amount":"500.00","currency":"PHP","merchantReferenceNumber":"MOD-3"}`)
-	if rec.Code != 503 || !strings.Contains(rec.Body.String(), proxy.CodeBreakerOpen) {
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), outbound.CodeBreakerOpen) {
 		t.Fatalf("the open breaker did not survive the reload: %d %s", rec.Code, rec.Body)
 	}
 	// So did the idempotency cache (same memory store).
@@ -184,15 +185,15 @@ func TestAPIServesAndSurvivesReload(t *testing.T) {
 	}
 
 	snap := status.snapshot()["outbound"]
-	var st proxy.OutboundStatus
+	var st outbound.Status
 	// Entries are named by environment, QR host and account id, so two
 	// accounts on one host do not hide each other.
 	for name, v := range snap {
-		if strings.HasPrefix(name, "sandbox 127.0.0.1") && strings.HasSuffix(name, " "+proxy.AccountID(fakeSandboxKey)) {
-			st = v.(proxy.OutboundStatus)
+		if strings.HasPrefix(name, "sandbox 127.0.0.1") && strings.HasSuffix(name, " "+outbound.AccountID(fakeSandboxKey)) {
+			st = v.(outbound.Status)
 		}
 	}
-	if st.Account != proxy.AccountID(fakeSandboxKey) {
+	if st.Account != outbound.AccountID(fakeSandboxKey) {
 		t.Fatalf("status account %q, entries %v", st.Account, snap)
 	}
 	if st.Breakers["qr"].State != "open" || st.Limiter.Used < 2 || st.Limiter.Store != "memory" || st.Environment != "sandbox" {
@@ -206,8 +207,8 @@ func TestAPIServesAndSurvivesReload(t *testing.T) {
 		`qrphgate_outbound_upstream_requests_total{environment="sandbox",endpoint="create_qr",status="500"}`,
 		`qrphgate_outbound_upstream_duration_seconds_bucket{environment="sandbox",endpoint="create_qr",le="0.005"}`,
 		`qrphgate_outbound_queue_wait_seconds_bucket{environment="sandbox",le="0.001"}`,
-		`qrphgate_outbound_breaker_state{environment="sandbox",account="` + proxy.AccountID(fakeSandboxKey) + `",upstream="qr"} 2`,
-		`qrphgate_outbound_breaker_transitions_total{environment="sandbox",account="` + proxy.AccountID(fakeSandboxKey) + `",upstream="qr",to="open"}`,
+		`qrphgate_outbound_breaker_state{environment="sandbox",account="` + outbound.AccountID(fakeSandboxKey) + `",upstream="qr"} 2`,
+		`qrphgate_outbound_breaker_transitions_total{environment="sandbox",account="` + outbound.AccountID(fakeSandboxKey) + `",upstream="qr",to="open"}`,
 		`qrphgate_outbound_idempotent_replays_total{environment="sandbox"}`,
 		`qrphgate_outbound_responses_total{environment="sandbox",endpoint="create_qr",status="503",code="breaker_open"}`,
 	} {
@@ -267,10 +268,10 @@ func TestAPIStatusPerAccount(t *testing.T) {
 	accounts := map[string]bool{}
 	for name, v := range status.snapshot()["outbound"] {
 		if strings.HasPrefix(name, "sandbox 127.0.0.1:1 ") {
-			accounts[v.(proxy.OutboundStatus).Account] = true
+			accounts[v.(outbound.Status).Account] = true
 		}
 	}
-	if !accounts[proxy.AccountID(fakeSandboxKey)] || !accounts[proxy.AccountID("sk_test_FAKEsecondFAKEsecondFAKE000000000")] {
+	if !accounts[outbound.AccountID(fakeSandboxKey)] || !accounts[outbound.AccountID("sk_test_FAKEsecondFAKEsecondFAKE000000000")] {
 		t.Fatalf("status entries for %v, want both accounts", accounts)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/inbound"
 )
 
 // Replicas: real qrphgate processes sharing one Redis, each started on a
@@ -280,7 +281,7 @@ func TestReplicasBehaveAsOne(t *testing.T) {
 						ans := r.webhook(t, route, copyBody)
 						switch {
 						case ans.status == 200:
-						case ans.status == 503 && strings.Contains(ans.body, proxy.ResultInProgress):
+						case ans.status == 503 && strings.Contains(ans.body, inbound.ResultInProgress):
 							time.Sleep(200 * time.Millisecond)
 							if again := r.webhook(t, route, copyBody); again.status != 200 || !strings.Contains(again.body, "duplicate") {
 								t.Errorf("retry after in_progress: %d %s", again.status, again.body)

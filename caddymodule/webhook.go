@@ -21,6 +21,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/inbound"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -91,7 +92,7 @@ type Webhook struct {
 	ReferenceFields []string `json:"reference_fields,omitempty"`
 
 	logger       *zap.Logger
-	inbound      *proxy.Inbound
+	inbound      *inbound.Handler
 	worker       *webhookWorker
 	poolKey      string
 	reg          *webhookReg
@@ -154,7 +155,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.inbound, err = proxy.NewInbound(proxy.InboundConfig{
+	h.inbound, err = inbound.New(inbound.Config{
 		Keyring:         ring,
 		AllowIPs:        allow,
 		ActivationCodes: codes,
@@ -176,7 +177,7 @@ func (h *Webhook) maxBody() int64 {
 	if h.MaxBody > 0 {
 		return h.MaxBody
 	}
-	return proxy.DefaultMaxWebhookBody
+	return inbound.DefaultMaxWebhookBody
 }
 
 // keyring resolves and decodes the decryption keys; they are named
@@ -235,7 +236,7 @@ func (h *Webhook) activationCodes(repl *caddy.Replacer) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !proxy.ValidActivationCodeHeader(c) {
+		if !inbound.ValidActivationCodeHeader(c) {
 			return nil, fmt.Errorf("%s: each code must be 1 to 128 visible ASCII characters", name)
 		}
 		codes = append(codes, c)
@@ -264,19 +265,19 @@ func resolveOption(repl *caddy.Replacer, field, raw string) (string, error) {
 // deliveryConfig builds the worker's configuration and a fingerprint of it
 // (the signing secret only as a digest) to tell two handlers sharing a
 // spool apart.
-func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (proxy.DeliveryConfig, string, error) {
+func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (inbound.DeliveryConfig, string, error) {
 	forwardTo := h.ForwardTo
 	if forwardTo != "" {
 		var err error
 		if forwardTo, err = resolveOption(repl, "forward_to", forwardTo); err != nil {
-			return proxy.DeliveryConfig{}, "", err
+			return inbound.DeliveryConfig{}, "", err
 		}
 	}
 	u, err := parseForwardTo(forwardTo)
 	if err != nil {
-		return proxy.DeliveryConfig{}, "", err
+		return inbound.DeliveryConfig{}, "", err
 	}
-	cfg := proxy.DeliveryConfig{
+	cfg := inbound.DeliveryConfig{
 		URL:          u,
 		Timeout:      time.Duration(h.ForwardTimeout),
 		RedeliverFor: time.Duration(h.RedeliverFor),
@@ -287,10 +288,10 @@ func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (proxy.DeliveryConfig, st
 	if h.SignSecret != "" {
 		secret, _, err := resolveSecret(repl, "sign_secret", h.SignSecret, false)
 		if err != nil {
-			return proxy.DeliveryConfig{}, "", err
+			return inbound.DeliveryConfig{}, "", err
 		}
 		if cfg.Signer, err = crypto.NewWebhookSigner("sign_secret", secret); err != nil {
-			return proxy.DeliveryConfig{}, "", err
+			return inbound.DeliveryConfig{}, "", err
 		}
 		sum := sha256.Sum256([]byte(secret))
 		secretDigest = hex.EncodeToString(sum[:8])

@@ -225,7 +225,7 @@ func serveApp(t *testing.T, port int, h http.Handler) {
 
 func loadVectorBody(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "proxy", "testdata", "webhook-vectors.json"))
+	b, err := os.ReadFile(filepath.Join("..", "proxy", "inbound", "testdata", "webhook-vectors.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,11 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/inbound"
 )
 
 // Inbound webhook metrics. Labels are bounded: result and outcome take the
-// values in proxy.Results and proxy.Outcomes, nothing else.
+// values in inbound.Results and inbound.Outcomes, nothing else.
 const (
 	metricWebhooksReceived  = "qrphgate_webhooks_received_total"
 	metricWebhookAck        = "qrphgate_webhook_ack_seconds"
@@ -48,21 +48,23 @@ var (
 // initWebhookMetrics creates every series at zero when the first
 // modulus_webhook is provisioned, so dashboards see them before traffic.
 func initWebhookMetrics() {
-	receivedCounters = make(map[string]*metrics.Counter, len(proxy.Results))
-	for _, r := range proxy.Results {
+	receivedCounters = make(map[string]*metrics.Counter, len(inbound.Results))
+	for _, r := range inbound.Results {
 		receivedCounters[r] = metricsSet.GetOrCreateCounter(metricWebhooksReceived + `{result="` + r + `"}`)
 	}
-	attemptCounters = make(map[string]*metrics.Counter, len(proxy.Outcomes))
-	for _, o := range proxy.Outcomes {
+	attemptCounters = make(map[string]*metrics.Counter, len(inbound.Outcomes))
+	for _, o := range inbound.Outcomes {
 		attemptCounters[o] = metricsSet.GetOrCreateCounter(metricDeliveryAttempts + `{outcome="` + o + `"}`)
 	}
 	ackHistogram = metricsSet.GetOrCreatePrometheusHistogramExt(metricWebhookAck, ackBuckets)
 	attemptHistogram = metricsSet.GetOrCreatePrometheusHistogramExt(metricDeliveryAttemptS, attemptBuckets)
 	latencyHistogram = metricsSet.GetOrCreatePrometheusHistogramExt(metricDeliveryLatency, latencyBuckets)
 	deadLetteredTotal = metricsSet.GetOrCreateCounter(metricDeadLettered)
-	metricsSet.GetOrCreateGauge(metricSpoolDepth, func() float64 { return sumWorkers(func(s proxy.DeliveryStatus) float64 { return float64(s.Pending) }) })
+	metricsSet.GetOrCreateGauge(metricSpoolDepth, func() float64 {
+		return sumWorkers(func(s inbound.DeliveryStatus) float64 { return float64(s.Pending) })
+	})
 	metricsSet.GetOrCreateGauge(metricDeadLetters, func() float64 {
-		return sumWorkers(func(s proxy.DeliveryStatus) float64 { return float64(s.DeadLetters) })
+		return sumWorkers(func(s inbound.DeliveryStatus) float64 { return float64(s.DeadLetters) })
 	})
 	metricsSet.GetOrCreateGauge(metricOldestPendingSecs, func() float64 {
 		var oldest float64
@@ -76,7 +78,7 @@ func initWebhookMetrics() {
 }
 
 // sumWorkers adds f over every live worker's status.
-func sumWorkers(f func(proxy.DeliveryStatus) float64) float64 {
+func sumWorkers(f func(inbound.DeliveryStatus) float64) float64 {
 	var total float64
 	for _, w := range liveWebhookWorkers() {
 		if st, err := w.deliverer.Status(context.Background()); err == nil {
@@ -95,7 +97,7 @@ func observeReceived(result string, elapsed time.Duration) {
 }
 
 // deliveryHooks feed the delivery metrics.
-var deliveryHooks = proxy.DeliveryHooks{
+var deliveryHooks = inbound.DeliveryHooks{
 	Attempted: func(outcome string, elapsed time.Duration) {
 		if c := attemptCounters[outcome]; c != nil {
 			c.Inc()

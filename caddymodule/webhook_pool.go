@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/internal/clock"
-	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/inbound"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -108,7 +108,7 @@ type webhookWorker struct {
 	name      string // the spool as configured, for status and listings
 	spool     store.Spool
 	dedupe    store.Dedupe
-	deliverer *proxy.Deliverer
+	deliverer *inbound.Deliverer
 	cancel    context.CancelFunc
 	done      chan struct{}
 	unstatus  func()
@@ -123,7 +123,7 @@ type webhookReg struct {
 	seq         uint64
 	config      <-chan struct{} // identifies the config the handler belongs to
 	fingerprint string
-	delivery    proxy.DeliveryConfig
+	delivery    inbound.DeliveryConfig
 }
 
 // acquireWebhookWorker returns the worker for spec, starting it (opening
@@ -152,7 +152,7 @@ func acquireWebhookWorker(spec string, logger *zap.Logger, clk clock.Clock) (*we
 		ctx, cancel := context.WithCancel(context.Background())
 		w := &webhookWorker{
 			name: redactSpool(spec), spool: sp, dedupe: dd, cancel: cancel, done: make(chan struct{}),
-			deliverer: proxy.NewDeliverer(sp, proxy.DelivererOptions{Logger: logger, Hooks: deliveryHooks, Poll: poll, Clock: clk}),
+			deliverer: inbound.NewDeliverer(sp, inbound.DelivererOptions{Logger: logger, Hooks: deliveryHooks, Poll: poll, Clock: clk}),
 		}
 		go func() {
 			defer close(w.done)
@@ -178,7 +178,7 @@ func redactSpool(spec string) string {
 // register adds a handler's delivery settings; the newest live
 // registration configures the worker. Two handlers of one config must
 // agree: a spool delivers to one place.
-func (w *webhookWorker) register(config <-chan struct{}, fingerprint string, dc proxy.DeliveryConfig) (*webhookReg, error) {
+func (w *webhookWorker) register(config <-chan struct{}, fingerprint string, dc inbound.DeliveryConfig) (*webhookReg, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, r := range w.regs {
@@ -220,7 +220,7 @@ func (w *webhookWorker) Destruct() error {
 
 // webhookStatus is a worker's entry under "inbound" in /modulus/status.
 type webhookStatus struct {
-	proxy.DeliveryStatus
+	inbound.DeliveryStatus
 	// WritesPerCommit is the file spool's group-commit factor: writes
 	// carried by each fsync since the spool was opened.
 	WritesPerCommit float64 `json:"writes_per_commit,omitempty"`

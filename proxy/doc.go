@@ -1,6 +1,6 @@
-// Package proxy is qrphgate's engine between the app and Modulus Labs: the
-// outbound client (validation, pacing, retries, circuit breaking,
-// idempotency) and the inbound webhook pipeline (verification, spooling,
-// delivery). It is plain Go: it imports policy, crypto and store, and
-// nothing from Caddy, and is tested with httptest.
+// Package proxy holds what qrphgate's two directions share: the JSON error
+// answer and its codes, body reading, backoff, media-type checks and the
+// header names. The outbound client lives in proxy/outbound, the inbound
+// webhook pipeline in proxy/inbound; neither imports the other. Like every
+// engine package it is plain Go with no Caddy import.
 package proxy

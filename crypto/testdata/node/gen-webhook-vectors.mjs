@@ -1,6 +1,6 @@
-// Generates ../../../proxy/testdata/webhook-vectors.json: whole webhook
+// Generates ../../../proxy/inbound/testdata/webhook-vectors.json: whole webhook
 // bodies as Modulus Labs would post them, sealed with panva/jose (the Node
-// library the provider documents), for proxy/inbound_vectors_test.go, plus
+// library the provider documents), for proxy/inbound/vectors_test.go, plus
 // Standard Webhooks signatures computed with Node's own HMAC.
 //
 //   cd crypto/testdata/node && npm ci && npm run generate:webhook

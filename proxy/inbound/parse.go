@@ -1,0 +1,218 @@
+package inbound
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/qrphgate/qrphgate/policy"
+)
+
+// The envelope fields the provider's documentation uses for a webhook body:
+// "data" on three pages, "Token" on the security page (modulus-api.md 4.3).
+const (
+	EnvelopeData  = "data"
+	EnvelopeToken = "Token"
+)
+
+// Default payload fields, tried in order (modulus-api.md 6.3): the payload
+// reference page has an action field (probably "action") and
+// "referenceNumber"; the security page validates "status" and
+// "transactionId"; "webhookAction" is the management API's name for the
+// action, "merchantReferenceNumber" the create-QR name for the reference,
+// and "id" the transaction id create-QR returns.
+var (
+	DefaultActionFields    = []string{"action", "webhookAction", "status"}
+	DefaultReferenceFields = []string{"referenceNumber", "merchantReferenceNumber", "transactionId", "id"}
+)
+
+// maxFieldLen bounds the action and reference values; they become log
+// fields and de-duplication keys.
+const maxFieldLen = 128
+
+// Envelope is a parsed webhook body.
+type Envelope struct {
+	// Token is the compact JWE.
+	Token string
+	// Field is the member it came in: EnvelopeData or EnvelopeToken.
+	Field string
+}
+
+// ErrEnvelope and ErrPayload head every envelope and payload parsing error;
+// the rest of the message says what is wrong, never what the value was.
+var (
+	ErrEnvelope = errors.New("webhook body")
+	ErrPayload  = errors.New("webhook payload")
+)
+
+// ParseEnvelope reads a webhook body: one JSON object holding exactly one of
+// "data" or "Token" (exact case) as a string. Other members are ignored
+// (they are not authenticated, and refusing them would make the provider's
+// retries fail for ever); a repeated member, both fields, neither, a
+// non-string value, or anything after the object is refused.
+func ParseEnvelope(body []byte) (Envelope, error) {
+	var env Envelope
+	err := walkObject(body, func(name string, value json.RawMessage) error {
+		if name != EnvelopeData && name != EnvelopeToken {
+			return nil
+		}
+		if env.Field != "" {
+			if env.Field == name {
+				return fmt.Errorf("%w: %q appears twice", ErrEnvelope, name)
+			}
+			return fmt.Errorf("%w: has both %q and %q; exactly one is allowed", ErrEnvelope, EnvelopeData, EnvelopeToken)
+		}
+		if len(value) == 0 || value[0] != '"' {
+			return fmt.Errorf("%w: %q must be a string", ErrEnvelope, name)
+		}
+		if err := json.Unmarshal(value, &env.Token); err != nil {
+			return fmt.Errorf("%w: %q is not a valid JSON string", ErrEnvelope, name)
+		}
+		env.Field = name
+		return nil
+	}, ErrEnvelope)
+	if err != nil {
+		return Envelope{}, err
+	}
+	if env.Field == "" {
+		return Envelope{}, fmt.Errorf("%w: needs a %q or %q string", ErrEnvelope, EnvelopeData, EnvelopeToken)
+	}
+	return env, nil
+}
+
+// Payload is what the gateway reads from a decrypted webhook: the action
+// (or status) and the reference (or transaction id), which together
+// identify the event for de-duplication. The body itself is forwarded
+// verbatim.
+type Payload struct {
+	Action         string
+	ActionField    string
+	Reference      string
+	ReferenceField string
+	// TransactionID is the provider's transaction id ("transactionId" or
+	// "id") when the payload carries a well-formed one, for the logs; it
+	// plays no part in de-duplication.
+	TransactionID string
+}
+
+// transactionIDFields name the provider's transaction id in a payload.
+var transactionIDFields = []string{"transactionId", "id"}
+
+// ParsePayload checks that plaintext is one JSON object in valid UTF-8 with
+// no repeated top-level member, and finds the first present member of
+// actionFields (a non-empty string) and of referenceFields (a non-empty
+// string or an integer). Values are at most 128 characters with no control
+// characters.
+func ParsePayload(plaintext []byte, actionFields, referenceFields []string) (Payload, error) {
+	if !utf8.Valid(plaintext) {
+		return Payload{}, fmt.Errorf("%w: is not valid UTF-8", ErrPayload)
+	}
+	members := make(map[string]json.RawMessage, 8)
+	err := walkObject(plaintext, func(name string, value json.RawMessage) error {
+		if _, dup := members[name]; dup {
+			// The name is not echoed: it comes from the decrypted body.
+			return fmt.Errorf("%w: a top-level member appears twice", ErrPayload)
+		}
+		members[name] = value
+		return nil
+	}, ErrPayload)
+	if err != nil {
+		return Payload{}, err
+	}
+	var p Payload
+	if p.ActionField, p.Action, err = pick(members, actionFields, false); err != nil {
+		return Payload{}, err
+	}
+	if p.ReferenceField, p.Reference, err = pick(members, referenceFields, true); err != nil {
+		return Payload{}, err
+	}
+	// Only for the logs: a malformed id is left out, not an error.
+	if _, id, err := pick(members, transactionIDFields, true); err == nil {
+		p.TransactionID = id
+	}
+	if p.ActionField == "" {
+		return Payload{}, fmt.Errorf("%w: has no action or status (looked for %s)", ErrPayload, strings.Join(actionFields, ", "))
+	}
+	if p.ReferenceField == "" {
+		return Payload{}, fmt.Errorf("%w: has no reference or transaction id (looked for %s)", ErrPayload, strings.Join(referenceFields, ", "))
+	}
+	return p, nil
+}
+
+// DedupeKey identifies the event for de-duplication: a digest of the
+// merchant's activation-code header (empty without one), the action and the
+// reference, so the key is short and holds no payload text. The merchant is
+// part of it because references are the merchants' own: two merchants on
+// one webhook URL may both sell "ORDER-1".
+func (p Payload) DedupeKey(activationCode string) string {
+	h := sha256.New()
+	h.Write([]byte(activationCode))
+	h.Write([]byte{0})
+	h.Write([]byte(p.Action))
+	h.Write([]byte{0})
+	h.Write([]byte(p.Reference))
+	return "webhook:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// pick returns the first of fields present in members, validated.
+func pick(members map[string]json.RawMessage, fields []string, integersOK bool) (field, value string, err error) {
+	for _, f := range fields {
+		raw, ok := members[f]
+		if !ok {
+			continue
+		}
+		switch {
+		case len(raw) > 0 && raw[0] == '"':
+			if err := json.Unmarshal(raw, &value); err != nil {
+				return "", "", fmt.Errorf("%w: %s is not a valid string", ErrPayload, f)
+			}
+		case integersOK && isJSONInteger(raw):
+			value = string(raw)
+		case integersOK:
+			return "", "", fmt.Errorf("%w: %s must be a string or an integer", ErrPayload, f)
+		default:
+			return "", "", fmt.Errorf("%w: %s must be a string", ErrPayload, f)
+		}
+		if value == "" || len(value) > maxFieldLen {
+			return "", "", fmt.Errorf("%w: %s must be 1 to %d characters", ErrPayload, f, maxFieldLen)
+		}
+		for _, r := range value {
+			if r < 0x20 || r == 0x7f {
+				return "", "", fmt.Errorf("%w: %s contains a control character", ErrPayload, f)
+			}
+		}
+		return f, value, nil
+	}
+	return "", "", nil
+}
+
+func isJSONInteger(raw json.RawMessage) bool {
+	s := raw
+	if len(s) > 0 && s[0] == '-' {
+		s = s[1:]
+	}
+	if len(s) == 0 || (s[0] == '0' && len(s) > 1) {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// walkObject reads the single JSON object in b (policy.WalkObject),
+// reporting its structural failures as kind (ErrEnvelope, ErrPayload).
+func walkObject(b []byte, member func(name string, value json.RawMessage) error, kind error) error {
+	err := policy.WalkObject(b, member)
+	var pe *policy.Error
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%w: %s", kind, strings.TrimPrefix(pe.Message, "body "))
+	}
+	return err
+}

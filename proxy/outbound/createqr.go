@@ -1,0 +1,434 @@
+package outbound
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/proxy"
+)
+
+// maxRequestBody caps what the app may send; a create-QR body is ~150 bytes.
+const maxRequestBody = 64 << 10
+
+// CreateQRResponse is what the app gets for POST /v1/pay/qr.
+type CreateQRResponse struct {
+	// ID is the provider's transaction id.
+	ID string `json:"id"`
+	// QRBody is the base64 PNG of the QR, as the provider sent it.
+	QRBody                  string `json:"qrBody"`
+	MerchantReferenceNumber string `json:"merchantReferenceNumber"`
+	Amount                  string `json:"amount"`
+	Currency                string `json:"currency"`
+	// ExpiresAt is when the QR stops being payable (RFC 3339, UTC), counted
+	// by the gateway from when it sent the request, so never late.
+	ExpiresAt string `json:"expiresAt"`
+}
+
+func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
+	const endpoint = "create_qr"
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		o.fail(w, r, endpoint, newErr(http.StatusMethodNotAllowed, proxy.CodeMethodNotAllowed, "", "use POST"))
+		return
+	}
+	body, e := readJSONBody(w, r)
+	if e != nil {
+		o.fail(w, r, endpoint, e)
+		return
+	}
+	req, err := policy.DecodeCreateQR(body)
+	if err != nil {
+		o.fail(w, r, endpoint, err)
+		return
+	}
+	amount, err := o.cfg.Policy.ValidateCreateQR(o.env, req)
+	if err != nil {
+		o.fail(w, r, endpoint, err, zap.String("reference", safeReference(req.MerchantReferenceNumber)))
+		return
+	}
+	merchant, e := o.merchant(req.ActivationCode)
+	if e != nil {
+		o.fail(w, r, endpoint, e, zap.String("reference", req.MerchantReferenceNumber))
+		return
+	}
+	canon := policy.CreateQR{ActivationCode: merchant, Currency: req.Currency, Amount: amount.String(), MerchantReferenceNumber: req.MerchantReferenceNumber}
+	plaintext, _ := json.Marshal(canon) // four strings: cannot fail
+	sum := sha256.Sum256(plaintext)
+	fingerprint := hex.EncodeToString(sum[:16])
+	msum := sha256.Sum256([]byte(merchant))
+	key := "idem:" + o.env.Name + ":" + o.account + ":" + hex.EncodeToString(msum[:6]) + ":" + canon.MerchantReferenceNumber
+
+	start := o.clock.Now()
+	deadline := start.Add(o.cfg.MaxWait)
+	attempts := 0 // upstream attempts this request made (none when replayed)
+	value, replayed, e := o.idem.do(r.Context(), key, fingerprint, o.lease, deadline, func(ctx context.Context) ([]byte, time.Duration, *proxy.Error) {
+		return o.createUpstream(ctx, plaintext, canon, deadline, &attempts)
+	})
+	logf := []zap.Field{zap.String("reference", canon.MerchantReferenceNumber), zap.Duration("duration", o.clock.Now().Sub(start))}
+	if e != nil {
+		o.fail(w, r, endpoint, e, logf...)
+		return
+	}
+	id, expiresAt, doc, err := splitStored(value)
+	if err != nil {
+		o.fail(w, r, endpoint, &proxy.Error{Status: http.StatusInternalServerError, Code: proxy.CodeInternal, Message: "stored answer is unreadable", Err: err}, logf...)
+		return
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set(proxy.HeaderTransactionID, id)
+	h.Set(proxy.HeaderExpiresAt, expiresAt)
+	if replayed {
+		h.Set(proxy.HeaderIdempotentReplayed, "true")
+		o.obs.IdempotentReplay()
+	}
+	if wantsPNG(r.Header.Get("Accept")) {
+		var res CreateQRResponse
+		err := json.Unmarshal(doc, &res)
+		var png []byte
+		if err == nil {
+			png, err = decodeQRBody(res.QRBody)
+		}
+		if err != nil {
+			o.fail(w, r, endpoint, &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse, Message: "the provider's qrBody is not base64", Err: err}, logf...)
+			return
+		}
+		h.Set("Content-Type", "image/png")
+		h.Set("Content-Length", strconv.Itoa(len(png)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(png)
+	} else {
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(doc)+1))
+		w.WriteHeader(http.StatusOK)
+		// doc is shared with concurrent duplicates: never append to it.
+		_, _ = w.Write(doc)
+		_, _ = w.Write([]byte{'\n'})
+	}
+	o.obs.Response(endpoint, http.StatusOK, "")
+	msg := "QR created"
+	if replayed {
+		msg = "QR replayed"
+	}
+	if ce := o.log.Check(zap.InfoLevel, msg); ce != nil {
+		ce.Write(append(logf, zap.String("endpoint", endpoint), zap.Int("status", http.StatusOK),
+			zap.String("transaction_id", id), zap.Bool("replayed", replayed), zap.Int("attempts", attempts))...)
+	}
+}
+
+// createUpstream encrypts the canonical request, sends it and turns the
+// provider's encrypted answer into the app's response.
+func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req policy.CreateQR, deadline time.Time, attempts *int) ([]byte, time.Duration, *proxy.Error) {
+	reqTok, err := o.enc.Encrypt(plaintext)
+	if err != nil {
+		return nil, 0, &proxy.Error{Status: http.StatusInternalServerError, Code: proxy.CodeInternal, Message: "encryption failed", Err: err}
+	}
+	// A compact JWE is base64url and dots: nothing to escape.
+	body := make([]byte, 0, len(reqTok)+12)
+	body = append(append(append(body, `{"Token":"`...), reqTok...), `"}`...)
+	res, e := o.call(ctx, upstreamCall{endpoint: "create_qr", up: o.qr, method: http.MethodPost, path: "/v1/pay/qr", body: body, auth: true}, deadline)
+	if e != nil {
+		return nil, 0, e
+	}
+	*attempts = res.attempts
+	bad := func(msg string, err error) *proxy.Error {
+		return &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse, Message: msg, Err: err}
+	}
+	tok, ok := tokenOf(res.body)
+	if !ok {
+		return nil, 0, bad("the provider's answer has no Token", nil)
+	}
+	opened, err := o.ring.Decrypt(tok)
+	if err != nil {
+		return nil, 0, bad("the provider's answer could not be decrypted with encryption_key", err)
+	}
+	id, qrBody, err := parseAnswer(opened.Plaintext)
+	switch {
+	case err != nil:
+		return nil, 0, bad("the provider's decrypted answer is not a JSON object", err)
+	case id == "" || len(id) > 128:
+		return nil, 0, bad("the provider's answer has no usable id", nil)
+	case qrBody == "":
+		return nil, 0, bad("the provider's answer has no qrBody", nil)
+	case !isBase64(qrBody):
+		return nil, 0, bad("the provider's qrBody is not base64", nil)
+	}
+	expires := res.sentAt.Add(time.Duration(o.cfg.Policy.QR.Validity)).UTC().Truncate(time.Second)
+	exp := expires.Format(time.RFC3339)
+	doc := encodeAnswer(CreateQRResponse{
+		ID: id, QRBody: qrBody, MerchantReferenceNumber: req.MerchantReferenceNumber,
+		Amount: req.Amount, Currency: req.Currency, ExpiresAt: exp,
+	})
+	value := joinStored(id, exp, doc)
+	ttl := expires.Sub(o.clock.Now())
+	if ttl <= 0 {
+		ttl = time.Second
+	}
+	return value, ttl, nil
+}
+
+// The idempotency store keeps an answer as "qr1\n<id>\n<expiresAt>\n<json>",
+// so that serving it needs no JSON parsing.
+const storedPrefix = "qr1\n"
+
+func joinStored(id, expiresAt string, doc []byte) []byte {
+	b := make([]byte, 0, len(storedPrefix)+len(id)+len(expiresAt)+2+len(doc))
+	b = append(b, storedPrefix...)
+	b = append(append(b, id...), '\n')
+	b = append(append(b, expiresAt...), '\n')
+	return append(b, doc...)
+}
+
+func splitStored(v []byte) (id, expiresAt string, doc []byte, err error) {
+	rest, ok := bytes.CutPrefix(v, []byte(storedPrefix))
+	if ok {
+		var idb, expb []byte
+		if idb, rest, ok = bytes.Cut(rest, []byte{'\n'}); ok {
+			if expb, rest, ok = bytes.Cut(rest, []byte{'\n'}); ok {
+				return string(idb), string(expb), rest, nil
+			}
+		}
+	}
+	return "", "", nil, errors.New("stored answer has an unknown format")
+}
+
+// tokenOf extracts the Token of a {"Token": "<JWE>"} answer. The common
+// exact form is sliced out directly; anything else goes through encoding/json.
+func tokenOf(body []byte) (string, bool) {
+	b := bytes.TrimSpace(body)
+	if inner, ok := bytes.CutPrefix(b, []byte(`{"Token":"`)); ok {
+		if inner, ok = bytes.CutSuffix(inner, []byte(`"}`)); ok && bytes.IndexByte(inner, '"') < 0 && bytes.IndexByte(inner, '\\') < 0 {
+			return string(inner), len(inner) > 0
+		}
+	}
+	var env map[string]json.RawMessage // exact member names (a struct would match "token")
+	var tok string
+	if json.Unmarshal(body, &env) != nil || json.Unmarshal(env["Token"], &tok) != nil {
+		return "", false
+	}
+	return tok, tok != ""
+}
+
+// merchant picks the activation code: the request's, which must be a
+// configured one, or the default.
+func (o *Handler) merchant(requested string) (string, *proxy.Error) {
+	if requested == "" {
+		if o.cfg.DefaultMerchant == "" {
+			return "", newErr(http.StatusBadRequest, policy.CodeMissingField, "activationCode", "is required: no default activation_code is configured")
+		}
+		return o.cfg.DefaultMerchant, nil
+	}
+	if !o.merchants[requested] {
+		return "", newErr(http.StatusBadRequest, CodeUnknownMerchant, "activationCode", "is not one of the configured merchants")
+	}
+	return requested, nil
+}
+
+// readJSONBody checks the content type and size of the app's request.
+func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *proxy.Error) {
+	if !proxy.IsJSONMediaType(r.Header.Get("Content-Type")) {
+		return nil, newErr(http.StatusUnsupportedMediaType, proxy.CodeUnsupportedMedia, "", "send Content-Type: application/json")
+	}
+	tooLarge := func() *proxy.Error {
+		return newErr(http.StatusRequestEntityTooLarge, proxy.CodeBodyTooLarge, "", "request body exceeds "+strconv.Itoa(maxRequestBody)+" bytes")
+	}
+	if r.ContentLength > maxRequestBody {
+		return nil, tooLarge()
+	}
+	b, err := proxy.ReadBody(w, r, maxRequestBody)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge()
+		}
+		return nil, clientClosed(err)
+	}
+	return b, nil
+}
+
+// parseAnswer reads "id" and "qrBody" from the provider's decrypted answer
+// (other members are ignored; names match exactly). The usual shape,
+// {"id":"…","qrBody":"…"} with plain strings in either order, is sliced out
+// directly; anything else goes through encoding/json. A member that is not
+// a string leaves its value empty.
+func parseAnswer(b []byte) (id, qrBody string, err error) {
+	if id, qrBody, ok := sliceAnswer(b); ok {
+		return id, qrBody, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", "", errors.New("invalid JSON")
+	}
+	_ = json.Unmarshal(m["id"], &id)
+	_ = json.Unmarshal(m["qrBody"], &qrBody)
+	return id, qrBody, nil
+}
+
+func sliceAnswer(b []byte) (id, qrBody string, ok bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"`))
+	if !ok {
+		return "", "", false
+	}
+	for i := 0; i < 2; i++ {
+		var name, val []byte
+		if name, rest, ok = bytes.Cut(rest, []byte(`":"`)); !ok {
+			return "", "", false
+		}
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 {
+			return "", "", false
+		}
+		val, rest = rest[:end], rest[end+1:]
+		if bytes.IndexByte(val, '\\') >= 0 || !plainJSONString(string(val)) {
+			return "", "", false
+		}
+		switch {
+		case string(name) == "id" && id == "":
+			id = string(val)
+		case string(name) == "qrBody" && qrBody == "":
+			qrBody = string(val)
+		default:
+			return "", "", false
+		}
+		sep := []byte(`,"`)
+		if i == 1 {
+			sep = []byte(`}`)
+		}
+		if rest, ok = bytes.CutPrefix(rest, sep); !ok {
+			return "", "", false
+		}
+	}
+	return id, qrBody, len(rest) == 0
+}
+
+// encodeAnswer is json.Marshal of the answer without reflection on the hot
+// path: qrBody is checked base64, reference, amount, currency and expiry are
+// validated or ours, so only the provider's id may need escaping.
+func encodeAnswer(r CreateQRResponse) []byte {
+	if !plainJSONString(r.ID) {
+		b, _ := json.Marshal(r)
+		return b
+	}
+	b := make([]byte, 0, len(r.QRBody)+len(r.ID)+len(r.MerchantReferenceNumber)+140)
+	b = append(b, `{"id":"`...)
+	b = append(b, r.ID...)
+	b = append(b, `","qrBody":"`...)
+	b = append(b, r.QRBody...)
+	b = append(b, `","merchantReferenceNumber":"`...)
+	b = append(b, r.MerchantReferenceNumber...)
+	b = append(b, `","amount":"`...)
+	b = append(b, r.Amount...)
+	b = append(b, `","currency":"`...)
+	b = append(b, r.Currency...)
+	b = append(b, `","expiresAt":"`...)
+	b = append(b, r.ExpiresAt...)
+	return append(b, `"}`...)
+}
+
+// plainJSONString reports whether encoding/json would write s as is:
+// printable ASCII without quotes, backslashes or HTML-escaped characters.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// isBase64 checks the standard base64 alphabet and length (padded or not)
+// without decoding.
+func isBase64(s string) bool {
+	n := len(s)
+	body := strings.TrimRight(s, "=")
+	pad := n - len(body)
+	switch {
+	case len(body) == 0 || pad > 2 || (pad > 0 && n%4 != 0) || (pad == 0 && n%4 == 1):
+		return false
+	}
+	return isWord(body, "+/", len(body))
+}
+
+// decodeQRBody decodes the provider's base64 PNG (padded or not).
+func decodeQRBody(s string) ([]byte, error) {
+	if strings.HasSuffix(s, "=") || len(s)%4 == 0 {
+		return base64.StdEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// wantsPNG reports whether Accept prefers image/png over JSON: a higher
+// quality, or an equal one listed first. JSON is the default.
+func wantsPNG(accept string) bool {
+	if accept == "" || !strings.Contains(accept, "image/") {
+		return false
+	}
+	pngQ, jsonQ := -1.0, -1.0
+	pngAt, jsonAt := 0, 0
+	for i, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		switch mt {
+		case "image/png":
+			pngQ, pngAt = q, i
+		case "application/json", "application/*", "*/*":
+			if mt == "application/json" || jsonQ < 0 {
+				jsonQ, jsonAt = q, i
+			}
+		case "image/*":
+			if pngQ < 0 {
+				pngQ, pngAt = q, i
+			}
+		}
+	}
+	if pngQ <= 0 {
+		return false
+	}
+	return pngQ > jsonQ || (pngQ == jsonQ && pngAt < jsonAt)
+}
+
+// safeReference returns ref for logging only when it is well formed (an
+// invalid one may be anything the app sent).
+func safeReference(ref string) string {
+	if !isWord(ref, "-", 36) {
+		return ""
+	}
+	return ref
+}
+
+// isWord reports whether s is 1 to maxLen ASCII letters, digits or bytes
+// from extra.
+func isWord(s, extra string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
