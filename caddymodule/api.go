@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -203,34 +204,45 @@ func (a *API) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// config turns the options into the engine's configuration: secrets
-// resolved and every start-up check applied.
+// config turns the options into the engine's configuration: every
+// option's rule (apiRules, the same the Caddyfile applies) first, then the
+// secrets resolved and the start-up checks that need them.
 func (a *API) config(repl *caddy.Replacer) (outbound.Config, error) {
 	var cfg outbound.Config
+	if err := checkRules(apiRules, a); err != nil {
+		return cfg, err
+	}
 	pol, err := policy.Load(a.Policy)
 	if err != nil {
 		return cfg, fmt.Errorf("policy: %w", err)
 	}
 	cfg.Policy = pol
-	if a.Environment == "" {
-		return cfg, errors.New("environment is required (sandbox or production)")
-	}
-	env, err := pol.Environment(a.Environment)
-	if err != nil {
+	if cfg.Environment, err = pol.Environment(a.Environment); err != nil {
 		return cfg, err
 	}
-	cfg.Environment = env
-	// The keys are placeholders everywhere (a sandbox key is still a real
-	// account's credential); activation codes may be inline in the sandbox.
-	literalOK := env.Name == policy.Sandbox
+	if err := a.credentials(repl, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := a.merchants(repl, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := a.upstreams(&cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, a.limits(&cfg)
+}
 
+// credentials resolves the secret key and the encryption key, which are
+// placeholders in every environment (a sandbox key is still a real
+// account's credential), and checks the key against the environment.
+func (a *API) credentials(repl *caddy.Replacer, cfg *outbound.Config) error {
 	secret, _, err := resolveSecret(repl, "secret_key", a.SecretKey, false)
 	if err != nil {
-		return cfg, err
+		return err
 	}
-	warning, err := pol.CheckSecretKey(env, secret)
+	warning, err := cfg.Policy.CheckSecretKey(cfg.Environment, secret)
 	if err != nil {
-		return cfg, err
+		return err
 	}
 	if warning != "" {
 		a.logger.Warn(warning)
@@ -239,104 +251,97 @@ func (a *API) config(repl *caddy.Replacer) (outbound.Config, error) {
 
 	enc, err := crypto.ParseEncoding(a.KeyEncoding)
 	if err != nil {
-		return cfg, fmt.Errorf("key_encoding: %w", err)
+		return fmt.Errorf("key_encoding: %w", err)
 	}
 	material, _, err := resolveSecret(repl, "encryption_key", a.EncryptionKey, false)
 	if err != nil {
-		return cfg, err
+		return err
 	}
-	if cfg.EncryptionKey, err = crypto.NewKey("encryption_key", material, enc); err != nil {
-		return cfg, err
-	}
+	cfg.EncryptionKey, err = crypto.NewKey("encryption_key", material, enc)
+	return err
+}
 
-	if a.ActivationCode != "" {
-		code, _, err := resolveSecret(repl, "activation_code", a.ActivationCode, literalOK)
+// merchants resolves and checks the activation codes, which may be inline
+// in the sandbox only.
+func (a *API) merchants(repl *caddy.Replacer, cfg *outbound.Config) error {
+	literalOK := cfg.Environment.Name == policy.Sandbox
+	resolve := func(field, raw string) (string, error) {
+		code, _, err := resolveSecret(repl, field, raw, literalOK)
 		if err != nil {
-			return cfg, err
+			return "", err
 		}
-		if err := pol.CheckActivationCode("activation_code", code); err != nil {
-			return cfg, err
+		return code, cfg.Policy.CheckActivationCode(field, code)
+	}
+	if a.ActivationCode != "" {
+		code, err := resolve("activation_code", a.ActivationCode)
+		if err != nil {
+			return err
 		}
 		cfg.DefaultMerchant = code
 	}
 	for i, raw := range a.Merchants {
-		field := fmt.Sprintf("merchants[%d]", i)
-		code, _, err := resolveSecret(repl, field, raw, literalOK)
+		code, err := resolve(fmt.Sprintf("merchants[%d]", i), raw)
 		if err != nil {
-			return cfg, err
-		}
-		if err := pol.CheckActivationCode(field, code); err != nil {
-			return cfg, err
+			return err
 		}
 		cfg.Merchants = append(cfg.Merchants, code)
 	}
 	if cfg.DefaultMerchant == "" && len(cfg.Merchants) == 0 {
-		return cfg, errors.New("activation_code (or merchants) is required")
+		return errors.New("activation_code (or merchants) is required")
 	}
+	return nil
+}
 
-	qr := a.QRURL
-	if qr == "" {
-		qr = env.QRURL
-	}
+// upstreams sets the provider's base URLs (the environment's by default)
+// and refuses one that belongs to the other environment.
+func (a *API) upstreams(cfg *outbound.Config) error {
+	env := cfg.Environment
+	qr := cmp.Or(a.QRURL, env.QRURL)
+	var err error
 	if cfg.QRURL, err = policy.CheckUpstreamURL("qr_url", qr); err != nil {
-		return cfg, err
+		return err
 	}
-	if err := pol.CheckEnvironmentURL(env, "qr_url", cfg.QRURL); err != nil {
-		return cfg, err
+	if err := cfg.Policy.CheckEnvironmentURL(env, "qr_url", cfg.QRURL); err != nil {
+		return err
 	}
-	wh := a.WebhooksURL
-	if wh == "" {
-		wh = env.WebhooksURL
-	}
+	wh := cmp.Or(a.WebhooksURL, env.WebhooksURL)
 	if wh == "" {
 		a.logger.Warn("webhooks_url is not configured: /v1/webhooks answers 501 webhooks_not_configured " +
 			"(the provider has not published the production webhooks host; set webhooks_url from your onboarding details)")
 	} else {
 		if cfg.WebhooksURL, err = policy.CheckUpstreamURL("webhooks_url", wh); err != nil {
-			return cfg, err
+			return err
 		}
-		if err := pol.CheckEnvironmentURL(env, "webhooks_url", cfg.WebhooksURL); err != nil {
-			return cfg, err
+		if err := cfg.Policy.CheckEnvironmentURL(env, "webhooks_url", cfg.WebhooksURL); err != nil {
+			return err
 		}
 	}
 	cfg.WebhooksPayload = a.WebhooksPayload
+	return nil
+}
 
-	cfg.RateLimit = env.RateLimit
+// limits sets pacing, retries and the credentials fuse, with their
+// defaults; the values were checked by apiRules.
+func (a *API) limits(cfg *outbound.Config) error {
+	cfg.RateLimit = cfg.Environment.RateLimit
 	if a.RateLimit != "" {
+		var err error
 		if cfg.RateLimit, err = policy.ParseRateLimit(a.RateLimit); err != nil {
-			return cfg, fmt.Errorf("rate_limit: %w", err)
+			return fmt.Errorf("rate_limit: %w", err)
 		}
 	}
 	cfg.MaxWait = outbound.DefaultMaxWait
 	if a.MaxWait != nil {
-		if cfg.MaxWait = time.Duration(*a.MaxWait); cfg.MaxWait < 0 {
-			return cfg, errors.New("max_wait must not be negative")
-		}
-	}
-	if a.MaxQueue < 0 {
-		return cfg, errors.New("max_queue must not be negative")
+		cfg.MaxWait = time.Duration(*a.MaxWait)
 	}
 	cfg.MaxQueue = a.MaxQueue
-	cfg.Timeout = outbound.DefaultTimeout
-	if a.Timeout != 0 {
-		if cfg.Timeout = time.Duration(a.Timeout); cfg.Timeout < 0 {
-			return cfg, errors.New("timeout must be positive")
-		}
-	}
+	cfg.Timeout = cmp.Or(time.Duration(a.Timeout), outbound.DefaultTimeout)
 	cfg.Retries = outbound.DefaultRetries
 	if a.Retries != nil {
-		if cfg.Retries = *a.Retries; cfg.Retries < 0 || cfg.Retries > 10 {
-			return cfg, errors.New("retries must be between 0 and 10")
-		}
-	}
-	if a.AuthFailures < 0 {
-		return cfg, errors.New("auth_failures must be at least 1")
+		cfg.Retries = *a.Retries
 	}
 	cfg.AuthFailures = a.AuthFailures
-	if err := a.CircuitBreaker.settings().Validate(); err != nil {
-		return cfg, err
-	}
-	return cfg, nil
+	return nil
 }
 
 // Cleanup releases the pooled state; it tolerates a half-provisioned module.

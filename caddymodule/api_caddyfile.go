@@ -8,9 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/policy"
-	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
 
 func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -51,115 +49,84 @@ func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 // which the adapter has already substituted) would be printed by
 // `qrphgate adapt`.
 func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.Errf("modulus_api takes no arguments, only a block of options")
-	}
-	seen := make(map[string]bool)
-	// inline records, with file and line, each secret not given as a
-	// placeholder; it is an error once the environment is known to be
-	// production (the option may come after the secrets).
-	var inline []error
-	noteInline := func(opt string, values ...string) {
-		for _, v := range values {
-			if !secretPlaceholder.MatchString(v) {
-				inline = append(inline, d.Errf("modulus_api: with environment production, %s must be an {env.NAME} or {file.PATH} placeholder (a literal or {$NAME} ends up in the adapted JSON)", opt))
-				return
-			}
-		}
-	}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("modulus_api option %q given twice", opt)
-		}
-		seen[opt] = true
+	// ifProduction holds, with its file and line, the error of an inline
+	// activation code should the environment be production: the option
+	// may come before environment.
+	var ifProduction error
+	err := eachOption(d, "modulus_api", nil, func(opt string) error {
 		if opt == "circuit_breaker" {
-			var err error
-			if a.CircuitBreaker, err = parseBreaker(d); err != nil {
+			b, err := parseBreaker(d)
+			if err != nil {
 				return err
 			}
-			continue
+			a.CircuitBreaker = b
+			return nil
 		}
-		o, err := readOption(d, "modulus_api")
+		line, err := readOption(d, "modulus_api")
 		if err != nil {
 			return err
 		}
 		switch opt {
 		case "environment":
-			if a.Environment, err = o.one(); err == nil && a.Environment != policy.Sandbox && a.Environment != policy.Production {
-				err = o.errf("must be sandbox or production")
-			}
+			a.Environment, err = line.one()
 		case "secret_key":
-			a.SecretKey, err = o.secret()
+			a.SecretKey, err = line.one()
 		case "encryption_key":
-			a.EncryptionKey, err = o.secret()
+			a.EncryptionKey, err = line.one()
 		case "key_encoding":
-			if a.KeyEncoding, err = o.one(); err == nil {
-				if _, e := crypto.ParseEncoding(a.KeyEncoding); e != nil {
-					err = d.Errf("modulus_api: key_encoding: %v", e)
-				}
-			}
+			a.KeyEncoding, err = line.one()
 		case "activation_code":
-			a.ActivationCode, err = o.one()
-			noteInline(opt, a.ActivationCode)
+			a.ActivationCode, err = line.one()
 		case "merchants":
-			a.Merchants, err = o.some()
-			noteInline(opt, a.Merchants...)
-		case "qr_url", "webhooks_url":
-			var v string
-			if v, err = o.one(); err == nil {
-				if _, e := policy.CheckUpstreamURL(opt, v); e != nil {
-					err = d.Errf("modulus_api: %v", e)
-				} else if opt == "qr_url" {
-					a.QRURL = v
-				} else {
-					a.WebhooksURL = v
-				}
-			}
+			a.Merchants, err = line.some()
+		case "qr_url":
+			a.QRURL, err = line.one()
+		case "webhooks_url":
+			a.WebhooksURL, err = line.one()
 		case "webhooks_payload":
-			if a.WebhooksPayload, err = o.one(); err == nil && a.WebhooksPayload != outbound.WebhooksPayloadPlain && a.WebhooksPayload != outbound.WebhooksPayloadJWE {
-				err = o.errf("must be plain or jwe")
-			}
+			a.WebhooksPayload, err = line.one()
 		case "rate_limit":
-			if a.RateLimit, err = o.one(); err == nil {
-				if _, e := policy.ParseRateLimit(a.RateLimit); e != nil {
-					err = d.Errf("modulus_api: rate_limit: %v", e)
-				}
-			}
+			a.RateLimit, err = line.one()
 		case "max_wait":
 			var dur caddy.Duration
-			if dur, err = o.duration(true); err == nil {
+			if dur, err = line.durationOrZero(); err == nil {
 				a.MaxWait = &dur
 			}
 		case "timeout":
-			a.Timeout, err = o.duration(false)
+			a.Timeout, err = line.duration()
 		case "max_queue":
-			a.MaxQueue, err = o.integer(1, 1<<20)
+			a.MaxQueue, err = line.integer(1, maxQueueLimit)
 		case "retries":
 			var n int
-			if n, err = o.integer(0, 10); err == nil {
+			if n, err = line.integer(0, maxRetries); err == nil {
 				a.Retries = &n
 			}
 		case "auth_failures":
-			a.AuthFailures, err = o.integer(1, 100)
+			a.AuthFailures, err = line.integer(1, maxAuthFailures)
 		case "store":
-			if a.Store, err = o.one(); err == nil {
-				if e := checkStoreSpec(a.Store); e != nil {
-					err = d.Errf("modulus_api: %v", e)
-				}
-			}
+			a.Store, err = line.one()
 		case "policy":
-			a.Policy, err = o.one()
+			a.Policy, err = line.one()
 		default:
-			return d.Errf("unknown modulus_api option %q", opt)
+			return unknownOption(d, "modulus_api", opt)
 		}
 		if err != nil {
 			return err
 		}
+		if opt == "activation_code" || opt == "merchants" {
+			asProduction := *a
+			asProduction.Environment = policy.Production
+			if e := line.fail(checkRule(apiRules, &asProduction, opt)); e != nil && ifProduction == nil {
+				ifProduction = e
+			}
+		}
+		return line.fail(checkRule(apiRules, a, opt))
+	})
+	if err != nil {
+		return err
 	}
-	if a.Environment == policy.Production && len(inline) > 0 {
-		return inline[0]
+	if a.Environment == policy.Production {
+		return ifProduction
 	}
 	return nil
 }
@@ -179,14 +146,14 @@ func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 	seen := make(map[string]bool)
 	set := func(key, v string) error {
 		if seen[key] {
-			return d.Errf("circuit_breaker setting %q given twice", key)
+			return d.Errf("modulus_api: circuit_breaker setting %q given twice", key)
 		}
 		seen[key] = true
 		switch key {
 		case "failures", "probes":
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 1000 {
-				return d.Errf("circuit_breaker %s must be a whole number from 1 to 1000", key)
+			if err != nil || n < 1 || n > maxBreakerSetting {
+				return d.Errf("modulus_api: %v", errRange("circuit_breaker "+key, 1, maxBreakerSetting))
 			}
 			if key == "failures" {
 				b.Failures = n
@@ -196,7 +163,7 @@ func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 		case "window", "open":
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
-				return d.Errf("circuit_breaker %s must be a positive duration such as 30s", key)
+				return d.Errf("modulus_api: %v", errPositiveDuration("circuit_breaker "+key))
 			}
 			if key == "window" {
 				b.Window = caddy.Duration(dur)
@@ -204,13 +171,13 @@ func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 				b.Open = caddy.Duration(dur)
 			}
 		default:
-			return d.Errf("unknown circuit_breaker setting %q (want failures, window, open, probes)", key)
+			return d.Errf("modulus_api: unknown circuit_breaker setting %q (want failures, window, open, probes)", key)
 		}
 		return nil
 	}
 	args := d.RemainingArgs()
 	if len(args)%2 != 0 {
-		return nil, d.Errf("circuit_breaker takes setting-value pairs: failures 5 window 30s open 30s probes 1")
+		return nil, d.Errf("modulus_api: circuit_breaker takes setting-value pairs: failures 5 window 30s open 30s probes 1")
 	}
 	for i := 0; i < len(args); i += 2 {
 		if err := set(args[i], args[i+1]); err != nil {
@@ -221,7 +188,7 @@ func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 		key := d.Val()
 		args := d.RemainingArgs()
 		if len(args) != 1 {
-			return nil, d.Errf("circuit_breaker %s takes one value", key)
+			return nil, d.Errf("modulus_api: circuit_breaker %s takes one value", key)
 		}
 		v := args[0]
 		if err := set(key, v); err != nil {
@@ -229,7 +196,7 @@ func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 		}
 	}
 	if len(seen) == 0 {
-		return nil, d.Errf("circuit_breaker needs settings: failures 5 window 30s open 30s probes 1")
+		return nil, d.Errf("modulus_api: circuit_breaker needs settings: failures 5 window 30s open 30s probes 1")
 	}
 	return b, nil
 }

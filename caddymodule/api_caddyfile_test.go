@@ -12,8 +12,8 @@ func apiSite(opts string) string {
 // Parsing errors point at the file and line and say what is wrong.
 func TestAPICaddyfileErrors(t *testing.T) {
 	tests := []struct{ name, opts, want string }{
-		{"unknown option", "\t\tenvironment sandbox\n\t\tsecret sk_test_x\n", `Caddyfile:4: unknown modulus_api option "secret"`},
-		{"duplicate option", "\t\tenvironment sandbox\n\t\tenvironment production\n", `Caddyfile:4: modulus_api option "environment" given twice`},
+		{"unknown option", "\t\tenvironment sandbox\n\t\tsecret sk_test_x\n", `Caddyfile:4: modulus_api: unknown option "secret"`},
+		{"duplicate option", "\t\tenvironment sandbox\n\t\tenvironment production\n", `Caddyfile:4: modulus_api: option "environment" given twice`},
 		{"bad environment", "\t\tenvironment staging\n", "Caddyfile:3: environment must be sandbox or production"},
 		{"missing value", "\t\tsecret_key\n", "Caddyfile:3: modulus_api: secret_key takes exactly one value"},
 		{"two values", "\t\tsecret_key a b\n", "Caddyfile:3: modulus_api: secret_key takes exactly one value"},
@@ -22,7 +22,7 @@ func TestAPICaddyfileErrors(t *testing.T) {
 		{"qr_url with credentials", "\t\tqr_url https://u:p@qrph.example.com\n", "Caddyfile:3: qr_url must not carry credentials"},
 		{"bad webhooks_payload", "\t\twebhooks_payload token\n", "Caddyfile:3: webhooks_payload must be plain or jwe"},
 		{"bad rate limit", "\t\trate_limit 100\n", "Caddyfile:3: rate_limit: rate limit \"100\": want N/duration"},
-		{"negative max_wait", "\t\tmax_wait -1s\n", "Caddyfile:3: max_wait must be a positive duration"},
+		{"negative max_wait", "\t\tmax_wait -1s\n", "Caddyfile:3: max_wait must be zero or a positive duration"},
 		{"zero timeout", "\t\ttimeout 0s\n", "Caddyfile:3: timeout must be a positive duration"},
 		{"retries not a number", "\t\tretries many\n", "Caddyfile:3: retries must be a whole number from 0 to 10"},
 		{"too many retries", "\t\tretries 11\n", "Caddyfile:3: retries must be a whole number from 0 to 10"},

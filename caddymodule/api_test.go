@@ -71,17 +71,17 @@ func TestAPIProvisionRefuses(t *testing.T) {
 		{"unset variable", func(a *API) { a.EncryptionKey = "{env.QG_TEST_UNSET_123}" }, "encryption_key: {env.QG_TEST_UNSET_123} is empty or unset"},
 		{"inline secret in production", func(a *API) {
 			a.Environment, a.SecretKey, a.QRURL, a.WebhooksURL = "production", fakeLiveKey, "", ""
-		}, "secret_key must be given as {env.NAME} or {file.PATH}"},
-		{"inline secret in the sandbox", func(a *API) { a.SecretKey = fakeSandboxKey }, "secret_key must be given as {env.NAME} or {file.PATH}"},
-		{"inline encryption key in the sandbox", func(a *API) { a.EncryptionKey = fakeEncryptionKey }, "encryption_key must be given as {env.NAME} or {file.PATH}"},
+		}, "secret_key must be a {env.NAME} or {file.PATH} placeholder"},
+		{"inline secret in the sandbox", func(a *API) { a.SecretKey = fakeSandboxKey }, "secret_key must be a {env.NAME} or {file.PATH} placeholder"},
+		{"inline encryption key in the sandbox", func(a *API) { a.EncryptionKey = fakeEncryptionKey }, "encryption_key must be a {env.NAME} or {file.PATH} placeholder"},
 		{"inline activation code in production", func(a *API) {
 			a.Environment, a.SecretKey, a.QRURL, a.WebhooksURL, a.ActivationCode = "production", "{env.QG_TEST_LIVE_SECRET}", "", "", fakeActivation
-		}, "activation_code must be given as {env.NAME}"},
+		}, "with environment production, activation_code must be a {env.NAME} or {file.PATH} placeholder"},
 		{"inline redis password in production", func(a *API) {
 			a.Environment, a.SecretKey, a.QRURL, a.WebhooksURL, a.Store = "production", "{env.QG_TEST_LIVE_SECRET}", "", "", "redis://:hunter2hunter2@127.0.0.1:6379/0"
 		}, "store: give the Redis password as {env.NAME}"},
 		{"bad policy file", func(a *API) { a.Policy = "/nonexistent/policy.yaml" }, "policy: loading policy /nonexistent/policy.yaml"},
-		{"bad breaker", func(a *API) { a.CircuitBreaker = &BreakerConfig{Probes: -1} }, "circuit_breaker probes must be at least 1"},
+		{"bad breaker", func(a *API) { a.CircuitBreaker = &BreakerConfig{Probes: -1} }, "circuit_breaker probes must be a whole number from 1 to 1000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

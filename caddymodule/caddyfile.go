@@ -1,11 +1,41 @@
 package caddymodule
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
+
+// eachOption walks the block of options of the directive under the cursor,
+// with the rules every module shares: the directive line takes no
+// arguments, an option not in repeatable may appear once, and fn (which
+// handles the option named by d.Val()) answers unknownOption for a name it
+// does not know. Every error carries the file and line.
+func eachOption(d *caddyfile.Dispenser, module string, repeatable []string, fn func(opt string) error) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.Errf("%s takes no arguments, only a block of options", module)
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if seen[opt] && !slices.Contains(repeatable, opt) {
+			return d.Errf("%s: option %q given twice", module, opt)
+		}
+		seen[opt] = true
+		if err := fn(opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unknownOption is the error for an option a module does not have.
+func unknownOption(d *caddyfile.Dispenser, module, opt string) error {
+	return d.Errf("%s: unknown option %q", module, opt)
+}
 
 // optionLine is one option line of a module's Caddyfile block, read whole
 // (RemainingArgs), with the checks every module's options share. Errors
@@ -31,6 +61,15 @@ func (o optionLine) errf(format string, args ...any) error {
 	return o.d.Errf("%s: %s "+format, append([]any{o.module, o.opt}, args...)...)
 }
 
+// fail gives a rule's error (which names the option) the module, file and
+// line; nil stays nil.
+func (o optionLine) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	return o.d.Errf("%s: %v", o.module, err)
+}
+
 // one is the line's single value.
 func (o optionLine) one() (string, error) {
 	if len(o.args) != 1 {
@@ -47,16 +86,29 @@ func (o optionLine) some() ([]string, error) {
 	return o.args, nil
 }
 
-// duration is the line's single value as a positive duration (zero too
-// when zeroOK).
-func (o optionLine) duration(zeroOK bool) (caddy.Duration, error) {
+// duration is the line's single value as a duration above zero; a written
+// zero is refused here (in JSON, zero means the option is not set).
+func (o optionLine) duration() (caddy.Duration, error) {
 	v, err := o.one()
 	if err != nil {
 		return 0, err
 	}
 	dur, err := caddy.ParseDuration(v)
-	if err != nil || dur < 0 || (dur == 0 && !zeroOK) {
-		return 0, o.errf("must be a positive duration such as 10s or 72h")
+	if err != nil || dur <= 0 {
+		return 0, o.fail(errPositiveDuration(o.opt))
+	}
+	return caddy.Duration(dur), nil
+}
+
+// durationOrZero is the line's single value as a duration, zero allowed.
+func (o optionLine) durationOrZero() (caddy.Duration, error) {
+	v, err := o.one()
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur < 0 {
+		return 0, o.fail(errNonNegativeDuration(o.opt))
 	}
 	return caddy.Duration(dur), nil
 }
@@ -68,10 +120,10 @@ func (o optionLine) integer(lo, hi int) (int, error) {
 		return 0, err
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, o.errf("must be a whole number from %d to %d", lo, hi)
+	if err != nil {
+		return 0, o.fail(errRange(o.opt, lo, hi))
 	}
-	return n, nil
+	return n, o.fail(checkRange(o.opt, n, lo, hi))
 }
 
 // secret is the line's single value, which must be an {env.*} or {file.*}
@@ -82,8 +134,5 @@ func (o optionLine) secret() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !secretPlaceholder.MatchString(v) {
-		return "", o.errf("must be a {env.NAME} or {file.PATH} placeholder (never {$NAME} or a literal: they end up in the adapted JSON)")
-	}
-	return v, nil
+	return v, o.fail(checkSecretForm(o.opt, v, false))
 }

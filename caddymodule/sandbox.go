@@ -94,6 +94,9 @@ func (Sandbox) CaddyModule() caddy.ModuleInfo {
 // simulator to its account's state.
 func (s *Sandbox) Provision(ctx caddy.Context) error {
 	logger := ctx.Logger()
+	if err := checkRules(sandboxRules, s); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	secret, _, err := resolveSecret(repl, "secret_key", s.SecretKey, true)
 	if err != nil {
@@ -122,12 +125,7 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("rate_limit: %w", err)
 		}
 	}
-	if s.RetryIntervals != nil {
-		cfg.RetryIntervals = make([]time.Duration, len(s.RetryIntervals))
-		for i, d := range s.RetryIntervals {
-			cfg.RetryIntervals[i] = time.Duration(d)
-		}
-	}
+	cfg.RetryIntervals = durations(s.RetryIntervals)
 	if s.InboxSignSecret != "" {
 		if cfg.InboxSignSecret, _, err = resolveSecret(repl, "inbox_sign_secret", s.InboxSignSecret, true); err != nil {
 			return err

@@ -2,7 +2,7 @@ package caddymodule
 
 import (
 	"errors"
-	"net/netip"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -10,10 +10,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/qrphgate/qrphgate/crypto"
-	"github.com/qrphgate/qrphgate/policy"
-	"github.com/qrphgate/qrphgate/sandbox"
 )
 
 func init() {
@@ -37,26 +33,15 @@ func init() {
 //		callbacks         <url>...                               # registered at start for both actions
 //	}
 //
-// Unknown and repeated options are errors. Values that can be checked
-// without secrets are checked here, with the file and line.
+// Unknown and repeated options are errors. Each option's rule
+// (sandboxRules) is applied here, with the file and line, and again at
+// provision.
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	pol := policy.Default()
-	seen := make(map[string]bool)
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("modulus_sandbox: %s given twice", opt)
-		}
-		seen[opt] = true
+	return eachOption(d, "modulus_sandbox", nil, func(opt string) error {
 		line, err := readOption(d, "modulus_sandbox")
 		if err != nil {
 			return err
 		}
-		args := line.args
 		switch opt {
 		case "secret_key":
 			s.SecretKey, err = line.one()
@@ -65,78 +50,43 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "inbox_sign_secret":
 			s.InboxSignSecret, err = line.one()
 		case "key_encoding":
-			if s.KeyEncoding, err = line.one(); err == nil {
-				if _, perr := crypto.ParseEncoding(s.KeyEncoding); perr != nil {
-					return d.Errf("modulus_sandbox: key_encoding: %v", perr)
-				}
-			}
+			s.KeyEncoding, err = line.one()
 		case "activation_codes":
-			if len(args) == 0 {
-				return d.Errf("modulus_sandbox: activation_codes needs at least one code")
-			}
-			for _, code := range args {
-				if perr := pol.CheckActivationCode("activation_codes", code); perr != nil {
-					return d.Errf("modulus_sandbox: %v", perr)
-				}
-			}
-			s.ActivationCodes = args
+			s.ActivationCodes, err = line.some()
 		case "rate_limit":
-			if s.RateLimit, err = line.one(); err == nil {
-				if _, perr := policy.ParseRateLimit(s.RateLimit); perr != nil {
-					return d.Errf("modulus_sandbox: rate_limit: %v", perr)
-				}
-			}
+			s.RateLimit, err = line.one()
 		case "retry_intervals":
-			if len(args) == 0 {
-				return d.Errf("modulus_sandbox: retry_intervals needs at least one duration")
-			}
-			for _, a := range args {
-				dur, perr := caddy.ParseDuration(a)
-				if perr != nil || dur <= 0 {
-					return d.Errf("modulus_sandbox: retry_intervals: %q is not a positive duration", a)
+			var args []string
+			if args, err = line.some(); err == nil {
+				for _, a := range args {
+					dur, perr := caddy.ParseDuration(a)
+					if perr != nil || dur <= 0 {
+						return line.fail(errPositiveDuration(opt))
+					}
+					s.RetryIntervals = append(s.RetryIntervals, caddy.Duration(dur))
 				}
-				s.RetryIntervals = append(s.RetryIntervals, caddy.Duration(dur))
 			}
 		case "latency":
-			var v string
-			if v, err = line.one(); err == nil {
-				dur, perr := caddy.ParseDuration(v)
-				if perr != nil || dur < 0 {
-					return d.Errf("modulus_sandbox: latency: %q is not a duration", v)
-				}
-				s.Latency = caddy.Duration(dur)
-			}
+			s.Latency, err = line.durationOrZero()
 		case "error_rate":
 			var v string
 			if v, err = line.one(); err == nil {
 				if s.ErrorRate, err = parseRate(v); err != nil {
-					return d.Errf("modulus_sandbox: error_rate: %v", err)
+					return line.fail(fmt.Errorf("error_rate: %w", err))
 				}
 			}
 		case "callbacks":
-			if len(args) == 0 {
-				return d.Errf("modulus_sandbox: callbacks needs at least one URL")
-			}
-			for _, u := range args {
-				if perr := sandbox.CheckCallbackURL(u); perr != nil {
-					return d.Errf("modulus_sandbox: callbacks: %v", perr)
-				}
-			}
-			s.Callbacks = args
+			s.Callbacks, err = line.some()
 		case "webhook_source":
-			if s.WebhookSource, err = line.one(); err == nil {
-				if a, perr := netip.ParseAddr(s.WebhookSource); perr != nil || a.Zone() != "" {
-					return d.Errf("modulus_sandbox: webhook_source must be an IP address such as 127.0.0.2")
-				}
-			}
+			s.WebhookSource, err = line.one()
 		default:
-			return d.Errf("modulus_sandbox: unknown option %q", opt)
+			return unknownOption(d, "modulus_sandbox", opt)
 		}
 		if err != nil {
 			return err
 		}
-	}
-	return nil
+		return line.fail(checkRule(sandboxRules, s, opt))
+	})
 }
 
 // parseRate reads a share as a fraction ("0.1") or a percentage ("10%").

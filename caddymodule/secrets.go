@@ -14,25 +14,40 @@ import (
 // substitutes into the JSON).
 var secretPlaceholder = regexp.MustCompile(`^\{(env|file)\.[^{}]+\}$`)
 
-// resolveSecret expands a secret-bearing option. An inline (literal) value is
-// accepted only when literalOK (the sandbox, where obviously fake keys are
-// normal); anything else must be a single {env.*} or {file.*} placeholder
-// that resolves to a non-empty value. Errors name the option and the
-// placeholder, never the value.
-func resolveSecret(repl *caddy.Replacer, field, raw string, literalOK bool) (value string, inline bool, err error) {
+// checkSecretForm is the rule for the configured form of every
+// secret-bearing option: a single {env.NAME} or {file.PATH} placeholder or,
+// only where literalOK (the sandbox, where obviously fake keys are normal),
+// a literal without braces. An empty value passes: whether the option is
+// required is checked where it is resolved. The error names the option,
+// never the value.
+func checkSecretForm(field, raw string, literalOK bool) error {
 	switch {
-	case raw == "":
-		return "", false, fmt.Errorf("%s is required", field)
-	case secretPlaceholder.MatchString(raw):
-		v := repl.ReplaceKnown(raw, "")
-		if v == "" {
-			return "", false, fmt.Errorf("%s: %s is empty or unset", field, raw)
-		}
-		return v, false, nil
-	case strings.ContainsAny(raw, "{}"):
-		return "", false, fmt.Errorf("%s must be a single {env.NAME} or {file.PATH} placeholder", field)
-	case !literalOK:
-		return "", false, fmt.Errorf("%s must be given as {env.NAME} or {file.PATH} here: an inline value is stored in the config", field)
+	case raw == "", secretPlaceholder.MatchString(raw):
+		return nil
+	case literalOK && !strings.ContainsAny(raw, "{}"):
+		return nil
+	case literalOK:
+		return fmt.Errorf("%s must be a literal or a single {env.NAME} or {file.PATH} placeholder", field)
 	}
-	return raw, true, nil
+	return fmt.Errorf("%s must be a {env.NAME} or {file.PATH} placeholder (never {$NAME} or a literal: they end up in the adapted JSON)", field)
+}
+
+// resolveSecret expands a secret-bearing option whose form checkSecretForm
+// accepts; a placeholder must resolve to a non-empty value. Errors name the
+// option and the placeholder, never the value.
+func resolveSecret(repl *caddy.Replacer, field, raw string, literalOK bool) (value string, inline bool, err error) {
+	if raw == "" {
+		return "", false, fmt.Errorf("%s is required", field)
+	}
+	if err := checkSecretForm(field, raw, literalOK); err != nil {
+		return "", false, err
+	}
+	if !secretPlaceholder.MatchString(raw) {
+		return raw, true, nil
+	}
+	v := repl.ReplaceKnown(raw, "")
+	if v == "" {
+		return "", false, fmt.Errorf("%s: %s is empty or unset", field, raw)
+	}
+	return v, false, nil
 }

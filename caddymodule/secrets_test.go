@@ -30,7 +30,7 @@ func TestResolveSecret(t *testing.T) {
 		{name: "empty env", raw: "{env.QRPHGATE_TEST_EMPTY}", err: "is empty or unset"},
 		{name: "missing file", raw: "{file./nonexistent/qrphgate}", err: "is empty or unset"},
 		{name: "empty option", raw: "", err: "secret_key is required"},
-		{name: "inline refused", raw: value, err: "must be given as {env.NAME} or {file.PATH}"},
+		{name: "inline refused", raw: value, err: "secret_key must be a {env.NAME} or {file.PATH} placeholder"},
 		{name: "inline allowed in sandbox", raw: value, literalOK: true, want: value, wantInline: true},
 		{name: "placeholder with text", raw: "sk_{env.QRPHGATE_TEST_SECRET}", literalOK: true, err: "single {env.NAME} or {file.PATH}"},
 		{name: "other placeholder", raw: "{http.request.header.X}", literalOK: true, err: "single {env.NAME}"},

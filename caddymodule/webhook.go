@@ -115,6 +115,9 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.warnOnce = new(sync.Once)
 	webhookMetricsOnce.Do(initWebhookMetrics)
+	if err := checkRules(webhookRules, h); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 
 	ring, err := h.keyring(repl)
@@ -134,9 +137,6 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	}
 	delivery, fingerprint, err := h.deliveryConfig(repl)
 	if err != nil {
-		return err
-	}
-	if err := h.checkRedisURLs(); err != nil {
 		return err
 	}
 	spec, err := h.spoolSpec(repl)
@@ -340,26 +340,6 @@ func (h *Webhook) spoolSpec(repl *caddy.Replacer) (string, error) {
 	return abs, nil
 }
 
-// checkRedisURLs checks the syntax of the Redis options and refuses an
-// inline password in them (it would sit in the config): the JSON config
-// does not go through the Caddyfile's checks.
-func (h *Webhook) checkRedisURLs() error {
-	if h.Store != "" {
-		if err := checkRedisSpec(h.Store, webhookStoreSyntax); err != nil {
-			return err
-		}
-		if err := checkRedisPassword("store", h.Store, ""); err != nil {
-			return err
-		}
-	}
-	if strings.Contains(h.Spool, "://") {
-		if err := checkRedisPassword("spool", h.Spool, ""); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // sharedDedupe returns the spool and de-duplication set the pipeline uses:
 // the worker's own, or, with Store, the spool wrapped so that its
 // de-duplication is shared through Redis.
@@ -380,14 +360,6 @@ func (h *Webhook) sharedDedupe(ctx caddy.Context, repl *caddy.Replacer, w *webho
 	}
 	sd := store.NewSharedDedupe(w.spool, r, h.logger)
 	return sd, sd, nil
-}
-
-// Validate implements caddy.Validator.
-func (h *Webhook) Validate() error {
-	if h.inbound == nil {
-		return errors.New("modulus_webhook was not provisioned")
-	}
-	return nil
 }
 
 // Cleanup releases this handler's hold on the shared worker; the worker
@@ -444,7 +416,6 @@ func (h *Webhook) clientIP(r *http.Request) netip.Addr {
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Webhook)(nil)
-	_ caddy.Validator             = (*Webhook)(nil)
 	_ caddy.CleanerUpper          = (*Webhook)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Webhook)(nil)
 )

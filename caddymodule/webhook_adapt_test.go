@@ -14,10 +14,10 @@ func TestWebhookCaddyfileErrors(t *testing.T) {
 		return "https://pay.example.com {\n\tmodulus_webhook {\n" + body + "\t}\n}\n"
 	}
 	for _, tc := range []struct{ name, src, want, line string }{
-		{"argument", "https://pay.example.com {\n\tmodulus_webhook http://x\n}\n", "wrong argument count", "Caddyfile:2"},
+		{"argument", "https://pay.example.com {\n\tmodulus_webhook http://x\n}\n", "modulus_webhook takes no arguments, only a block of options", "Caddyfile:2"},
 		{"unknown option", wrap("\t\tforward_too http://x\n"), `modulus_webhook: unknown option "forward_too"`, "Caddyfile:3"},
-		{"duplicate option", wrap("\t\tforward_to http://a\n\t\tforward_to http://b\n"), "modulus_webhook: forward_to is given twice", "Caddyfile:4"},
-		{"literal key", wrap("\t\tdecryption_key TEST-ONLY-fake-key-do-not-use-32\n"), "modulus_webhook: decryption_key must be a {env.NAME} or {file.PATH} placeholder", "Caddyfile:3"},
+		{"duplicate option", wrap("\t\tforward_to http://a\n\t\tforward_to http://b\n"), `modulus_webhook: option "forward_to" given twice`, "Caddyfile:4"},
+		{"literal key", wrap("\t\tdecryption_key TEST-ONLY-fake-key-do-not-use-32\n"), "modulus_webhook: decryption_key[1] must be a {env.NAME} or {file.PATH} placeholder", "Caddyfile:3"},
 		{"literal sign secret", wrap("\t\tsign_secret whsec_abc\n"), "modulus_webhook: sign_secret must be a {env.NAME}", "Caddyfile:3"},
 		{"key without value", wrap("\t\tdecryption_key\n"), "modulus_webhook: decryption_key takes exactly one value", "Caddyfile:3"},
 		{"allow_ips without value", wrap("\t\tallow_ips\n"), "modulus_webhook: allow_ips needs at least one value", "Caddyfile:3"},
@@ -30,10 +30,10 @@ func TestWebhookCaddyfileErrors(t *testing.T) {
 		{"nested block", wrap("\t\tforward_to http://a {\n\t\t\tx\n\t\t}\n"), "modulus_webhook: forward_to takes no block", "Caddyfile:4"},
 		{"store not redis", wrap("\t\tstore memory\n"), "modulus_webhook: store must be redis://host:port/db", "Caddyfile:3"},
 		{"store file", wrap("\t\tforward_to http://a\n\t\tstore file:///var/lib/x.db\n"), "modulus_webhook: store must be redis://host:port/db", "Caddyfile:4"},
-		{"store twice", wrap("\t\tstore redis://r:6379/0\n\t\tstore redis://r:6379/1\n"), "modulus_webhook: store is given twice", "Caddyfile:4"},
+		{"store twice", wrap("\t\tstore redis://r:6379/0\n\t\tstore redis://r:6379/1\n"), `modulus_webhook: option "store" given twice`, "Caddyfile:4"},
 		{"store bad db", wrap("\t\tstore redis://r:6379/zero\n"), "the Redis database in the URL path must be a number", "Caddyfile:3"},
-		{"store inline password", wrap("\t\tstore redis://:TEST-ONLY-fake-key-do-not-use-32@r:6379/0\n"), "modulus_webhook: the Redis password in store must be a {env.NAME}", "Caddyfile:3"},
-		{"spool inline password", wrap("\t\tspool rediss://u:TEST-ONLY-fake-key-do-not-use-32@r:6380/0\n"), "modulus_webhook: the Redis password in spool must be a {env.NAME}", "Caddyfile:3"},
+		{"store inline password", wrap("\t\tstore redis://:TEST-ONLY-fake-key-do-not-use-32@r:6379/0\n"), "modulus_webhook: store: give the Redis password as {env.NAME} or {file.PATH}", "Caddyfile:3"},
+		{"spool inline password", wrap("\t\tspool rediss://u:TEST-ONLY-fake-key-do-not-use-32@r:6380/0\n"), "modulus_webhook: spool: give the Redis password as {env.NAME} or {file.PATH}", "Caddyfile:3"},
 		{"spool other scheme", wrap("\t\tspool s3://bucket/spool\n"), "modulus_webhook: spool must be a file path or redis://", "Caddyfile:3"},
 		{"bad key encoding", wrap("\t\tkey_encoding base32\n"), "modulus_webhook: key_encoding: unknown key encoding", "Caddyfile:3"},
 		{"bad CIDR", wrap("\t\tallow_ips 203.0.113.10/32\n\t\tallow_ips 10.0.0.1/8\n"), "host bits set", "Caddyfile:4"},

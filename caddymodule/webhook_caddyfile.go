@@ -1,15 +1,13 @@
 package caddymodule
 
 import (
-	"strings"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-	"github.com/qrphgate/qrphgate/crypto"
-	"github.com/qrphgate/qrphgate/policy"
+
+	"github.com/qrphgate/qrphgate/proxy/inbound"
 )
 
 func init() {
@@ -47,87 +45,62 @@ func init() {
 // (redis://:{env.REDIS_PASSWORD}@host:port/db; rediss:// for TLS). Unknown and repeated options (other than the
 // repeatable ones) are errors.
 func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		repeatable := opt == "decryption_key" || opt == "allow_ips" || opt == "activation_codes"
-		if seen[opt] && !repeatable {
-			return d.Errf("modulus_webhook: %s is given twice", opt)
-		}
-		seen[opt] = true
+	repeatable := []string{"decryption_key", "allow_ips", "activation_codes"}
+	return eachOption(d, "modulus_webhook", repeatable, func(opt string) error {
 		line, err := readOption(d, "modulus_webhook")
 		if err != nil {
 			return err
 		}
+		var values []string
 		switch opt {
 		case "decryption_key":
 			var v string
-			if v, err = line.secret(); err == nil {
+			if v, err = line.one(); err == nil {
 				h.DecryptionKeys = append(h.DecryptionKeys, v)
 			}
 		case "key_encoding":
-			if h.KeyEncoding, err = line.one(); err == nil {
-				if _, e := crypto.ParseEncoding(h.KeyEncoding); e != nil {
-					return d.Errf("modulus_webhook: key_encoding: %v", e)
-				}
-			}
+			h.KeyEncoding, err = line.one()
 		case "allow_ips":
-			var v []string
-			if v, err = line.some(); err == nil {
-				// Each line is checked here, for its file and line; the
-				// whole list (any alone) again at provision.
-				if _, e := policy.ParseIPAllowlist(v); e != nil && !anyPlaceholder.MatchString(strings.Join(v, " ")) {
-					return d.Errf("modulus_webhook: %v", e)
-				}
-				h.AllowIPs = append(h.AllowIPs, v...)
+			// Each line is checked here, for its file and line; the whole
+			// list (any alone) again at provision.
+			if values, err = line.some(); err == nil {
+				h.AllowIPs = append(h.AllowIPs, values...)
+				err = line.fail(checkRule(webhookRules, &Webhook{AllowIPs: values}, opt))
 			}
+			return err
 		case "activation_codes":
-			var v []string
-			if v, err = line.some(); err == nil {
-				h.ActivationCodes = append(h.ActivationCodes, v...)
-			}
+			values, err = line.some()
+			h.ActivationCodes = append(h.ActivationCodes, values...)
 		case "forward_to":
-			if h.ForwardTo, err = line.one(); err == nil && !anyPlaceholder.MatchString(h.ForwardTo) {
-				if _, e := parseForwardTo(h.ForwardTo); e != nil {
-					return d.Errf("modulus_webhook: %v", e)
-				}
-			}
+			h.ForwardTo, err = line.one()
 		case "forward_timeout":
-			h.ForwardTimeout, err = line.duration(false)
+			h.ForwardTimeout, err = line.duration()
 		case "sign_secret":
-			h.SignSecret, err = line.secret()
+			h.SignSecret, err = line.one()
 		case "spool":
-			if h.Spool, err = line.one(); err == nil && strings.Contains(h.Spool, "://") {
-				err = redisOption(d, opt, h.Spool, webhookSpoolSyntax)
-			}
+			h.Spool, err = line.one()
 		case "store":
-			if h.Store, err = line.one(); err == nil {
-				err = redisOption(d, opt, h.Store, webhookStoreSyntax)
-			}
+			h.Store, err = line.one()
 		case "dedupe_window":
-			h.DedupeWindow, err = line.duration(false)
+			h.DedupeWindow, err = line.duration()
 		case "redeliver_for":
-			h.RedeliverFor, err = line.duration(false)
+			h.RedeliverFor, err = line.duration()
 		case "retry_backoff":
 			if len(line.args) != 2 {
-				return d.Errf("modulus_webhook: retry_backoff takes a base and a maximum duration")
+				return line.errf("takes a base and a maximum duration")
 			}
 			base, err1 := caddy.ParseDuration(line.args[0])
 			maxd, err2 := caddy.ParseDuration(line.args[1])
-			if err1 != nil || err2 != nil || base <= 0 || maxd < base {
-				return d.Errf("modulus_webhook: retry_backoff needs two positive durations, the second at least the first")
+			if err1 != nil || err2 != nil || base <= 0 || maxd <= 0 {
+				return line.fail(inbound.CheckRetryBackoff(-1, -1))
 			}
 			h.RetryBase, h.RetryMax = caddy.Duration(base), caddy.Duration(maxd)
 		case "max_body":
 			var v string
 			if v, err = line.one(); err == nil {
 				n, perr := humanize.ParseBytes(v)
-				if perr != nil || n == 0 || n > 16<<20 {
-					return d.Errf("modulus_webhook: max_body must be a size between 1B and 16MB, such as 64KB")
+				if perr != nil || n == 0 || n > maxWebhookBody {
+					return line.fail(errMaxBody)
 				}
 				h.MaxBody = int64(n)
 			}
@@ -136,30 +109,13 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "reference_fields":
 			h.ReferenceFields, err = line.some()
 		default:
-			return d.Errf("modulus_webhook: unknown option %q", opt)
+			return unknownOption(d, "modulus_webhook", opt)
 		}
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-const (
-	webhookSpoolSyntax = "modulus_webhook: spool must be a file path or redis://host:port/db (rediss:// for TLS)"
-	webhookStoreSyntax = "modulus_webhook: store must be redis://host:port/db (rediss:// for TLS); de-duplication is kept in the spool otherwise"
-)
-
-// redisOption checks a Redis URL option: its syntax, and a password only
-// as a placeholder.
-func redisOption(d *caddyfile.Dispenser, opt, v, syntax string) error {
-	if err := checkRedisSpec(v, syntax); err != nil {
-		return d.Errf("%v", err)
-	}
-	if pw := redisPassword(v); pw != "" && !secretPlaceholder.MatchString(pw) {
-		return d.Errf("modulus_webhook: the Redis password in %s must be a {env.NAME} or {file.PATH} placeholder", opt)
-	}
-	return nil
+		return line.fail(checkRule(webhookRules, h, opt))
+	})
 }
 
 func parseWebhookCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

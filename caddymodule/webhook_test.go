@@ -142,7 +142,7 @@ func TestWebhookProvisionErrors(t *testing.T) {
 		want   string
 	}{
 		{"no key", func(h *Webhook) { h.DecryptionKeys = nil }, "decryption_key is required"},
-		{"inline key", func(h *Webhook) { h.DecryptionKeys = []string{testWebhookKey} }, "decryption_key[1] must be given as {env.NAME} or {file.PATH}"},
+		{"inline key", func(h *Webhook) { h.DecryptionKeys = []string{testWebhookKey} }, "decryption_key[1] must be a {env.NAME} or {file.PATH} placeholder"},
 		{"unset key", func(h *Webhook) { h.DecryptionKeys = append(h.DecryptionKeys, "{env.QRPHGATE_TEST_UNSET}") }, "decryption_key[2]: {env.QRPHGATE_TEST_UNSET} is empty or unset"},
 		{"short key", func(h *Webhook) { h.DecryptionKeys = []string{"{env.QRPHGATE_TEST_SHORT_KEY}"} }, "decryption_key[1]: key must decode to exactly 32 bytes: utf8 key decodes to 19 bytes"},
 		{"bad encoding", func(h *Webhook) { h.KeyEncoding = "rot13" }, "key_encoding: unknown key encoding"},
@@ -163,9 +163,9 @@ func TestWebhookProvisionErrors(t *testing.T) {
 		{"forward_to not http", func(h *Webhook) { h.ForwardTo = "ftp://app/x" }, "forward_to must be an absolute http:// or https:// URL"},
 		{"forward_to relative", func(h *Webhook) { h.ForwardTo = "/payments" }, "forward_to must be an absolute"},
 		{"forward_to credentials", func(h *Webhook) { h.ForwardTo = "http://user:pw@app/x" }, "forward_to must not carry credentials"},
-		{"inline sign secret", func(h *Webhook) { h.SignSecret = testSignSecret }, "sign_secret must be given as {env.NAME}"},
+		{"inline sign secret", func(h *Webhook) { h.SignSecret = testSignSecret }, "sign_secret must be a {env.NAME} or {file.PATH} placeholder"},
 		{"short sign secret", func(h *Webhook) { h.SignSecret = "{env.QRPHGATE_TEST_SHORT_KEY}" }, "sign_secret is 19 bytes, want at least 32"},
-		{"unknown spool scheme", func(h *Webhook) { h.Spool = "s3://bucket/spool" }, "s3:// spools are not available in this build"},
+		{"unknown spool scheme", func(h *Webhook) { h.Spool = "s3://bucket/spool" }, "spool must be a file path or redis://host:port/db"},
 		{"store not redis", func(h *Webhook) { h.Store = "memory" }, "store must be redis://host:port/db"},
 		{"store inline password", func(h *Webhook) { h.Store = "redis://:" + testSignSecret + "@127.0.0.1:1/0" }, "store: give the Redis password as {env.NAME}"},
 		{"spool inline password", func(h *Webhook) { h.Spool = "redis://:" + testSignSecret + "@127.0.0.1:1/0" }, "spool: give the Redis password as {env.NAME}"},

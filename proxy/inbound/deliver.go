@@ -71,13 +71,33 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 	if c.RedeliverFor <= 0 {
 		c.RedeliverFor = DefaultRedeliverFor
 	}
-	if c.Backoff.Base <= 0 {
-		c.Backoff.Base, c.Backoff.Max = DefaultRetryBackoff.Base, DefaultRetryBackoff.Max
-	}
-	if c.Backoff.Max < c.Backoff.Base {
-		c.Backoff.Max = c.Backoff.Base
-	}
+	b := RetryBackoff(c.Backoff.Base, c.Backoff.Max)
+	b.Rand = c.Backoff.Rand
+	c.Backoff = b
 	return c
+}
+
+// RetryBackoff is the redelivery backoff for a configured base and maximum,
+// each DefaultRetryBackoff's when zero.
+func RetryBackoff(base, maxWait time.Duration) proxy.Backoff {
+	b := DefaultRetryBackoff
+	if base > 0 {
+		b.Base = base
+	}
+	if maxWait > 0 {
+		b.Max = maxWait
+	}
+	return b
+}
+
+// CheckRetryBackoff is the retry_backoff rule: both positive (or zero, for
+// the default) and the maximum, defaults applied, at least the base.
+func CheckRetryBackoff(base, maxWait time.Duration) error {
+	b := RetryBackoff(base, maxWait)
+	if base < 0 || maxWait < 0 || b.Max < b.Base {
+		return fmt.Errorf("retry_backoff needs two positive durations, the maximum (%s) at least the base (%s)", b.Max, b.Base)
+	}
+	return nil
 }
 
 // DeliveryHooks report what the Deliverer does, for metrics; any may be nil.
@@ -155,10 +175,13 @@ func NewDeliverer(spool store.Spool, o DelivererOptions) *Deliverer {
 }
 
 // Configure sets where and how events are delivered; the next attempt uses
-// it. It returns an error when cfg has no URL.
+// it. It returns an error when cfg has no URL or an impossible backoff.
 func (d *Deliverer) Configure(cfg DeliveryConfig) error {
 	if cfg.URL == nil {
 		return errors.New("delivery: forward_to is required")
+	}
+	if err := CheckRetryBackoff(cfg.Backoff.Base, cfg.Backoff.Max); err != nil {
+		return fmt.Errorf("delivery: %w", err)
 	}
 	c := cfg.withDefaults()
 	d.cfg.Store(&c)

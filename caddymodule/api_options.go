@@ -1,0 +1,136 @@
+package caddymodule
+
+import (
+	"fmt"
+
+	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
+)
+
+// Limits of modulus_api's numeric options.
+const (
+	maxQueueLimit     = 1 << 20
+	maxRetries        = 10
+	maxAuthFailures   = 100
+	maxBreakerSetting = 1000
+)
+
+// apiRules are modulus_api's option rules (see rules.go): UnmarshalCaddyfile
+// applies an option's rule as it reads it, Provision applies them all.
+var apiRules = []optionRule[*API]{
+	{"environment", func(a *API) error {
+		if a.Environment == "" {
+			return fmt.Errorf("environment is required (%s)", orList([]string{policy.Sandbox, policy.Production}))
+		}
+		return checkOneOf("environment", a.Environment, policy.Sandbox, policy.Production)
+	}},
+	{"secret_key", func(a *API) error { return checkSecretForm("secret_key", a.SecretKey, false) }},
+	{"encryption_key", func(a *API) error { return checkSecretForm("encryption_key", a.EncryptionKey, false) }},
+	{"key_encoding", func(a *API) error { return checkKeyEncoding(a.KeyEncoding) }},
+	{"activation_code", func(a *API) error { return a.checkMerchantForm("activation_code", a.ActivationCode) }},
+	{"merchants", func(a *API) error {
+		for _, m := range a.Merchants {
+			if err := a.checkMerchantForm("merchants", m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
+	{"qr_url", func(a *API) error { return checkUpstreamURL("qr_url", a.QRURL) }},
+	{"webhooks_url", func(a *API) error { return checkUpstreamURL("webhooks_url", a.WebhooksURL) }},
+	{"webhooks_payload", func(a *API) error {
+		return checkOneOf("webhooks_payload", a.WebhooksPayload, outbound.WebhooksPayloadPlain, outbound.WebhooksPayloadJWE)
+	}},
+	{"rate_limit", func(a *API) error { return checkRateLimit(a.RateLimit) }},
+	{"max_wait", func(a *API) error { return checkNonNegativeDuration("max_wait", a.MaxWait) }},
+	{"max_queue", func(a *API) error {
+		if a.MaxQueue == 0 {
+			return nil
+		}
+		return checkRange("max_queue", a.MaxQueue, 1, maxQueueLimit)
+	}},
+	{"timeout", func(a *API) error { return checkPositiveDuration("timeout", a.Timeout) }},
+	{"retries", func(a *API) error {
+		if a.Retries == nil {
+			return nil
+		}
+		return checkRange("retries", *a.Retries, 0, maxRetries)
+	}},
+	{"auth_failures", func(a *API) error {
+		if a.AuthFailures == 0 {
+			return nil
+		}
+		return checkRange("auth_failures", a.AuthFailures, 1, maxAuthFailures)
+	}},
+	{"circuit_breaker", func(a *API) error { return a.CircuitBreaker.check() }},
+	{"store", func(a *API) error { return checkStoreSpec(a.Store) }},
+}
+
+// checkMerchantForm: an activation code may be a literal only in the
+// sandbox (it names a real merchant in production, and a literal would be
+// printed by `qrphgate adapt`). Before the environment is known (the
+// Caddyfile may name it later) a literal passes; Provision checks again.
+func (a *API) checkMerchantForm(opt, v string) error {
+	if a.Environment != policy.Production {
+		return nil
+	}
+	if err := checkSecretForm(opt, v, false); err != nil {
+		return fmt.Errorf("with environment production, %w", err)
+	}
+	return nil
+}
+
+// checkKeyEncoding is the key_encoding rule of every module.
+func checkKeyEncoding(v string) error {
+	if _, err := crypto.ParseEncoding(v); err != nil {
+		return fmt.Errorf("key_encoding: %w", err)
+	}
+	return nil
+}
+
+// checkUpstreamURL: a provider base URL is https (http only to loopback),
+// without credentials, query or fragment.
+func checkUpstreamURL(opt, v string) error {
+	if v == "" {
+		return nil
+	}
+	_, err := policy.CheckUpstreamURL(opt, v)
+	return err
+}
+
+// checkRateLimit is the rate_limit rule of every module: N/duration.
+func checkRateLimit(v string) error {
+	if v == "" {
+		return nil
+	}
+	if _, err := policy.ParseRateLimit(v); err != nil {
+		return fmt.Errorf("rate_limit: %w", err)
+	}
+	return nil
+}
+
+// check is the circuit_breaker rule: each set value in range (zero fields
+// take the defaults).
+func (b *BreakerConfig) check() error {
+	if b == nil {
+		return nil
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"failures", b.Failures}, {"probes", b.Probes}} {
+		if n.v != 0 {
+			if err := checkRange("circuit_breaker "+n.name, n.v, 1, maxBreakerSetting); err != nil {
+				return err
+			}
+		}
+	}
+	if err := checkPositiveDuration("circuit_breaker window", b.Window); err != nil {
+		return err
+	}
+	if err := checkPositiveDuration("circuit_breaker open", b.Open); err != nil {
+		return err
+	}
+	return b.settings().Validate()
+}

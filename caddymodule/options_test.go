@@ -1,0 +1,79 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// caddyfileRuleMessage strips what the Caddyfile adds around a rule's
+// error: the adapter's prefix, the module name and the position.
+var caddyfileRuleMessage = regexp.MustCompile(`^parsing caddyfile tokens for '[a-z_]+': (modulus_[a-z]+): (.*), at Caddyfile:\d+`)
+
+// TestOptionRulesSameInJSONAndCaddyfile feeds the same bad value through a
+// Caddyfile and through a JSON config and expects the same error: each
+// option's rule lives in one function, which the parser applies (for the
+// file and line) and Provision applies again (for JSON configs).
+func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
+	setFakeEnv(t)
+	const apiBase = `"environment":"sandbox","secret_key":"{env.MODULUS_SECRET_KEY}","encryption_key":"{env.MODULUS_ENCRYPTION_KEY}","activation_code":"TEST-0000-0000-0001",`
+	const webhookBase = `"decryption_keys":["{env.MODULUS_ENCRYPTION_KEY}"],"allow_ips":["any"],"forward_to":"http://127.0.0.1:1/x",`
+	tests := []struct {
+		name, directive, line, json, want string
+	}{
+		{"max_body above 16 MB", "modulus_webhook", "max_body 17MB", webhookBase + `"max_body":17825792`, "max_body must be a size from 1B to 16 MiB"},
+		{"retry_backoff maximum below base", "modulus_webhook", "retry_backoff 10s 1s", webhookBase + `"retry_base":10000000000,"retry_max":1000000000`, "retry_backoff needs two positive durations, the maximum (1s) at least the base (10s)"},
+		{"retry_max below the default base", "modulus_webhook", "retry_backoff 2s 1s", webhookBase + `"retry_max":1000000000`, "the maximum (1s) at least the base (2s)"},
+		{"negative forward_timeout", "modulus_webhook", "forward_timeout -1s", webhookBase + `"forward_timeout":-1000000000`, "forward_timeout must be a positive duration"},
+		{"inline sign_secret", "modulus_webhook", "sign_secret whsec_FAKEFAKE", webhookBase + `"sign_secret":"whsec_FAKEFAKE"`, "sign_secret must be a {env.NAME} or {file.PATH} placeholder"},
+		{"forward_to without a scheme", "modulus_webhook", "forward_to 127.0.0.1:3000/x", strings.Replace(webhookBase, `"forward_to":"http://127.0.0.1:1/x",`, "", 1) + `"forward_to":"127.0.0.1:3000/x"`, "forward_to must be an absolute http:// or https:// URL"},
+		{"spool with an inline Redis password", "modulus_webhook", "spool redis://:hunter2@127.0.0.1:6379/0", webhookBase + `"spool":"redis://:hunter2@127.0.0.1:6379/0"`, "spool: give the Redis password as {env.NAME} or {file.PATH}"},
+		{"max_queue above its range", "modulus_api", "max_queue 2000000", apiBase + `"max_queue":2000000`, "max_queue must be a whole number from 1 to 1048576"},
+		{"negative max_queue", "modulus_api", "max_queue -1", apiBase + `"max_queue":-1`, "max_queue must be a whole number from 1 to 1048576"},
+		{"auth_failures above its range", "modulus_api", "auth_failures 101", apiBase + `"auth_failures":101`, "auth_failures must be a whole number from 1 to 100"},
+		{"retries above its range", "modulus_api", "retries 11", apiBase + `"retries":11`, "retries must be a whole number from 0 to 10"},
+		{"negative max_wait", "modulus_api", "max_wait -1s", apiBase + `"max_wait":-1000000000`, "max_wait must be zero or a positive duration"},
+		{"breaker failures above range", "modulus_api", "circuit_breaker failures 1001", apiBase + `"circuit_breaker":{"failures":1001}`, "circuit_breaker failures must be a whole number from 1 to 1000"},
+		{"bad webhooks_payload", "modulus_api", "webhooks_payload token", apiBase + `"webhooks_payload":"token"`, "webhooks_payload must be plain or jwe"},
+		{"bad rate_limit", "modulus_api", "rate_limit 100", apiBase + `"rate_limit":"100"`, "rate_limit: rate limit \"100\""},
+		{"bad store", "modulus_api", "store postgres://db/x", apiBase + `"store":"postgres://db/x"`, "store must be memory, file:///absolute/path or redis://"},
+		{"http qr_url off loopback", "modulus_api", "qr_url http://qrph.example.com", apiBase + `"qr_url":"http://qrph.example.com"`, "qr_url must use https"},
+		{"sandbox error_rate above 1", "modulus_sandbox", "error_rate 1.5", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","error_rate":1.5`, "error_rate: want a fraction between 0 and 1"},
+		{"sandbox webhook_source", "modulus_sandbox", "webhook_source localhost", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","webhook_source":"localhost"`, "webhook_source must be an IP address"},
+		{"sandbox activation code", "modulus_sandbox", "activation_codes MERCHANT_1", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","activation_codes":["MERCHANT_1"]`, "activation_codes[0] must look like XXXX-XXXX-XXXX-XXXX"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := adaptErr(t, "http://127.0.0.1:2090 {\n\t"+tc.directive+" {\n\t\t"+tc.line+"\n\t}\n}\n")
+			m := caddyfileRuleMessage.FindStringSubmatch(msg)
+			if m == nil || m[1] != tc.directive {
+				t.Fatalf("Caddyfile error %q lacks the module or the position", msg)
+			}
+			fromCaddyfile := m[2]
+
+			mod := map[string]caddy.Provisioner{"modulus_api": new(API), "modulus_webhook": new(Webhook), "modulus_sandbox": new(Sandbox)}[tc.directive]
+			if err := json.Unmarshal([]byte("{"+tc.json+"}"), mod); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			err := mod.Provision(ctx)
+			if c, ok := mod.(caddy.CleanerUpper); ok {
+				_ = c.Cleanup()
+			}
+			if err == nil {
+				t.Fatalf("the JSON config provisioned; the Caddyfile said %q", fromCaddyfile)
+			}
+			if err.Error() != fromCaddyfile {
+				t.Fatalf("JSON and Caddyfile disagree:\n json:      %q\n caddyfile: %q", err, fromCaddyfile)
+			}
+			if !strings.Contains(fromCaddyfile, tc.want) {
+				t.Fatalf("error %q lacks %q", fromCaddyfile, tc.want)
+			}
+		})
+	}
+}
