@@ -30,11 +30,11 @@ func TestEngineImportsNoCaddy(t *testing.T) {
 	}
 }
 
-// TestEngineDependencyDirection enforces the table in design.md: policy,
-// crypto and store import nothing of ours; sandbox may use policy, crypto
-// and store (the simulator's rate limit is the store's sliding log); proxy
-// may use policy, crypto and store. Both may use internal/ helpers (the
-// clock).
+// TestEngineDependencyDirection enforces the package layout table in
+// docs/development.md ("may import"): policy, crypto and store import
+// nothing of ours; sandbox may use policy, crypto and store (the simulator's
+// rate limit is the store's sliding log); proxy may use policy, crypto and
+// store. Both may use internal/ helpers (the clock).
 func TestEngineDependencyDirection(t *testing.T) {
 	const mod = "github.com/qrphgate/qrphgate/"
 	allowed := map[string][]string{
