@@ -13,8 +13,9 @@ import (
 	"github.com/qrphgate/qrphgate/store"
 )
 
-// A Redis spool on a server with appendonly off says so when it opens (the
-// README promises this warning); with appendonly on it says nothing.
+// A Redis spool on a server with appendonly off says so when it opens
+// (docs/replicas.md promises this warning); with appendonly on it says
+// nothing.
 func TestRedisSpoolWarnsWithoutAppendOnly(t *testing.T) {
 	for _, tc := range []struct {
 		name       string

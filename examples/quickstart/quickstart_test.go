@@ -173,7 +173,7 @@ func TestQuickstartAdaptValidateFmt(t *testing.T) {
 // TestREADMEQuickstart keeps the README's Quick start on what the tests
 // run: its first command is the quickstart, followed by the three curl lines.
 func TestREADMEQuickstart(t *testing.T) {
-	section := readmeSection(t, "## Quick start")
+	section := docSection(t, "README.md", "## Quick start")
 	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(section, -1)
 	if len(blocks) < 2 {
 		t.Fatalf("Quick start has %d sh blocks", len(blocks))
@@ -196,14 +196,15 @@ func TestREADMEQuickstart(t *testing.T) {
 	}
 }
 
-// TestREADMEProductionCaddyfile: the production configuration the README
-// derives from the quickstart adapts and validates (with fake production
-// credentials in the environment), and keeps its secrets out of the JSON.
+// TestREADMEProductionCaddyfile: the production configuration that
+// docs/to-production.md derives from the quickstart adapts and validates
+// (with fake production credentials in the environment), and keeps its
+// secrets out of the JSON.
 func TestREADMEProductionCaddyfile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	section := readmeSection(t, "#### From the simulator to the real sandbox, then to production")
+	section := docSection(t, "docs/to-production.md", "# From the simulator to the real sandbox, then to production")
 	m := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindStringSubmatch(section)
 	if m == nil {
 		t.Fatal("the section has no caddyfile block")
@@ -231,20 +232,36 @@ func TestREADMEProductionCaddyfile(t *testing.T) {
 	}
 }
 
-// readmeSection returns the README's text from heading to the next
-// second-level heading.
-func readmeSection(t *testing.T, heading string) string {
+// docSection returns the text of file (a path from the repository root)
+// under heading, up to the next heading of the same or a higher level;
+// lines in fenced code blocks are never taken for headings.
+func docSection(t *testing.T, file, heading string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(quickstart.Dir(), "..", "..", "README.md"))
+	b, err := os.ReadFile(filepath.Join(quickstart.Dir(), "..", "..", filepath.FromSlash(file)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n"+heading+"\n")
-	if !ok {
-		t.Fatalf("README has no heading %q", heading)
+	level := len(heading) - len(strings.TrimLeft(heading, "#"))
+	var section []string
+	in, fenced := false, false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+		} else if n := len(line) - len(strings.TrimLeft(line, "#")); !fenced && n > 0 && n <= level && strings.HasPrefix(line[n:], " ") {
+			if in {
+				break
+			}
+			in = line == heading
+			continue
+		}
+		if in {
+			section = append(section, line)
+		}
 	}
-	section, _, _ = strings.Cut(section, "\n## ")
-	return section
+	if !in {
+		t.Fatalf("%s has no heading %q", file, heading)
+	}
+	return strings.Join(section, "\n")
 }
 
 func do(t *testing.T, method, url, body string) (int, []byte) {

@@ -21,7 +21,7 @@ import (
 	"github.com/qrphgate/qrphgate/store"
 )
 
-// Outbound defaults, documented in the README.
+// Outbound defaults, documented in docs/modulus_api.md.
 const (
 	DefaultMaxWait = 10 * time.Second
 	DefaultTimeout = 15 * time.Second
