@@ -118,7 +118,7 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 		SecretKey: secret, EncryptionKey: key, ActivationCodes: s.ActivationCodes,
 		Latency: time.Duration(s.Latency), ErrorRate: s.ErrorRate, WebhookSource: s.WebhookSource, Callbacks: s.Callbacks,
 		Logger: logger, RootCAs: internalCARoots(contextStorage(ctx)),
-		OnRequest: countSandboxRequest, OnAttempt: countSandboxAttempt,
+		Observer: sandboxMetrics{},
 	}
 	if s.RateLimit != "" {
 		if cfg.RateLimit, err = policy.ParseRateLimit(s.RateLimit); err != nil {
@@ -226,13 +226,15 @@ func internalCARoots(storage certmagic.Storage) func() *x509.CertPool {
 	}
 }
 
-// countSandboxRequest and countSandboxAttempt feed the metrics. The label
-// values come from fixed sets (endpoint names, HTTP statuses, outcomes).
-func countSandboxRequest(endpoint string, status int) {
+// sandboxMetrics is the simulator's Observer. The label values come from
+// fixed sets (endpoint names, HTTP statuses, outcomes).
+type sandboxMetrics struct{}
+
+func (sandboxMetrics) Request(endpoint string, status int) {
 	metricsSet.GetOrCreateCounter(fmt.Sprintf(`qrphgate_sandbox_requests_total{endpoint=%q,status="%d"}`, endpoint, status)).Inc()
 }
 
-func countSandboxAttempt(outcome string) {
+func (sandboxMetrics) Attempt(outcome string) {
 	metricsSet.GetOrCreateCounter(fmt.Sprintf(`qrphgate_sandbox_webhook_attempts_total{outcome=%q}`, outcome)).Inc()
 }
 
@@ -242,4 +244,5 @@ var (
 	_ caddy.CleanerUpper          = (*Sandbox)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Sandbox)(nil)
 	_ caddy.Destructor            = (*sandbox.Store)(nil)
+	_ sandbox.Observer            = sandboxMetrics{}
 )

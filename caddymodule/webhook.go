@@ -168,7 +168,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		Clock:           h.clock, // nil: the real clock
 		Logger:          h.logger,
 		OnAccepted:      w.deliverer.Wake,
-		OnResult:        observeReceived,
+		Observer:        webhookMetrics{},
 	})
 	return err
 }

@@ -88,22 +88,28 @@ func sumWorkers(f func(inbound.DeliveryStatus) float64) float64 {
 	return total
 }
 
-// observeReceived is the pipeline's OnResult hook.
-func observeReceived(result string, elapsed time.Duration) {
+// webhookMetrics is the inbound Observer: it feeds the webhook metrics.
+type webhookMetrics struct{}
+
+func (webhookMetrics) Received(result string, elapsed time.Duration) {
 	if c := receivedCounters[result]; c != nil {
 		c.Inc()
 	}
 	ackHistogram.Update(elapsed.Seconds())
 }
 
-// deliveryHooks feed the delivery metrics.
-var deliveryHooks = inbound.DeliveryHooks{
-	Attempted: func(outcome string, elapsed time.Duration) {
-		if c := attemptCounters[outcome]; c != nil {
-			c.Inc()
-		}
-		attemptHistogram.Update(elapsed.Seconds())
-	},
-	Delivered:    func(sinceReceived time.Duration) { latencyHistogram.Update(sinceReceived.Seconds()) },
-	DeadLettered: func() { deadLetteredTotal.Inc() },
+func (webhookMetrics) Attempted(outcome string, elapsed time.Duration) {
+	if c := attemptCounters[outcome]; c != nil {
+		c.Inc()
+	}
+	attemptHistogram.Update(elapsed.Seconds())
 }
+
+func (webhookMetrics) Delivered(sinceReceived time.Duration) {
+	latencyHistogram.Update(sinceReceived.Seconds())
+}
+
+func (webhookMetrics) DeadLettered() { deadLetteredTotal.Inc() }
+
+// Interface guard.
+var _ inbound.Observer = webhookMetrics{}

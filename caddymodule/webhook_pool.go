@@ -152,7 +152,7 @@ func acquireWebhookWorker(spec string, logger *zap.Logger, clk clock.Clock) (*we
 		ctx, cancel := context.WithCancel(context.Background())
 		w := &webhookWorker{
 			name: redactSpool(spec), spool: sp, dedupe: dd, cancel: cancel, done: make(chan struct{}),
-			deliverer: inbound.NewDeliverer(sp, inbound.DelivererOptions{Logger: logger, Hooks: deliveryHooks, Poll: poll, Clock: clk}),
+			deliverer: inbound.NewDeliverer(sp, inbound.DelivererOptions{Logger: logger, Observer: webhookMetrics{}, Poll: poll, Clock: clk}),
 		}
 		go func() {
 			defer close(w.done)

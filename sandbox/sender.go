@@ -108,7 +108,7 @@ type deliveryJob struct {
 	sender         *sender
 	intervals      []time.Duration
 	log            *zap.Logger
-	onAttempt      func(outcome string)
+	observe        Observer
 }
 
 // runDelivery makes the first attempt at once and retries a failure after
@@ -135,9 +135,7 @@ func (st *Store) runDelivery(job deliveryJob) {
 		if ok {
 			outcome = "delivered"
 		}
-		if job.onAttempt != nil {
-			job.onAttempt(outcome)
-		}
+		job.observe.Attempt(outcome)
 		job.log.Info("simulated webhook delivery attempt",
 			zap.String("webhook_id", d.WebhookID), zap.Int("attempt", i+1), zap.Int("status", status),
 			zap.String("error", a.Error), zap.String("callback", redactURL(d.URL)))

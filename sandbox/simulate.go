@@ -180,7 +180,7 @@ func (s *Simulator) fire(qrBody, useCase string, byID bool) (simulateAnswer, *si
 		st.wg.Add(1)
 		go st.runDelivery(deliveryJob{
 			d: d, body: body, activationCode: h.ActivationCode, sender: s.sender,
-			intervals: s.retries, log: s.log, onAttempt: s.cfg.OnAttempt,
+			intervals: s.retries, log: s.log, observe: s.cfg.Observer,
 		})
 	}
 	q.Events = append(q.Events, ev)

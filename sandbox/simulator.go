@@ -77,10 +77,9 @@ type Config struct {
 	// roots). caddymodule adds Caddy's internal CA so that a `tls
 	// internal` receiver in the same process is trusted.
 	RootCAs func() *x509.CertPool
-	// OnRequest and OnAttempt, when set, observe API answers and delivery
-	// attempts (caddymodule turns them into metrics).
-	OnRequest func(endpoint string, status int)
-	OnAttempt func(outcome string)
+	// Observer receives API answers and delivery attempts (caddymodule
+	// turns them into metrics); NopObserver when nil.
+	Observer Observer
 }
 
 // Simulator is the provider simulator's HTTP handler. It keeps its state
@@ -114,6 +113,9 @@ func New(cfg Config, store *Store) (*Simulator, error) {
 	s := &Simulator{cfg: cfg, store: store, clk: store.clk, log: cfg.Logger, pol: cfg.Policy, random: cfg.Random}
 	if s.log == nil {
 		s.log = zap.NewNop()
+	}
+	if s.cfg.Observer == nil {
+		s.cfg.Observer = NopObserver{}
 	}
 	if s.pol == nil {
 		s.pol = policy.Default()
@@ -280,9 +282,7 @@ func (s *Simulator) api(endpoint, window string, auth bool, next http.Handler) h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
-			if s.cfg.OnRequest != nil {
-				s.cfg.OnRequest(endpoint, rec.status)
-			}
+			s.cfg.Observer.Request(endpoint, rec.status)
 		}()
 		if window != "" {
 			// The strictest reading of "100 requests per minute": an exact

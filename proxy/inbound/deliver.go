@@ -100,16 +100,6 @@ func CheckRetryBackoff(base, maxWait time.Duration) error {
 	return nil
 }
 
-// DeliveryHooks report what the Deliverer does, for metrics; any may be nil.
-type DeliveryHooks struct {
-	// Attempted follows every attempt, with its outcome and duration.
-	Attempted func(outcome string, elapsed time.Duration)
-	// Delivered follows a successful delivery, with the time since receipt.
-	Delivered func(sinceReceived time.Duration)
-	// DeadLettered follows an event's move to the dead letters.
-	DeadLettered func()
-}
-
 // DelivererOptions set up a Deliverer.
 type DelivererOptions struct {
 	// Concurrency bounds simultaneous deliveries; DefaultConcurrency when zero.
@@ -122,8 +112,8 @@ type DelivererOptions struct {
 	Clock clock.Clock
 	// Logger receives delivery logs; zap.NewNop() when nil.
 	Logger *zap.Logger
-	// Hooks report delivery outcomes (metrics).
-	Hooks DeliveryHooks
+	// Observer receives delivery outcomes (metrics); NopObserver when nil.
+	Observer Observer
 	// Transport, when set, replaces the HTTP transport (tests).
 	Transport http.RoundTripper
 }
@@ -136,7 +126,7 @@ type Deliverer struct {
 	spool    store.Spool
 	clock    clock.Clock
 	log      *zap.Logger
-	hooks    DeliveryHooks
+	observe  Observer
 	client   *http.Client
 	slots    int
 	poll     time.Duration
@@ -156,6 +146,9 @@ func NewDeliverer(spool store.Spool, o DelivererOptions) *Deliverer {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
 	rt := o.Transport
 	if rt == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -164,7 +157,7 @@ func NewDeliverer(spool store.Spool, o DelivererOptions) *Deliverer {
 		rt = t
 	}
 	return &Deliverer{
-		spool: spool, clock: o.Clock, log: o.Logger, hooks: o.Hooks, slots: o.Concurrency, poll: o.Poll,
+		spool: spool, clock: o.Clock, log: o.Logger, observe: o.Observer, slots: o.Concurrency, poll: o.Poll,
 		client: &http.Client{
 			Transport: rt,
 			// A redirect is not an acceptance: the event is retried.
@@ -312,18 +305,14 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 		return
 	}
 	now := d.clock.Now()
-	if d.hooks.Attempted != nil {
-		d.hooks.Attempted(outcome, now.Sub(start))
-	}
+	d.observe.Attempted(outcome, now.Sub(start))
 	sctx := context.WithoutCancel(ctx)
 	if outcome == OutcomeDelivered {
 		if err := d.spool.Complete(sctx, ev.ID); err != nil {
 			log.Error("delivered, but could not mark the event done; it may be delivered again", zap.Error(err))
 			return
 		}
-		if d.hooks.Delivered != nil {
-			d.hooks.Delivered(now.Sub(ev.Received))
-		}
+		d.observe.Delivered(now.Sub(ev.Received))
 		log.Info("webhook delivered", zap.Int("status", status), zap.Duration("latency", now.Sub(start)))
 		return
 	}
@@ -333,9 +322,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 			log.Error("could not dead-letter the event", zap.Error(err))
 			return
 		}
-		if d.hooks.DeadLettered != nil {
-			d.hooks.DeadLettered()
-		}
+		d.observe.DeadLettered()
 		log.Error("webhook dead-lettered after the redelivery window", zap.String("outcome", outcome),
 			zap.String("last_error", detail), zap.Duration("redeliver_for", cfg.RedeliverFor))
 		return

@@ -98,23 +98,31 @@ func (a *appStandIn) next(t *testing.T) delivery {
 	}
 }
 
+// hookLog is an Observer that records the Deliverer's reports.
 type hookLog struct {
+	NopObserver
 	mu        sync.Mutex
 	outcomes  []string
 	delivered []time.Duration
 	dead      int
 }
 
-func (h *hookLog) hooks() DeliveryHooks {
-	return DeliveryHooks{
-		Attempted: func(o string, _ time.Duration) { h.mu.Lock(); h.outcomes = append(h.outcomes, o); h.mu.Unlock() },
-		Delivered: func(d time.Duration) { h.mu.Lock(); h.delivered = append(h.delivered, d); h.mu.Unlock() },
-		DeadLettered: func() {
-			h.mu.Lock()
-			h.dead++
-			h.mu.Unlock()
-		},
-	}
+func (h *hookLog) Attempted(o string, _ time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.outcomes = append(h.outcomes, o)
+}
+
+func (h *hookLog) Delivered(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.delivered = append(h.delivered, d)
+}
+
+func (h *hookLog) DeadLettered() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dead++
 }
 
 func (h *hookLog) snapshot() ([]string, []time.Duration, int) {
@@ -137,7 +145,7 @@ func startDeliverer(t *testing.T, spool store.Spool, c *clock.Fake, cfg Delivery
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	f := &delivererFixture{spool: spool, clock: c, hooks: &hookLog{}, logs: logs, done: make(chan struct{})}
-	f.d = NewDeliverer(spool, DelivererOptions{Concurrency: concurrency, Clock: c, Logger: zap.New(core), Hooks: f.hooks.hooks()})
+	f.d = NewDeliverer(spool, DelivererOptions{Concurrency: concurrency, Clock: c, Logger: zap.New(core), Observer: f.hooks})
 	if err := f.d.Configure(cfg); err != nil {
 		t.Fatal(err)
 	}

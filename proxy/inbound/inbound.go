@@ -84,11 +84,12 @@ type Config struct {
 	// Clock defaults to the real clock; Logger to a no-op logger.
 	Clock  clock.Clock
 	Logger *zap.Logger
-	// OnAccepted is called after an event is spooled (to wake the
-	// deliverer); OnResult after every webhook, with its result and how long
-	// it took to answer. Both may be nil.
+	// OnAccepted, when set, is called after an event is spooled (to wake
+	// the deliverer).
 	OnAccepted func()
-	OnResult   func(result string, elapsed time.Duration)
+	// Observer receives every webhook's result (metrics); NopObserver when
+	// nil.
+	Observer Observer
 }
 
 // Handler receives the provider's webhooks: it checks, in order and each
@@ -129,6 +130,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = NopObserver{}
+	}
 	return &Handler{cfg: cfg, log: cfg.Logger}, nil
 }
 
@@ -151,9 +155,7 @@ func (in *Handler) ServeWebhook(w http.ResponseWriter, r *http.Request, client n
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, body)
 	}
-	if in.cfg.OnResult != nil {
-		in.cfg.OnResult(result, in.cfg.Clock.Now().Sub(start))
-	}
+	in.cfg.Observer.Received(result, in.cfg.Clock.Now().Sub(start))
 }
 
 func reject(status int, result, msg string, cause error) (string, error) {

@@ -65,11 +65,7 @@ func newInboundFixture(t testing.TB, mutate func(*Config)) *inboundFixture {
 		Keyring: ring, AllowIPs: allow, MaxBody: 4096, Spool: f.spool, Dedupe: f.dedupe, Clock: f.clock,
 		Logger:     zap.New(core),
 		OnAccepted: func() { f.woken.Add(1) },
-		OnResult: func(result string, _ time.Duration) {
-			f.mu.Lock()
-			f.results = append(f.results, result)
-			f.mu.Unlock()
-		},
+		Observer:   receivedLog{f: f},
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -116,6 +112,18 @@ func webhookRequest(body string) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "/webhooks/modulus", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	return r
+}
+
+// receivedLog is an Observer that records each webhook's result.
+type receivedLog struct {
+	NopObserver
+	f *inboundFixture
+}
+
+func (r receivedLog) Received(result string, _ time.Duration) {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	r.f.results = append(r.f.results, result)
 }
 
 type answer struct {
