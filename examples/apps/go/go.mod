@@ -1,0 +1,5 @@
+module github.com/qrphgate/qrphgate/examples/apps/go
+
+go 1.22
+
+require github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
