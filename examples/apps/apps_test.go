@@ -6,6 +6,8 @@ package apps_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -155,6 +157,53 @@ func TestExampleApps(t *testing.T) {
 			startApp(t, dir, cmds[2], env, base)
 			c := &client{t: t, base: base}
 			runScenario(t, c, qs)
+		})
+	}
+}
+
+// TestExampleAppsWhsecSecret: given a whsec_ secret (the Standard Webhooks
+// form, and the one production uses), every app verifies with its decoded
+// bytes, not with the string. No sidecar is needed: the delivery is for an
+// order the app does not know, which it acknowledges.
+func TestExampleAppsWhsecSecret(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs four apps")
+	}
+	key := []byte("TEST-ONLY-fake-whsec-key-32bytes")
+	secret := crypto.WebhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
+	decoded, err := crypto.NewWebhookSigner("whsec", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mistake: HMAC keyed with the whole "whsec_..." string.
+	signWithString := func(id, ts string, body []byte) string {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(id + "." + ts + "."))
+		m.Write(body)
+		return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	}
+	for _, a := range apps {
+		t.Run(a.dir, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(appsDir(), a.dir)
+			a.require(t, dir)
+			port := e2e.FreePort(t)
+			base := fmt.Sprintf("http://127.0.0.1:%d", port)
+			env := []string{"PORT=" + strconv.Itoa(port), "QRPHGATE_URL=http://127.0.0.1:9", "QRPHGATE_SIGNING_SECRET=" + secret}
+			if a.env != nil {
+				env = append(env, a.env(t)...)
+			}
+			startApp(t, dir, readmeCommands(t, dir)[2], env, base)
+			c := &client{t: t, base: base}
+			body := []byte(`{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-NOT-HERE","amount":100,"currency":"PHP"}`)
+			ts := strconv.FormatInt(time.Now().Unix(), 10)
+			const id = "evt_TESTONLYWHSECSECRET00001"
+			if status, answer := c.deliver(delivery(id, ts, signWithString(id, ts, body)), body); status != http.StatusUnauthorized {
+				t.Errorf("signed with the whsec_ string's bytes: %d %s, want 401", status, answer)
+			}
+			if status, answer := c.deliver(delivery(id, ts, decoded.Sign(id, ts, body)), body); status != http.StatusOK || !strings.Contains(answer, `"received":true`) {
+				t.Errorf("signed with the decoded key: %d %s, want 200", status, answer)
+			}
 		})
 	}
 }

@@ -23,7 +23,14 @@ define('MAX_BODY', 64 * 1024); // qrphgate's own max_body
 // qrphgate's sign_secret does.
 function signing_key(string $secret): string
 {
-    return str_starts_with($secret, 'whsec_') ? (string)base64_decode(substr($secret, 6), true) : $secret;
+    if (!str_starts_with($secret, 'whsec_')) {
+        return $secret;
+    }
+    $key = base64_decode(substr($secret, 6), true);
+    if ($key === false || $key === '') {
+        throw new RuntimeException('QRPHGATE_SIGNING_SECRET: the part after whsec_ is not valid base64');
+    }
+    return $key;
 }
 
 // Standard Webhooks: HMAC-SHA256 of "id.timestamp.body" over the RAW body,

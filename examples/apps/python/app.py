@@ -47,7 +47,10 @@ def signing_key(secret):
     """A whsec_ secret is base64; any other string is used as its bytes, as
     qrphgate's sign_secret does."""
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret[len("whsec_"):])
+        try:
+            return base64.b64decode(secret[len("whsec_"):], validate=True)
+        except ValueError:
+            raise SystemExit("QRPHGATE_SIGNING_SECRET: the part after whsec_ is not valid base64")
     return secret.encode()
 
 
@@ -61,7 +64,7 @@ def verify(headers, raw_body):
     msg_id = headers.get("webhook-id", "")
     ts = headers.get("webhook-timestamp", "")
     sig_header = headers.get("webhook-signature", "")
-    if not msg_id or not ts.isdigit() or not sig_header:
+    if not msg_id or not (ts.isascii() and ts.isdigit()) or not sig_header:
         return False
     if abs(time.time() - int(ts)) > TOLERANCE:
         return False
