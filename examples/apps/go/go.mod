@@ -1,4 +1,4 @@
-module github.com/qrphgate/qrphgate/examples/apps/go
+module checkout
 
 go 1.22
 
