@@ -223,11 +223,12 @@ function webhook(): void
         json_answer(401, ['error' => 'invalid signature']);
         return;
     }
-    $event = json_decode($raw, true);
-    if (!is_array($event) || array_is_list($event)) {
+    $event = json_decode($raw);
+    if (!($event instanceof stdClass)) {
         json_answer(400, ['error' => 'body is not a JSON object']);
         return;
     }
+    $event = (array)$event;
     $action = $event['action'] ?? null;
     $reference = $event['referenceNumber'] ?? $event['merchantReferenceNumber'] ?? null;
     $result = with_store(function ($s) use ($id, $action, $reference) {
