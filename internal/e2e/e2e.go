@@ -90,7 +90,7 @@ type Gateway struct {
 	t      testing.TB
 	opts   Options
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *SyncBuffer
 	done   chan struct{}
 	waitMu sync.Mutex
 }
@@ -109,7 +109,7 @@ func Start(t testing.TB, opts Options) *Gateway {
 	if err := os.WriteFile(cfg, []byte(opts.Caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := &Gateway{t: t, opts: opts, logs: new(syncBuffer), done: make(chan struct{})}
+	g := &Gateway{t: t, opts: opts, logs: new(SyncBuffer), done: make(chan struct{})}
 	g.cmd = exec.Command(Binary(t), "run", "--config", cfg, "--adapter", "caddyfile")
 	g.cmd.Dir = opts.Dir
 	g.cmd.Env = append(os.Environ(),
@@ -219,18 +219,19 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-type syncBuffer struct {
+// SyncBuffer collects a subprocess's output for reading while it runs.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

@@ -28,6 +28,24 @@ const (
 // leftoverPort finds a quickstart port the rewrite missed.
 var leftoverPort = regexp.MustCompile(`:(2090|2091|8443)\b`)
 
+// AppWebhookEnv names the environment variable the quickstart's forward_to
+// reads when the file is adapted ({$QRPHGATE_APP_WEBHOOK_URL:<demo inbox>}):
+// unset, deliveries go to the simulator's demo inbox; the example apps'
+// READMEs set it to the app's webhook URL.
+const AppWebhookEnv = "QRPHGATE_APP_WEBHOOK_URL"
+
+// forwardToLine is how the committed file names it; an app run needs it there.
+const forwardToLine = "forward_to {$" + AppWebhookEnv + ":http://" + SandboxAddr + "/sandbox/inbox}"
+
+// Options change what Start runs.
+type Options struct {
+	// ForwardTo, when set, is where modulus_webhook delivers instead of the
+	// demo inbox (an example app's webhook URL). It is passed as
+	// QRPHGATE_APP_WEBHOOK_URL, as the example apps' READMEs do, and the
+	// committed file must read that variable in its forward_to.
+	ForwardTo string
+}
+
 // Ports are the replacements for a test run.
 type Ports struct {
 	API, Sandbox, Webhook int
@@ -105,15 +123,29 @@ type Instance struct {
 // storage and spool paths resolve there.
 func Start(t testing.TB) *Instance {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Instance {
+	t.Helper()
 	p := Ports{API: e2e.FreePort(t), Sandbox: e2e.FreePort(t), Webhook: e2e.FreePort(t),
 		Admin: fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))}
-	cfg, err := Rewrite(Caddyfile(t), p)
+	src := Caddyfile(t)
+	var env []string
+	if opts.ForwardTo != "" {
+		if !strings.Contains(src, forwardToLine) {
+			t.Fatalf("the quickstart Caddyfile no longer contains %q", forwardToLine)
+		}
+		env = append(env, AppWebhookEnv+"="+opts.ForwardTo)
+	}
+	cfg, err := Rewrite(src, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	CopyFakeSecrets(t, dir)
-	g := e2e.Start(t, e2e.Options{Caddyfile: cfg, AdminAddr: p.Admin, Dir: dir})
+	g := e2e.Start(t, e2e.Options{Caddyfile: cfg, AdminAddr: p.Admin, Dir: dir, Env: env})
 	return &Instance{
 		Gateway: g,
 		API:     fmt.Sprintf("http://127.0.0.1:%d", p.API),

@@ -16,7 +16,7 @@ func TestRewriteCommittedCaddyfile(t *testing.T) {
 	for _, want := range []string{
 		"http://127.0.0.1:41001 {", "http://127.0.0.1:41002 {", "https://localhost:41003 {",
 		"qr_url http://127.0.0.1:41002", "callbacks https://localhost:41003/webhooks/modulus",
-		"forward_to http://127.0.0.1:41002/sandbox/inbox", "\tadmin 127.0.0.1:41004\n",
+		"forward_to {$QRPHGATE_APP_WEBHOOK_URL:http://127.0.0.1:41002/sandbox/inbox}", "\tadmin 127.0.0.1:41004\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("rewritten Caddyfile lacks %q", want)
@@ -42,5 +42,13 @@ func TestRewriteRefuses(t *testing.T) {
 		if _, err := Rewrite(src, testPorts); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// The app runs' forward_to variable is in the committed file, as
+// StartWith expects it.
+func TestCommittedForwardTo(t *testing.T) {
+	if !strings.Contains(Caddyfile(t), forwardToLine) {
+		t.Errorf("the quickstart Caddyfile lacks %q", forwardToLine)
 	}
 }
