@@ -40,49 +40,66 @@ type API struct {
 	// Environment is sandbox or production (required). It selects the
 	// defaults of the embedded policy and the checks applied at start-up.
 	Environment string `json:"environment,omitempty"`
+
 	// SecretKey is the provider's secret key (HTTP Basic username).
 	SecretKey string `json:"secret_key,omitempty"`
+
 	// EncryptionKey is the JWE key for requests and answers.
 	EncryptionKey string `json:"encryption_key,omitempty"`
+
 	// KeyEncoding says how EncryptionKey becomes 32 bytes: utf8 (default),
 	// base64, base64url or hex.
 	KeyEncoding string `json:"key_encoding,omitempty"`
+
 	// ActivationCode is the default merchant, used when a request names none.
 	ActivationCode string `json:"activation_code,omitempty"`
+
 	// Merchants are further activation codes a request may name.
 	Merchants []string `json:"merchants,omitempty"`
+
 	// QRURL is the QR API base URL (default: the environment's).
 	QRURL string `json:"qr_url,omitempty"`
+
 	// WebhooksURL is the webhook-management API base URL (default: the
 	// environment's; production has none published).
 	WebhooksURL string `json:"webhooks_url,omitempty"`
+
 	// WebhooksPayload is how webhook-management bodies are sent: plain JSON
 	// (default) or jwe ({"Token": JWE}); the provider's pages disagree.
 	WebhooksPayload string `json:"webhooks_payload,omitempty"`
+
 	// RateLimit is the provider's budget, "N/duration" (default: the
 	// environment's, 100/1m sandbox and 1000/1m production).
 	RateLimit string `json:"rate_limit,omitempty"`
+
 	// MaxWait is the longest a call waits for rate slots, Retry-After and
 	// retry backoff together (default 10s; 0 never waits).
 	MaxWait *caddy.Duration `json:"max_wait,omitempty"`
+
 	// MaxQueue bounds the calls waiting for a rate slot (default: the rate
 	// limit's count).
 	MaxQueue int `json:"max_queue,omitempty"`
+
 	// Timeout bounds each upstream attempt (default 15s).
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+
 	// Retries is the number of extra attempts where a retry is safe
 	// (default 2).
 	Retries *int `json:"retries,omitempty"`
+
 	// AuthFailures consecutive 401/403 answers stop authenticated calls
 	// until reload (default 3).
 	AuthFailures int `json:"auth_failures,omitempty"`
+
 	// CircuitBreaker configures the per-upstream breakers.
 	CircuitBreaker *BreakerConfig `json:"circuit_breaker,omitempty"`
+
 	// Store is where the rate budget and idempotency cache live: memory
 	// (default), file:///absolute/path (kept across restarts of this
 	// sidecar) or redis://host:port/db (rediss:// for TLS), shared by
 	// replicas.
 	Store string `json:"store,omitempty"`
+
 	// Policy is an optional override file for the embedded default policy.
 	Policy string `json:"policy,omitempty"`
 
@@ -98,10 +115,13 @@ type API struct {
 type BreakerConfig struct {
 	// Failures within Window open the breaker.
 	Failures int `json:"failures,omitempty"`
+
 	// Window is the sliding window failures are counted in.
 	Window caddy.Duration `json:"window,omitempty"`
+
 	// Open is how long the breaker stays open before probing.
 	Open caddy.Duration `json:"open,omitempty"`
+
 	// Probes is how many trial calls the half-open breaker admits.
 	Probes int `json:"probes,omitempty"`
 }

@@ -43,35 +43,45 @@ type Sandbox struct {
 	// key is refused. {env.*}/{file.*} or, since sandbox keys are fake,
 	// inline.
 	SecretKey string `json:"secret_key,omitempty"`
+
 	// EncryptionKey opens request tokens and seals answers and webhook
 	// payloads. {env.*}/{file.*} or inline.
 	EncryptionKey string `json:"encryption_key,omitempty"`
+
 	// KeyEncoding says how EncryptionKey becomes 32 bytes: utf8 (default),
 	// base64, base64url or hex.
 	KeyEncoding string `json:"key_encoding,omitempty"`
+
 	// ActivationCodes are the account's merchants; create-QR refuses other
 	// codes. Empty accepts any well-formed code.
 	ActivationCodes []string `json:"activation_codes,omitempty"`
+
 	// RateLimit is the budget of the QR API and, separately, of the
 	// webhooks API, as N/duration. Default: the provider's sandbox limit,
 	// 100/1m.
 	RateLimit string `json:"rate_limit,omitempty"`
+
 	// RetryIntervals are the waits between webhook delivery attempts.
 	// Default: the provider's 15m 15m 15m (4 attempts).
 	RetryIntervals []caddy.Duration `json:"retry_intervals,omitempty"`
+
 	// Latency delays every API answer (fault knob for tests).
 	Latency caddy.Duration `json:"latency,omitempty"`
+
 	// ErrorRate is the share of API calls, between 0 and 1, answered with
 	// a simulated 500 (fault knob for tests).
 	ErrorRate float64 `json:"error_rate,omitempty"`
+
 	// WebhookSource is the local IP address webhooks are sent from, to
 	// exercise a receiver's allow_ips (127.0.0.2 works on Linux). When it
 	// cannot be bound, the default is used and a warning logged.
 	WebhookSource string `json:"webhook_source,omitempty"`
+
 	// InboxSignSecret, when set, makes the demo inbox verify the
 	// Webhook-Signature of deliveries (Standard Webhooks; the
 	// modulus_webhook sign_secret) and refuse bad ones.
 	InboxSignSecret string `json:"inbox_sign_secret,omitempty"`
+
 	// Callbacks are registered at start-up for both webhook actions (as
 	// POST /v1/webhooks would), so the simulator delivers with no
 	// registration step: the quickstart names modulus_webhook's URL here.

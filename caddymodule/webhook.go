@@ -39,56 +39,75 @@ type Webhook struct {
 	// tried in order (rotation, and the provider's secret-key-or-encryption-key
 	// ambiguity). Each is a {env.NAME} or {file.PATH} placeholder. Required.
 	DecryptionKeys []string `json:"decryption_keys,omitempty"`
+
 	// KeyEncoding says how each key string becomes 32 bytes: utf8
 	// (default), base64, base64url or hex.
 	KeyEncoding string `json:"key_encoding,omitempty"`
+
 	// AllowIPs are the CIDRs or addresses webhooks may come from (the
 	// provider's Webhook IP Whitelist), checked against Caddy's resolved
 	// client IP; "any" must be written to allow all. Required. Placeholders
 	// ({env.NAME}) are resolved at provision; a value may expand to several
 	// space-separated entries.
 	AllowIPs []string `json:"allow_ips,omitempty"`
+
 	// ActivationCodes, when set, are the values the activation-code header
 	// must carry. Placeholders ({env.NAME}) are resolved at provision, each
 	// value to one code.
 	ActivationCodes []string `json:"activation_codes,omitempty"`
+
 	// ForwardTo is the app's URL that receives the decrypted events.
 	// Required. Placeholders ({env.NAME}) are resolved at provision.
 	ForwardTo string `json:"forward_to,omitempty"`
+
 	// ForwardTimeout bounds one delivery attempt; 10s by default.
 	ForwardTimeout caddy.Duration `json:"forward_timeout,omitempty"`
+
 	// SignSecret, when set, signs deliveries (Webhook-Signature, the
 	// Standard Webhooks scheme): "whsec_" + base64, or any string of at
 	// least 32 bytes; a {env.NAME} or {file.PATH} placeholder.
 	SignSecret string `json:"sign_secret,omitempty"`
+
 	// Spool is the spool file (bbolt); by default webhooks.spool in
 	// qrphgate's folder of Caddy's data directory. A redis://host:port/db
 	// (rediss:// for TLS) URL puts it on a Redis server that replicas
 	// share: any of them delivers what one acknowledged, and the events a
 	// crashed one had claimed go to the others.
 	Spool string `json:"spool,omitempty"`
+
 	// Store, a redis://host:port/db (rediss:// for TLS) URL, shares
 	// de-duplication with the other replicas: a webhook one replica stored
 	// is a duplicate for all. Unset, de-duplication lives in the spool (a
 	// Redis spool shares it already).
 	Store string `json:"store,omitempty"`
+
 	// DedupeWindow is how long an (activation code, action, reference) triple is remembered;
 	// 72h by default.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
+
 	// RedeliverFor is how long an event is retried before it becomes a
 	// dead letter; 72h by default.
 	RedeliverFor caddy.Duration `json:"redeliver_for,omitempty"`
-	// RetryBase and RetryMax shape the retry backoff: full jitter under a
-	// ceiling doubling from RetryBase to RetryMax; 2s and 15m by default.
+
+	// RetryBase is the ceiling of the first redelivery wait: full jitter
+	// under a ceiling that doubles from RetryBase up to RetryMax; 2s by
+	// default.
 	RetryBase caddy.Duration `json:"retry_base,omitempty"`
-	RetryMax  caddy.Duration `json:"retry_max,omitempty"`
+
+	// RetryMax caps the redelivery wait's ceiling; 15m by default, and at
+	// least RetryBase.
+	RetryMax caddy.Duration `json:"retry_max,omitempty"`
+
 	// MaxBody caps the request body in bytes; 64 KiB by default.
 	MaxBody int64 `json:"max_body,omitempty"`
-	// ActionFields and ReferenceFields name the payload members that carry
-	// the action and the reference, tried in order (defaults: action,
-	// webhookAction, status; referenceNumber, merchantReferenceNumber,
+
+	// ActionFields name the payload members that carry the action, tried in
+	// order (default: action, webhookAction, status).
+	ActionFields []string `json:"action_fields,omitempty"`
+
+	// ReferenceFields name the payload members that carry the reference,
+	// tried in order (default: referenceNumber, merchantReferenceNumber,
 	// transactionId, id).
-	ActionFields    []string `json:"action_fields,omitempty"`
 	ReferenceFields []string `json:"reference_fields,omitempty"`
 
 	logger       *zap.Logger

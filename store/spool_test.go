@@ -10,7 +10,7 @@ import (
 
 func TestMemorySpool(t *testing.T) {
 	storetest.Spool(t, storetest.SpoolHarness{
-		Open: func(*testing.T) store.Spool { return store.NewMemorySpool() },
+		Open: func(*testing.T) store.Spool { return storetest.NewMemorySpool() },
 	})
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
+	"github.com/qrphgate/qrphgate/store/storetest"
 )
 
 // appStandIn is the app behind the gateway: it records every delivery and
@@ -198,7 +199,7 @@ func TestDeliveryHeadersAndSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spool := store.NewMemorySpool()
+	spool := storetest.NewMemorySpool()
 	received := c.Now()
 	c.Advance(1500 * time.Millisecond)
 	body := `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-1","amount":9800,"note":"é\u2028"}`
@@ -251,7 +252,7 @@ func TestDeliveredLogHasStatusAndLatency(t *testing.T) {
 	c := clock.NewFake(time.Time{})
 	hold := make(chan struct{})
 	app := newAppStandIn(t, c, hold)
-	spool := store.NewMemorySpool()
+	spool := storetest.NewMemorySpool()
 	_ = spool.Put(context.Background(), spoolEvent("evt_0000000000TESTLATENCY01", c.Now(), `{}`))
 	f := startDeliverer(t, spool, c, DeliveryConfig{URL: app.url()}, 1)
 	eventually(t, "the attempt to reach the app", func() bool { return app.active.Load() == 1 })
@@ -272,7 +273,7 @@ func TestDeliveryBackoffScheduleDeadLetterAndReplay(t *testing.T) {
 	c := clock.NewFake(time.Time{})
 	app := newAppStandIn(t, c, nil)
 	app.status.Store(http.StatusInternalServerError)
-	spool := store.NewMemorySpool()
+	spool := storetest.NewMemorySpool()
 	t0 := c.Now()
 	_ = spool.Put(context.Background(), spoolEvent("evt_0000000000TESTSCHEDULE01", t0, `{"n":1}`))
 	cfg := DeliveryConfig{URL: app.url(), RedeliverFor: 30 * time.Second,
@@ -366,7 +367,7 @@ func TestDeliveryFailuresAreRetried(t *testing.T) {
 			if tc.refused {
 				app.srv.Close()
 			}
-			spool := store.NewMemorySpool()
+			spool := storetest.NewMemorySpool()
 			_ = spool.Put(context.Background(), spoolEvent("evt_1", c.Now(), `{}`))
 			f := startDeliverer(t, spool, c, DeliveryConfig{URL: u, Timeout: tc.timeout}, 1)
 			// Retried: due again within the first backoff ceiling, not at the
@@ -393,7 +394,7 @@ func TestDeliveryConcurrencyIsBounded(t *testing.T) {
 	c := clock.NewFake(time.Time{})
 	hold := make(chan struct{})
 	app := newAppStandIn(t, c, hold)
-	spool := store.NewMemorySpool()
+	spool := storetest.NewMemorySpool()
 	for i := 0; i < 10; i++ {
 		_ = spool.Put(context.Background(), spoolEvent("evt_"+strconv.Itoa(i), c.Now(), `{}`))
 	}
@@ -416,7 +417,7 @@ func TestDeliveryConcurrencyIsBounded(t *testing.T) {
 func TestDeliveryStopsCleanly(t *testing.T) {
 	c := clock.NewFake(time.Time{})
 	app := newAppStandIn(t, c, make(chan struct{}))
-	spool := store.NewMemorySpool()
+	spool := storetest.NewMemorySpool()
 	_ = spool.Put(context.Background(), spoolEvent("evt_1", c.Now(), `{}`))
 	f := startDeliverer(t, spool, c, DeliveryConfig{URL: app.url()}, 2)
 	eventually(t, "the attempt to reach the app", func() bool { return app.active.Load() == 1 })
@@ -436,7 +437,7 @@ func TestDeliveryStopsCleanly(t *testing.T) {
 func TestDeliveryFollowsReconfiguration(t *testing.T) {
 	c := clock.NewFake(time.Time{})
 	oldApp, newApp := newAppStandIn(t, c, nil), newAppStandIn(t, c, nil)
-	spool := store.NewMemorySpool()
+	spool := storetest.NewMemorySpool()
 	f := startDeliverer(t, spool, c, DeliveryConfig{URL: oldApp.url()}, 2)
 	_ = spool.Put(context.Background(), spoolEvent("evt_1", c.Now(), `{}`))
 	f.d.Wake()
@@ -458,7 +459,7 @@ func TestDeliveryLogsNoBody(t *testing.T) {
 	c := clock.NewFake(time.Time{})
 	app := newAppStandIn(t, c, nil)
 	app.status.Store(500)
-	spool := store.NewMemorySpool()
+	spool := storetest.NewMemorySpool()
 	_ = spool.Put(context.Background(), spoolEvent("evt_1", c.Now(), `{"secret":"`+payloadSecretID+`"}`))
 	f := startDeliverer(t, spool, c, DeliveryConfig{URL: app.url()}, 1)
 	app.next(t)

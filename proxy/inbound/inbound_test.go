@@ -24,6 +24,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/store"
+	"github.com/qrphgate/qrphgate/store/storetest"
 )
 
 const (
@@ -36,7 +37,7 @@ const (
 
 type inboundFixture struct {
 	in      *Handler
-	spool   *store.MemorySpool
+	spool   *storetest.MemorySpool
 	dedupe  store.Dedupe
 	clock   *clock.Fake
 	logs    *observer.ObservedLogs
@@ -47,7 +48,7 @@ type inboundFixture struct {
 
 func newInboundFixture(t testing.TB, mutate func(*Config)) *inboundFixture {
 	t.Helper()
-	f := &inboundFixture{spool: store.NewMemorySpool(), clock: clock.NewFake(time.Time{})}
+	f := &inboundFixture{spool: storetest.NewMemorySpool(), clock: clock.NewFake(time.Time{})}
 	f.dedupe = store.NewMemory(f.clock.Now)
 	core, logs := observer.New(zapcore.DebugLevel)
 	f.logs = logs
@@ -462,7 +463,7 @@ func (s *failingSpool) Put(ctx context.Context, ev store.SpoolEvent) error {
 // A failed spool write answers 503 (so the provider retries) and drops the
 // dedupe mark, so the retry is accepted instead of called a duplicate.
 func TestInboundSpoolFailureUndoesTheDedupeMark(t *testing.T) {
-	fs := &failingSpool{Spool: store.NewMemorySpool()}
+	fs := &failingSpool{Spool: storetest.NewMemorySpool()}
 	fs.fail.Store(true)
 	f := newInboundFixture(t, func(c *Config) { c.Spool = fs })
 	body := envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", "ORDER-9")))
@@ -564,7 +565,7 @@ func TestInboundLogsNoSecrets(t *testing.T) {
 }
 
 func TestNewInboundRequires(t *testing.T) {
-	for _, cfg := range []Config{{}, {Keyring: &crypto.Keyring{}}, {Keyring: &crypto.Keyring{}, Spool: store.NewMemorySpool()}} {
+	for _, cfg := range []Config{{}, {Keyring: &crypto.Keyring{}}, {Keyring: &crypto.Keyring{}, Spool: storetest.NewMemorySpool()}} {
 		if _, err := New(cfg); err == nil {
 			t.Fatalf("New(%+v) accepted an incomplete config", cfg)
 		}

@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // MemorySpool is a Spool in process memory. It is not durable: it exists for
@@ -14,51 +16,51 @@ import (
 type MemorySpool struct {
 	mu      sync.Mutex
 	pending map[string]*memPending
-	dead    map[string]SpoolEvent
+	dead    map[string]store.SpoolEvent
 	closed  bool
 }
 
 type memPending struct {
-	ev  SpoolEvent
+	ev  store.SpoolEvent
 	due time.Time // NextAttempt, or the end of a claim's lease
 }
 
 // NewMemorySpool returns an empty MemorySpool.
 func NewMemorySpool() *MemorySpool {
-	return &MemorySpool{pending: make(map[string]*memPending), dead: make(map[string]SpoolEvent)}
+	return &MemorySpool{pending: make(map[string]*memPending), dead: make(map[string]store.SpoolEvent)}
 }
 
-func cloneEvent(ev SpoolEvent) SpoolEvent {
+func cloneEvent(ev store.SpoolEvent) store.SpoolEvent {
 	ev.Body = bytes.Clone(ev.Body)
 	return ev
 }
 
 // Put implements Spool.
-func (m *MemorySpool) Put(ctx context.Context, ev SpoolEvent) error {
+func (m *MemorySpool) Put(ctx context.Context, ev store.SpoolEvent) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	if _, ok := m.pending[ev.ID]; ok {
-		return ErrExists
+		return store.ErrExists
 	}
 	if _, ok := m.dead[ev.ID]; ok {
-		return ErrExists
+		return store.ErrExists
 	}
 	m.pending[ev.ID] = &memPending{ev: cloneEvent(ev), due: ev.NextAttempt}
 	return nil
 }
 
 // Claim implements Spool.
-func (m *MemorySpool) Claim(_ context.Context, now time.Time, lease time.Duration, max int) ([]SpoolEvent, error) {
+func (m *MemorySpool) Claim(_ context.Context, now time.Time, lease time.Duration, max int) ([]store.SpoolEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, ErrClosed
+		return nil, store.ErrClosed
 	}
 	var due []*memPending
 	for _, p := range m.pending {
@@ -75,7 +77,7 @@ func (m *MemorySpool) Claim(_ context.Context, now time.Time, lease time.Duratio
 	if len(due) > max {
 		due = due[:max]
 	}
-	out := make([]SpoolEvent, len(due))
+	out := make([]store.SpoolEvent, len(due))
 	for i, p := range due {
 		p.due = now.Add(lease)
 		out[i] = cloneEvent(p.ev)
@@ -104,7 +106,7 @@ func (m *MemorySpool) Complete(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.pending[id]; !ok {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
 	delete(m.pending, id)
 	return nil
@@ -116,7 +118,7 @@ func (m *MemorySpool) Retry(_ context.Context, id string, attempts int, next tim
 	defer m.mu.Unlock()
 	p, ok := m.pending[id]
 	if !ok {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
 	p.ev.Attempts, p.ev.NextAttempt, p.ev.LastError = attempts, next, lastErr
 	p.due = next
@@ -129,7 +131,7 @@ func (m *MemorySpool) Bury(_ context.Context, id string, attempts int, at time.T
 	defer m.mu.Unlock()
 	p, ok := m.pending[id]
 	if !ok {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
 	delete(m.pending, id)
 	p.ev.Attempts, p.ev.DeadAt, p.ev.LastError = attempts, at, lastErr
@@ -138,10 +140,10 @@ func (m *MemorySpool) Bury(_ context.Context, id string, attempts int, at time.T
 }
 
 // DeadLetters implements Spool.
-func (m *MemorySpool) DeadLetters(_ context.Context, max int) ([]SpoolEvent, error) {
+func (m *MemorySpool) DeadLetters(_ context.Context, max int) ([]store.SpoolEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]SpoolEvent, 0, len(m.dead))
+	out := make([]store.SpoolEvent, 0, len(m.dead))
 	for _, ev := range m.dead {
 		out = append(out, cloneEvent(ev))
 	}
@@ -153,12 +155,12 @@ func (m *MemorySpool) DeadLetters(_ context.Context, max int) ([]SpoolEvent, err
 }
 
 // Replay implements Spool.
-func (m *MemorySpool) Replay(_ context.Context, id string, now time.Time) (SpoolEvent, error) {
+func (m *MemorySpool) Replay(_ context.Context, id string, now time.Time) (store.SpoolEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ev, ok := m.dead[id]
 	if !ok {
-		return SpoolEvent{}, ErrNotFound
+		return store.SpoolEvent{}, store.ErrNotFound
 	}
 	delete(m.dead, id)
 	ev.DeadAt, ev.RetryFrom, ev.NextAttempt = time.Time{}, now, now
@@ -167,10 +169,10 @@ func (m *MemorySpool) Replay(_ context.Context, id string, now time.Time) (Spool
 }
 
 // Stats implements Spool.
-func (m *MemorySpool) Stats(context.Context) (SpoolStats, error) {
+func (m *MemorySpool) Stats(context.Context) (store.SpoolStats, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := SpoolStats{Pending: len(m.pending), DeadLetters: len(m.dead)}
+	st := store.SpoolStats{Pending: len(m.pending), DeadLetters: len(m.dead)}
 	for _, p := range m.pending {
 		if st.OldestPending.IsZero() || p.ev.Received.Before(st.OldestPending) {
 			st.OldestPending = p.ev.Received
@@ -188,4 +190,4 @@ func (m *MemorySpool) Close() error {
 }
 
 // Interface guard.
-var _ Spool = (*MemorySpool)(nil)
+var _ store.Spool = (*MemorySpool)(nil)
