@@ -1,0 +1,131 @@
+package caddymodule
+
+import (
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the process-wide "modulus" app. It holds what covers every
+// qrphgate handler of the process (the global `modulus` options block of
+// the Caddyfile), and it is how a handler's settings take effect only when
+// the config that carries them starts: Caddy starts apps only after every
+// module of a config has provisioned, so a config that Caddy refuses (a
+// later handler fails to provision) never runs its OnStart functions.
+//
+// Handlers load it with modulusApp; it is created with its defaults when
+// the config does not name it.
+type App struct {
+	logger *zap.Logger
+	hooks  *lifecycle
+}
+
+// lifecycle holds what runs when the config starts and stops.
+type lifecycle struct {
+	mu      sync.Mutex
+	onStart []func()
+	onStop  []func()
+	started bool
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "modulus",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision sets up the app; it applies the options' rules as the
+// handlers do (see rules.go).
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.hooks = new(lifecycle)
+	return checkRules(appRules, a)
+}
+
+// OnStart registers f to run when this config starts, after every module
+// of it provisioned and before it serves; f never runs when the config is
+// refused. Handlers use it for settings that must not touch shared state
+// (a delivery worker, a background job) until then.
+func (a *App) OnStart(f func()) {
+	h := a.hooks
+	h.mu.Lock()
+	if h.started {
+		h.mu.Unlock()
+		f() // registered late (a module loaded after Start): run now
+		return
+	}
+	h.onStart = append(h.onStart, f)
+	h.mu.Unlock()
+}
+
+// OnStop registers f to run when this config stops (replaced by a reload,
+// or at exit), before the next config's Start.
+func (a *App) OnStop(f func()) {
+	h := a.hooks
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onStop = append(h.onStop, f)
+}
+
+// Start runs the OnStart functions in the order they were registered.
+func (a *App) Start() error {
+	h := a.hooks
+	h.mu.Lock()
+	fs := h.onStart
+	h.onStart, h.started = nil, true
+	h.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+	return nil
+}
+
+// Stop runs the OnStop functions, last registered first.
+func (a *App) Stop() error {
+	h := a.hooks
+	h.mu.Lock()
+	fs := h.onStop
+	h.onStop = nil
+	h.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+	return nil
+}
+
+// modulusApp returns the config's modulus app, or nil when ctx belongs to
+// no config (a module provisioned on its own, as unit tests do): then
+// settings take effect at once.
+func modulusApp(ctx caddy.Context) (*App, error) {
+	if contextStorage(ctx) == nil {
+		return nil, nil
+	}
+	v, err := ctx.App("modulus")
+	if err != nil {
+		return nil, err
+	}
+	return v.(*App), nil
+}
+
+// onConfigStart runs f when ctx's config starts (app.OnStart), or at once
+// when there is no app (see modulusApp).
+func onConfigStart(app *App, f func()) {
+	if app == nil {
+		f()
+		return
+	}
+	app.OnStart(f)
+}
+
+// Interface guards.
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)
