@@ -11,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qrphgate/qrphgate/internal/apispec"
 	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
+	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
 
@@ -52,7 +54,9 @@ http://127.0.0.1:%d {
 `, admin, port, fake.URL, fake.URL, mport)
 	g := e2e.Start(t, e2e.Options{AdminAddr: admin, Caddyfile: caddyfile})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	spec := apispec.Load(t)
 
+	// Every answer of the binary is checked against proxy/openapi.json.
 	call := func(method, path, body string, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
 		var rd io.Reader
@@ -73,6 +77,9 @@ http://127.0.0.1:%d {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		if err := spec.CheckResponse(req, resp.StatusCode, resp.Header, b); err != nil {
+			t.Errorf("the binary's answer does not match proxy/openapi.json: %v", err)
+		}
 		return resp, b
 	}
 	create := func(ref string, hdr ...string) (*http.Response, []byte) {
@@ -98,6 +105,9 @@ http://127.0.0.1:%d {
 	}
 	if resp, body := call("GET", "/ping", ""); resp.StatusCode != 200 || string(body) != "Pong!" {
 		t.Fatalf("ping: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := call("GET", "/openapi.json", ""); resp.StatusCode != 200 || !bytes.Equal(body, proxy.OpenAPI()) {
+		t.Fatalf("GET /openapi.json: %d, not the embedded document", resp.StatusCode)
 	}
 	if resp, body := call("POST", "/v1/webhooks", `{"callbackUrl":"https://pay.example.com/hook","webhookAction":"QRPH_SUCCESS"}`); resp.StatusCode != 201 {
 		t.Fatalf("webhook create: %d %s", resp.StatusCode, body)

@@ -45,6 +45,8 @@ type hopts struct {
 	payload      string
 	qrURL        string // overrides the fake's URL
 	fakeNow      bool   // the fake provider stamps calls with the fake clock
+	// idem, when set, wraps the idempotency store (to inject its faults).
+	idem func(store.Idempotency) store.Idempotency
 }
 
 type harness struct {
@@ -119,12 +121,16 @@ func newHarness(t *testing.T, o hopts) *harness {
 	t.Cleanup(shared.Close)
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logs = logs
+	var idem store.Idempotency = h.mem
+	if o.idem != nil {
+		idem = o.idem(h.mem)
+	}
 	h.out, err = New(Config{
 		Policy: pol, Environment: env, SecretKey: crypto.Secret(testSecretKey), EncryptionKey: key,
 		DefaultMerchant: testActivationCode, Merchants: []string{testOtherMerchant},
 		QRURL: qr, WebhooksURL: wh, WebhooksPayload: o.payload, RateLimit: o.rate, MaxWait: o.maxWait, MaxQueue: o.maxQueue,
 		Timeout: o.timeout, Retries: o.retries, AuthFailures: o.authFailures,
-		Budget: h.mem, Idempotency: h.mem, StoreKind: "memory", Shared: shared, Clock: h.clock,
+		Budget: h.mem, Idempotency: idem, StoreKind: "memory", Shared: shared, Clock: h.clock,
 		Logger: zap.New(core), Observer: h.obs,
 		Backoff: proxy.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second, Rand: func() float64 { return 0.5 }},
 	})

@@ -302,10 +302,12 @@ func (o *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.serveCreateQR(w, r)
 	case p == "/ping":
 		o.servePing(w, r)
+	case p == "/openapi.json":
+		o.serveOpenAPI(w, r)
 	case p == "/v1/webhooks" || strings.HasPrefix(p, "/v1/webhooks/"):
 		o.serveWebhooks(w, r)
 	default:
-		o.fail(w, r, "other", newErr(http.StatusNotFound, CodeNotFound, "", "no such endpoint; see /v1/pay/qr, /v1/webhooks and /ping"))
+		o.fail(w, r, "other", newErr(http.StatusNotFound, CodeNotFound, "", "no such endpoint; see /v1/pay/qr, /v1/webhooks, /ping and /openapi.json"))
 	}
 }
 
