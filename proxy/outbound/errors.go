@@ -3,7 +3,6 @@ package outbound
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/qrphgate/qrphgate/proxy"
@@ -110,50 +109,4 @@ func upstreamStatusError(status int, body []byte, retryAfter time.Duration, scru
 	default:
 		return &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamUnavailable, Message: "the provider answered with a server error", Upstream: ue}
 	}
-}
-
-// parseRetryAfter parses a Retry-After header: delay-seconds or an
-// HTTP-date (RFC 9110 §10.2.3). A date in the past means now.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, ok := parseDigits(v); ok {
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	switch d := t.Sub(now); {
-	case d <= 0:
-		return 0, true
-	case d > maxRetryAfter:
-		return maxRetryAfter, true
-	default:
-		return d, true
-	}
-}
-
-// maxRetryAfter caps a provider's Retry-After: a larger one is treated as a
-// day (it exceeds any max_wait anyway).
-const maxRetryAfter = 24 * time.Hour
-
-// parseDigits parses a non-negative decimal without sign, capped at a day.
-func parseDigits(s string) (int64, bool) {
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		if n < 86400 {
-			n = n*10 + int64(c-'0')
-		}
-	}
-	if n > 86400 {
-		n = 86400
-	}
-	return n, true
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 )
 
@@ -52,19 +51,6 @@ func FuzzUpstreamAnswer(f *testing.F) {
 			t.Fatalf("unbounded or unscrubbed: %+v", ue)
 		}
 		_, _, _, _ = splitStored(body)
-	})
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"0", "120", "Thu, 15 Jan 2026 10:30:05 GMT", "-1", "1e9", "99999999999999999999999"} {
-		f.Add(s)
-	}
-	now := time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, v string) {
-		d, ok := parseRetryAfter(v, now)
-		if ok && (d < 0 || d > maxRetryAfter) {
-			t.Fatalf("%q gave %v", v, d)
-		}
 	})
 }
 

@@ -121,7 +121,7 @@ func (o *Handler) call(ctx context.Context, c upstreamCall, deadline time.Time) 
 		case s == http.StatusTooManyRequests:
 			done(Success) // it answered: it is alive
 			now := o.clock.Now()
-			wait, ok := parseRetryAfter(res.header.Get("Retry-After"), now)
+			wait, ok := proxy.ParseRetryAfter(res.header.Get("Retry-After"), now)
 			if !ok {
 				wait = o.cfg.Backoff.Delay(attempt)
 			}
