@@ -30,6 +30,7 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 		{"retry_max below the default base", "modulus_webhook", "retry_backoff 2s 1s", webhookBase + `"retry_max":1000000000`, "the maximum (1s) at least the base (2s)"},
 		{"negative forward_timeout", "modulus_webhook", "forward_timeout -1s", webhookBase + `"forward_timeout":-1000000000`, "forward_timeout must be a positive duration"},
 		{"inline sign_secret", "modulus_webhook", "sign_secret whsec_FAKEFAKE", webhookBase + `"sign_secret":"whsec_FAKEFAKE"`, "sign_secret must be a {env.NAME} or {file.PATH} placeholder"},
+		{"inline second sign_secret", "modulus_webhook", "sign_secret {env.QRPHGATE_SIGNING_SECRET}\n\t\tsign_secret whsec_FAKEFAKE", webhookBase + `"sign_secrets":["{env.QRPHGATE_SIGNING_SECRET}","whsec_FAKEFAKE"]`, "sign_secret[2] must be a {env.NAME} or {file.PATH} placeholder"},
 		{"forward_to without a scheme", "modulus_webhook", "forward_to 127.0.0.1:3000/x", strings.Replace(webhookBase, `"forward_to":"http://127.0.0.1:1/x",`, "", 1) + `"forward_to":"127.0.0.1:3000/x"`, "forward_to must be an absolute http:// or https:// URL"},
 		{"spool with an inline Redis password", "modulus_webhook", "spool redis://:hunter2@127.0.0.1:6379/0", webhookBase + `"spool":"redis://:hunter2@127.0.0.1:6379/0"`, "spool: give the Redis password as {env.NAME} or {file.PATH}"},
 		{"max_queue above its range", "modulus_api", "max_queue 2000000", apiBase + `"max_queue":2000000`, "max_queue must be a whole number from 1 to 1048576"},

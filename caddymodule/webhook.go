@@ -1,8 +1,6 @@
 package caddymodule
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,8 +63,16 @@ type Webhook struct {
 
 	// SignSecret, when set, signs deliveries (Webhook-Signature, the
 	// Standard Webhooks scheme): "whsec_" + base64, or any string of at
-	// least 32 bytes; a {env.NAME} or {file.PATH} placeholder.
+	// least 32 bytes; a {env.NAME} or {file.PATH} placeholder. For a
+	// rotation, list the secrets in SignSecrets instead.
 	SignSecret string `json:"sign_secret,omitempty"`
+
+	// SignSecrets are several signing secrets, each in SignSecret's form:
+	// every delivery then carries one signature per secret, in order, so an
+	// app verifying with any one of them accepts it (a secret rotation).
+	// Set SignSecret or SignSecrets, not both; a repeated sign_secret in the
+	// Caddyfile adapts to this list.
+	SignSecrets []string `json:"sign_secrets,omitempty"`
 
 	// Spool is the spool file (bbolt); by default webhooks.spool in
 	// qrphgate's folder of Caddy's data directory. A redis://host:port/db
@@ -282,7 +288,7 @@ func resolveOption(repl *caddy.Replacer, field, raw string) (string, error) {
 }
 
 // deliveryConfig builds the worker's configuration and a fingerprint of it
-// (the signing secret only as a digest) to tell two handlers sharing a
+// (the signing secrets only as a digest) to tell two handlers sharing a
 // spool apart.
 func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (inbound.DeliveryConfig, string, error) {
 	forwardTo := h.ForwardTo
@@ -303,18 +309,11 @@ func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (inbound.DeliveryConfig, 
 		Backoff:      proxy.Backoff{Base: time.Duration(h.RetryBase), Max: time.Duration(h.RetryMax)},
 		Logger:       h.logger,
 	}
-	secretDigest := ""
-	if h.SignSecret != "" {
-		secret, _, err := resolveSecret(repl, "sign_secret", h.SignSecret, false)
-		if err != nil {
-			return inbound.DeliveryConfig{}, "", err
-		}
-		if cfg.Signer, err = crypto.NewWebhookSigner("sign_secret", secret); err != nil {
-			return inbound.DeliveryConfig{}, "", err
-		}
-		sum := sha256.Sum256([]byte(secret))
-		secretDigest = hex.EncodeToString(sum[:8])
+	signer, secretDigest, err := h.signer(repl)
+	if err != nil {
+		return inbound.DeliveryConfig{}, "", err
 	}
+	cfg.Signer = signer
 	fp := fmt.Sprintf("%s|%v|%v|%v|%v|%s", u, cfg.Timeout, cfg.RedeliverFor, cfg.Backoff.Base, cfg.Backoff.Max, secretDigest)
 	return cfg, fp, nil
 }

@@ -24,7 +24,7 @@ func init() {
 //		activation_codes <code...>                  # optional; repeatable
 //		forward_to       <url>                      # required
 //		forward_timeout  <duration>                 # default 10s
-//		sign_secret      <{env.NAME}|{file.PATH}>   # optional
+//		sign_secret      <{env.NAME}|{file.PATH}>   # optional; repeatable: each signs (a rotation)
 //		spool            <path>|<redis-url>         # default <data dir>/qrphgate/webhooks.spool
 //		store            <redis-url>                # optional: de-duplication shared by replicas
 //		dedupe_window    <duration>                 # default 72h
@@ -45,7 +45,7 @@ func init() {
 // (redis://:{env.REDIS_PASSWORD}@host:port/db; rediss:// for TLS). Unknown and repeated options (other than the
 // repeatable ones) are errors.
 func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	repeatable := []string{"decryption_key", "allow_ips", "activation_codes"}
+	repeatable := []string{"decryption_key", "allow_ips", "activation_codes", "sign_secret"}
 	return eachOption(d, "modulus_webhook", repeatable, func(opt string) error {
 		line, err := readOption(d, "modulus_webhook")
 		if err != nil {
@@ -76,7 +76,10 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "forward_timeout":
 			h.ForwardTimeout, err = line.duration()
 		case "sign_secret":
-			h.SignSecret, err = line.one()
+			var v string
+			if v, err = line.one(); err == nil {
+				h.addSignSecret(v)
+			}
 		case "spool":
 			h.Spool, err = line.one()
 		case "store":

@@ -353,7 +353,7 @@ func TestWebhookEndToEnd(t *testing.T) {
 	})
 	metrics := getBody(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", p.metrics))
 	for _, want := range []string{`qrphgate_webhooks_received_total{result="forbidden_ip"} 2`, `qrphgate_webhooks_received_total{result="duplicate"} 1`,
-		`qrphgate_webhooks_received_total{result="decrypt_failed"} 1`, `qrphgate_webhook_dead_lettered_total 1`, `qrphgate_webhook_spool_depth 0`} {
+		`qrphgate_webhooks_received_total{result="decrypt_failed"} 1`, `qrphgate_webhook_dead_lettered_total{reason="expired"} 1`, `qrphgate_webhook_spool_depth 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -10,8 +10,9 @@ import (
 	"github.com/qrphgate/qrphgate/proxy/inbound"
 )
 
-// Inbound webhook metrics. Labels are bounded: result and outcome take the
-// values in inbound.Results and inbound.Outcomes, nothing else.
+// Inbound webhook metrics. Labels are bounded: result, outcome and reason
+// take the values in inbound.Results, inbound.Outcomes and
+// inbound.DeadLetterReasons, nothing else.
 const (
 	metricWebhooksReceived  = "qrphgate_webhooks_received_total"
 	metricWebhookAck        = "qrphgate_webhook_ack_seconds"
@@ -42,7 +43,7 @@ var (
 	ackHistogram       *metrics.PrometheusHistogram
 	attemptHistogram   *metrics.PrometheusHistogram
 	latencyHistogram   *metrics.PrometheusHistogram
-	deadLetteredTotal  *metrics.Counter
+	deadLetteredTotal  map[string]*metrics.Counter
 )
 
 // initWebhookMetrics creates every series at zero when the first
@@ -59,7 +60,10 @@ func initWebhookMetrics() {
 	ackHistogram = metricsSet.GetOrCreatePrometheusHistogramExt(metricWebhookAck, ackBuckets)
 	attemptHistogram = metricsSet.GetOrCreatePrometheusHistogramExt(metricDeliveryAttemptS, attemptBuckets)
 	latencyHistogram = metricsSet.GetOrCreatePrometheusHistogramExt(metricDeliveryLatency, latencyBuckets)
-	deadLetteredTotal = metricsSet.GetOrCreateCounter(metricDeadLettered)
+	deadLetteredTotal = make(map[string]*metrics.Counter, len(inbound.DeadLetterReasons))
+	for _, r := range inbound.DeadLetterReasons {
+		deadLetteredTotal[r] = metricsSet.GetOrCreateCounter(metricDeadLettered + `{reason="` + r + `"}`)
+	}
 	metricsSet.GetOrCreateGauge(metricSpoolDepth, func() float64 {
 		return sumWorkers(func(s inbound.DeliveryStatus) float64 { return float64(s.Pending) })
 	})
@@ -109,7 +113,11 @@ func (webhookMetrics) Delivered(sinceReceived time.Duration) {
 	latencyHistogram.Update(sinceReceived.Seconds())
 }
 
-func (webhookMetrics) DeadLettered() { deadLetteredTotal.Inc() }
+func (webhookMetrics) DeadLettered(reason string) {
+	if c := deadLetteredTotal[reason]; c != nil {
+		c.Inc()
+	}
+}
 
 // Interface guard.
 var _ inbound.Observer = webhookMetrics{}

@@ -43,7 +43,7 @@ var webhookRules = []optionRule[*Webhook]{
 		return err
 	}},
 	{"forward_timeout", func(h *Webhook) error { return checkPositiveDuration("forward_timeout", h.ForwardTimeout) }},
-	{"sign_secret", func(h *Webhook) error { return checkSecretForm("sign_secret", h.SignSecret, false) }},
+	{"sign_secret", func(h *Webhook) error { return checkSignSecrets(h.SignSecret, h.SignSecrets) }},
 	{"spool", func(h *Webhook) error {
 		if !strings.Contains(h.Spool, "://") {
 			return nil

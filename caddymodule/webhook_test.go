@@ -136,6 +136,7 @@ func TestWebhookProvisionErrors(t *testing.T) {
 	t.Setenv("QRPHGATE_TEST_BLANK", "   ")
 	t.Setenv("QRPHGATE_TEST_BAD_IPS", "203.0.113.0/24 10.0.0.1/8")
 	t.Setenv("QRPHGATE_TEST_FTP_URL", "ftp://app/x")
+	t.Setenv("QRPHGATE_TEST_SIGN_AGAIN", testSignSecret)
 	for _, tc := range []struct {
 		name   string
 		mutate func(h *Webhook)
@@ -165,6 +166,17 @@ func TestWebhookProvisionErrors(t *testing.T) {
 		{"forward_to credentials", func(h *Webhook) { h.ForwardTo = "http://user:pw@app/x" }, "forward_to must not carry credentials"},
 		{"inline sign secret", func(h *Webhook) { h.SignSecret = testSignSecret }, "sign_secret must be a {env.NAME} or {file.PATH} placeholder"},
 		{"short sign secret", func(h *Webhook) { h.SignSecret = "{env.QRPHGATE_TEST_SHORT_KEY}" }, "sign_secret is 19 bytes, want at least 32"},
+		{"sign_secret and sign_secrets", func(h *Webhook) { h.SignSecrets = []string{"{env." + testSignEnv + "}"} }, "sign_secret and sign_secrets are both set"},
+		{"inline sign secret in a rotation", func(h *Webhook) {
+			h.SignSecret, h.SignSecrets = "", []string{"{env." + testSignEnv + "}", testSignSecret}
+		}, "sign_secret[2] must be a {env.NAME} or {file.PATH} placeholder"},
+		{"empty sign secret in a rotation", func(h *Webhook) { h.SignSecret, h.SignSecrets = "", []string{"{env." + testSignEnv + "}", " "} }, "sign_secret[2] is empty"},
+		{"short sign secret in a rotation", func(h *Webhook) {
+			h.SignSecret, h.SignSecrets = "", []string{"{env." + testSignEnv + "}", "{env.QRPHGATE_TEST_SHORT_KEY}"}
+		}, "sign_secret[2] is 19 bytes, want at least 32"},
+		{"the same sign secret twice", func(h *Webhook) {
+			h.SignSecret, h.SignSecrets = "", []string{"{env." + testSignEnv + "}", "{env.QRPHGATE_TEST_SIGN_AGAIN}"}
+		}, "sign_secret[2] is the same key as sign_secret[1]"},
 		{"unknown spool scheme", func(h *Webhook) { h.Spool = "s3://bucket/spool" }, "spool must be a file path or redis://host:port/db"},
 		{"store not redis", func(h *Webhook) { h.Store = "memory" }, "store must be redis://host:port/db"},
 		{"store inline password", func(h *Webhook) { h.Store = "redis://:" + testSignSecret + "@127.0.0.1:1/0" }, "store: give the Redis password as {env.NAME}"},

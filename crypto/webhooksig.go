@@ -17,9 +17,11 @@ const WebhookSecretPrefix = "whsec_"
 // WebhookSigner signs and verifies with the Standard Webhooks scheme:
 // Webhook-Signature: v1,<base64 of HMAC-SHA256(key, id + "." + timestamp + "." + body)>.
 // The gateway signs what it delivers to the app with it; the sandbox's demo
-// inbox verifies with it, as an app would.
+// inbox verifies with it, as an app would. A signer may hold several keys
+// (JoinWebhookSigners, during a secret rotation): it then signs with each,
+// and the header lists one v1 entry per key, in order, separated by spaces.
 type WebhookSigner struct {
-	key []byte
+	keys [][]byte
 }
 
 // NewWebhookSigner accepts a secret in one of two forms: "whsec_" followed
@@ -35,7 +37,7 @@ func NewWebhookSigner(field, secret string) (*WebhookSigner, error) {
 		if len(key) < 24 {
 			return nil, fmt.Errorf("%s: whsec_ key decodes to %d bytes, want at least 24", field, len(key))
 		}
-		return &WebhookSigner{key: key}, nil
+		return &WebhookSigner{keys: [][]byte{key}}, nil
 	}
 	if secret == "" {
 		return nil, errors.New(field + " is empty")
@@ -43,11 +45,37 @@ func NewWebhookSigner(field, secret string) (*WebhookSigner, error) {
 	if len(secret) < 32 {
 		return nil, fmt.Errorf("%s is %d bytes, want at least 32 (or a whsec_ secret)", field, len(secret))
 	}
-	return &WebhookSigner{key: []byte(secret)}, nil
+	return &WebhookSigner{keys: [][]byte{[]byte(secret)}}, nil
 }
 
-func (s *WebhookSigner) mac(id, timestamp string, body []byte) []byte {
-	m := hmac.New(sha256.New, s.key)
+// JoinWebhookSigners returns a signer with the keys of all, in order: it
+// signs with every one (a rotation: apps verifying with the old secret and
+// apps verifying with the new one both find their entry) and verifies a
+// header that any of them signed. An error names the first key that
+// repeats an earlier one (by field[position], never by value).
+func JoinWebhookSigners(field string, signers ...*WebhookSigner) (*WebhookSigner, error) {
+	j := &WebhookSigner{}
+	for i, s := range signers {
+		for _, k := range s.keys {
+			for n, prev := range j.keys {
+				if hmac.Equal(prev, k) {
+					return nil, fmt.Errorf("%s[%d] is the same key as %s[%d]", field, i+1, field, n+1)
+				}
+			}
+			j.keys = append(j.keys, k)
+		}
+	}
+	if len(j.keys) == 0 {
+		return nil, errors.New(field + ": no secret")
+	}
+	return j, nil
+}
+
+// Keys is how many keys the signer signs with.
+func (s *WebhookSigner) Keys() int { return len(s.keys) }
+
+func mac(key []byte, id, timestamp string, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(id))
 	m.Write([]byte{'.'})
 	m.Write([]byte(timestamp))
@@ -56,23 +84,35 @@ func (s *WebhookSigner) mac(id, timestamp string, body []byte) []byte {
 	return m.Sum(nil)
 }
 
-// Sign returns the Webhook-Signature value for one delivery; timestamp is the
+// Sign returns the Webhook-Signature value for one delivery: a "v1,<base64>"
+// entry per key, separated by single spaces. timestamp is the
 // Webhook-Timestamp value (Unix seconds, as text).
 func (s *WebhookSigner) Sign(id, timestamp string, body []byte) string {
-	return "v1," + base64.StdEncoding.EncodeToString(s.mac(id, timestamp, body))
+	var b strings.Builder
+	for i, k := range s.keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("v1,")
+		b.WriteString(base64.StdEncoding.EncodeToString(mac(k, id, timestamp, body)))
+	}
+	return b.String()
 }
 
 // Verify checks a Webhook-Signature header: space-separated "v1,<base64>"
-// entries (several during a secret rotation), any of which may match.
+// entries (several during a secret rotation), any of which may match any of
+// the signer's keys.
 func (s *WebhookSigner) Verify(id, timestamp string, body []byte, header string) bool {
-	want := s.mac(id, timestamp, body)
-	for _, part := range strings.Fields(header) {
-		version, sig, ok := strings.Cut(part, ",")
-		if !ok || version != "v1" {
-			continue
-		}
-		if got, err := base64.StdEncoding.DecodeString(sig); err == nil && hmac.Equal(got, want) {
-			return true
+	for _, k := range s.keys {
+		want := mac(k, id, timestamp, body)
+		for _, part := range strings.Fields(header) {
+			version, sig, ok := strings.Cut(part, ",")
+			if !ok || version != "v1" {
+				continue
+			}
+			if got, err := base64.StdEncoding.DecodeString(sig); err == nil && hmac.Equal(got, want) {
+				return true
+			}
 		}
 	}
 	return false

@@ -59,3 +59,48 @@ func TestNewWebhookSigner(t *testing.T) {
 		}
 	}
 }
+
+// During a rotation the header carries one entry per secret, in order: an
+// app holding either secret alone verifies it; a third secret does not.
+func TestJoinWebhookSigners(t *testing.T) {
+	old, err := NewWebhookSigner("sign_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := NewWebhookSigner("sign_secret", "TEST-ONLY-fake-signing-secret-the-next-one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewWebhookSigner("other", "TEST-ONLY-fake-signing-secret-of-nobody-00")
+	both, err := JoinWebhookSigners("sign_secret", old, next)
+	if err != nil || both.Keys() != 2 {
+		t.Fatalf("join: %v, %d keys", err, both.Keys())
+	}
+	body := []byte(`{"test": 2432232314}`)
+	header := both.Sign("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body)
+	entries := strings.Split(header, " ")
+	// The old secret's entry is the specification's published example.
+	if len(entries) != 2 || entries[0] != "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=" ||
+		entries[1] != next.Sign("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body) {
+		t.Fatalf("header %q", header)
+	}
+	for name, s := range map[string]*WebhookSigner{"old": old, "new": next, "both": both} {
+		if !s.Verify("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, header) {
+			t.Errorf("the %s secret does not verify the rotation header", name)
+		}
+	}
+	if other.Verify("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, header) {
+		t.Error("a third secret verified the rotation header")
+	}
+	if both.Verify("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, other.Sign("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body)) {
+		t.Error("the joined signer verified a third secret's signature")
+	}
+	// The same key twice is a configuration mistake, named by position.
+	again, _ := NewWebhookSigner("sign_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if _, err := JoinWebhookSigners("sign_secret", old, next, again); err == nil || err.Error() != "sign_secret[3] is the same key as sign_secret[1]" {
+		t.Fatalf("a repeated key: %v", err)
+	}
+	if _, err := JoinWebhookSigners("sign_secret"); err == nil {
+		t.Fatal("joined nothing")
+	}
+}

@@ -5,6 +5,7 @@ package clock
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -123,6 +124,22 @@ func (f *Fake) Timers() int {
 // advance the clock only once the code under test is asleep on it. It gives
 // up after timeout (real time) and reports whether the count was reached.
 func (f *Fake) WaitForTimers(n int, timeout time.Duration) bool {
+	return f.waitUntil(timeout, func() bool { return len(f.pending) >= n })
+}
+
+// WaitForTimerAt blocks until a timer waits to fire exactly at at: the
+// code under test is asleep until then, so advancing the clock to at wakes
+// it (and cannot race its going to sleep). It gives up after timeout (real
+// time) and reports whether such a timer came.
+func (f *Fake) WaitForTimerAt(at time.Time, timeout time.Duration) bool {
+	return f.waitUntil(timeout, func() bool {
+		return slices.ContainsFunc(f.pending, func(t *fakeTimer) bool { return t.at.Equal(at) })
+	})
+}
+
+// waitUntil blocks until cond (called with f.mu held) holds after a timer
+// is made, or timeout (real time) passes; it reports whether cond held.
+func (f *Fake) waitUntil(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	stop := time.AfterFunc(timeout, func() {
 		f.mu.Lock()
@@ -132,7 +149,7 @@ func (f *Fake) WaitForTimers(n int, timeout time.Duration) bool {
 	defer stop.Stop()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for len(f.pending) < n {
+	for !cond() {
 		if !time.Now().Before(deadline) {
 			return false
 		}

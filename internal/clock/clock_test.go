@@ -66,3 +66,19 @@ func TestRealClock(t *testing.T) {
 		t.Fatal("zero time")
 	}
 }
+
+func TestWaitForTimerAt(t *testing.T) {
+	f := NewFake(time.Time{})
+	at := f.Now().Add(3 * time.Second)
+	if f.WaitForTimerAt(at, 10*time.Millisecond) {
+		t.Fatal("no timer, yet the wait succeeded")
+	}
+	f.NewTimer(time.Second)
+	if f.WaitForTimerAt(at, 10*time.Millisecond) {
+		t.Fatal("a timer at another instant satisfied the wait")
+	}
+	go f.NewTimer(3 * time.Second)
+	if !f.WaitForTimerAt(at, 10*time.Second) {
+		t.Fatal("the timer at the instant was not seen")
+	}
+}

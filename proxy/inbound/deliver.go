@@ -57,7 +57,8 @@ type DeliveryConfig struct {
 	RedeliverFor time.Duration
 	// Backoff spaces the retries; DefaultRetryBackoff when zero.
 	Backoff proxy.Backoff
-	// Signer, when set, adds Webhook-Signature.
+	// Signer, when set, adds Webhook-Signature: one entry per secret it
+	// holds (crypto.JoinWebhookSigners during a rotation).
 	Signer *crypto.WebhookSigner
 	// Logger, when set, replaces the Deliverer's logger: a reloaded
 	// configuration brings its own.
@@ -298,7 +299,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 	log := d.logger().With(zap.String("event_id", ev.ID), zap.String("action", ev.Action),
 		zap.String("reference", ev.Reference), zap.Int("attempt", attempt))
 	start := d.clock.Now()
-	outcome, status, detail := d.post(ctx, cfg, ev, attempt, start)
+	outcome, status, detail, retryAfter := d.post(ctx, cfg, ev, attempt, start)
 	if ctx.Err() != nil {
 		// Shutting down: the attempt is not held against the event; its
 		// lease lapses and it is retried by the next worker.
@@ -316,18 +317,17 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 		log.Info("webhook delivered", zap.Int("status", status), zap.Duration("latency", now.Sub(start)))
 		return
 	}
-	deadline := ev.RetryFrom.Add(cfg.RedeliverFor)
-	if !now.Before(deadline) {
-		if err := d.spool.Bury(sctx, ev.ID, attempt, now, detail); err != nil {
-			log.Error("could not dead-letter the event", zap.Error(err))
-			return
-		}
-		d.observe.DeadLettered()
-		log.Error("webhook dead-lettered after the redelivery window", zap.String("outcome", outcome),
-			zap.String("last_error", detail), zap.Duration("redeliver_for", cfg.RedeliverFor))
+	if status == http.StatusGone {
+		d.bury(sctx, log, ev.ID, attempt, now, goneDetail, DeadLetterGone, zap.Int("status", status))
 		return
 	}
-	next := now.Add(cfg.Backoff.Delay(attempt - 1))
+	deadline := ev.RetryFrom.Add(cfg.RedeliverFor)
+	if !now.Before(deadline) {
+		d.bury(sctx, log, ev.ID, attempt, now, detail, DeadLetterExpired, zap.String("outcome", outcome),
+			zap.Duration("redeliver_for", cfg.RedeliverFor))
+		return
+	}
+	next := now.Add(retryDelay(cfg.Backoff, attempt-1, retryAfter))
 	if next.After(deadline) {
 		next = deadline // one last attempt as the window closes
 	}
@@ -347,13 +347,14 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 
 // post sends one attempt and classifies the answer. status is the app's
 // HTTP status (0 without an answer); detail names the status or the
-// transport error, never the body.
-func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.SpoolEvent, attempt int, now time.Time) (outcome string, status int, detail string) {
+// transport error, never the body; retryAfter is the wait a 429 or 503
+// asked for (appRetryAfter).
+func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.SpoolEvent, attempt int, now time.Time) (outcome string, status int, detail string, retryAfter time.Duration) {
 	actx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, cfg.URL.String(), bytes.NewReader(ev.Body))
 	if err != nil {
-		return OutcomeError, 0, "building the request: " + err.Error()
+		return OutcomeError, 0, "building the request: " + err.Error(), 0
 	}
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h := req.Header
@@ -372,9 +373,9 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 	if err != nil {
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-			return OutcomeTimeout, 0, fmt.Sprintf("no answer within %v", cfg.Timeout)
+			return OutcomeTimeout, 0, fmt.Sprintf("no answer within %v", cfg.Timeout), 0
 		}
-		return OutcomeError, 0, proxy.Truncate(err.Error(), 200)
+		return OutcomeError, 0, proxy.Truncate(err.Error(), 200), 0
 	}
 	// Drain a little so the connection can be reused; the app's answer is
 	// not otherwise read.
@@ -382,9 +383,9 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 	_ = resp.Body.Close()
 	detail = "HTTP " + strconv.Itoa(resp.StatusCode)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return OutcomeDelivered, resp.StatusCode, detail
+		return OutcomeDelivered, resp.StatusCode, detail, 0
 	}
-	return OutcomeRejected, resp.StatusCode, detail
+	return OutcomeRejected, resp.StatusCode, detail, appRetryAfter(resp, d.clock.Now())
 }
 
 // Replay moves a dead letter back to pending with a fresh redelivery window
@@ -406,6 +407,8 @@ type DeliveryStatus struct {
 	DeadLetters      int     `json:"dead_letters"`
 	ForwardTo        string  `json:"forward_to"`
 	Signed           bool    `json:"signed"`
+	// SigningSecrets counts the secrets that sign (two during a rotation).
+	SigningSecrets int `json:"signing_secrets"`
 }
 
 // Status reports the spool and delivery state.
@@ -416,6 +419,9 @@ func (d *Deliverer) Status(ctx context.Context) (DeliveryStatus, error) {
 	}
 	cfg := d.Config()
 	out := DeliveryStatus{Pending: st.Pending, InFlight: d.InFlight(), DeadLetters: st.DeadLetters, Signed: cfg.Signer != nil}
+	if cfg.Signer != nil {
+		out.SigningSecrets = cfg.Signer.Keys()
+	}
 	if cfg.URL != nil {
 		out.ForwardTo = cfg.URL.Redacted()
 	}

@@ -105,7 +105,7 @@ type hookLog struct {
 	mu        sync.Mutex
 	outcomes  []string
 	delivered []time.Duration
-	dead      int
+	dead      []string // reasons
 }
 
 func (h *hookLog) Attempted(o string, _ time.Duration) {
@@ -120,16 +120,22 @@ func (h *hookLog) Delivered(d time.Duration) {
 	h.delivered = append(h.delivered, d)
 }
 
-func (h *hookLog) DeadLettered() {
+func (h *hookLog) DeadLettered(reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.dead++
+	h.dead = append(h.dead, reason)
 }
 
 func (h *hookLog) snapshot() ([]string, []time.Duration, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]string(nil), h.outcomes...), append([]time.Duration(nil), h.delivered...), h.dead
+	return append([]string(nil), h.outcomes...), append([]time.Duration(nil), h.delivered...), len(h.dead)
+}
+
+func (h *hookLog) deadReasons() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.dead...)
 }
 
 type delivererFixture struct {
@@ -308,8 +314,8 @@ func TestDeliveryBackoffScheduleDeadLetterAndReplay(t *testing.T) {
 	if len(dl) != 1 || dl[0].Attempts != 11 || dl[0].LastError != "HTTP 500" || !dl[0].DeadAt.Equal(t0.Add(30*time.Second)) {
 		t.Fatalf("dead letter %+v", dl)
 	}
-	if _, _, dead := f.hooks.snapshot(); dead != 1 {
-		t.Fatalf("DeadLettered hook called %d times", dead)
+	if reasons := f.hooks.deadReasons(); len(reasons) != 1 || reasons[0] != DeadLetterExpired {
+		t.Fatalf("DeadLettered hook called with %v", reasons)
 	}
 	// Ten retried failures: warnings for the first and the tenth only.
 	failures := f.logs.FilterMessage("webhook delivery failed; will retry")

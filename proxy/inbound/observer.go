@@ -15,8 +15,9 @@ type Observer interface {
 	Attempted(outcome string, elapsed time.Duration)
 	// Delivered records a successful delivery and the time since receipt.
 	Delivered(sinceReceived time.Duration)
-	// DeadLettered records an event's move to the dead letters.
-	DeadLettered()
+	// DeadLettered records an event's move to the dead letters, with its
+	// reason (DeadLetterReasons).
+	DeadLettered(reason string)
 }
 
 // NopObserver discards everything.
@@ -25,6 +26,6 @@ type NopObserver struct{}
 func (NopObserver) Received(string, time.Duration)  {}
 func (NopObserver) Attempted(string, time.Duration) {}
 func (NopObserver) Delivered(time.Duration)         {}
-func (NopObserver) DeadLettered()                   {}
+func (NopObserver) DeadLettered(string)             {}
 
 var _ Observer = NopObserver{}

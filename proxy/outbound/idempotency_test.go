@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -160,28 +161,38 @@ func TestIdempotencyAcrossReplicas(t *testing.T) {
 // request_in_flight and makes no call of its own.
 func TestIdempotencyWaitEndsAtMaxWait(t *testing.T) {
 	h := newHarness(t, hopts{maxWait: 2 * time.Second})
+	_, rb, first := h.waitForOtherReplica(t, "REP-2")
+	if e := decodeErr(t, rb.Body.Bytes()); rb.Code != 409 || e.Error.Code != CodeRequestInFlight || rb.Header().Get("Retry-After") == "" {
+		t.Fatalf("waiting replica: %d %s", rb.Code, rb.Body)
+	}
+	if ra := recv(t, first); ra.Code != 200 || len(h.fake.Calls()) != 1 {
+		t.Fatalf("first replica %d, %d calls", ra.Code, len(h.fake.Calls()))
+	}
+}
+
+// waitForOtherReplica has a second replica (its own process-local state,
+// the same store) create ref while h's call for it is in flight, waiting
+// past max_wait (h's, 2s); it returns that replica's request and answer,
+// and the first call's answer to come.
+func (h *harness) waitForOtherReplica(t *testing.T, ref string) (*http.Request, *httptest.ResponseRecorder, <-chan *httptest.ResponseRecorder) {
+	t.Helper()
 	other := *h.out
 	other.idem = newIdempotency(h.mem, h.clock)
 	h.fake.Fail(fakemodulus.Fault{Delay: 2 * time.Second}) // real time: outlasts the fake-clock wait below
-	a := h.async("POST", "/v1/pay/qr", createBody("REP-2"))
+	first := h.async("POST", "/v1/pay/qr", createBody(ref))
 	for h.out.idem.inFlight() == 0 {
 		time.Sleep(time.Millisecond)
 	}
+	r := request("POST", "/v1/pay/qr", createBody(ref))
 	b := make(chan *httptest.ResponseRecorder, 1)
 	go func() {
 		w := httptest.NewRecorder()
-		other.ServeHTTP(w, request("POST", "/v1/pay/qr", createBody("REP-2")))
+		other.ServeHTTP(w, r)
 		b <- w
 	}()
 	for waited := time.Duration(0); waited < 2*time.Second; waited += idemPollEvery {
 		h.waitTimers(1)
 		h.clock.Advance(idemPollEvery)
 	}
-	rb := recv(t, b)
-	if e := decodeErr(t, rb.Body.Bytes()); rb.Code != 409 || e.Error.Code != CodeRequestInFlight || rb.Header().Get("Retry-After") == "" {
-		t.Fatalf("waiting replica: %d %s", rb.Code, rb.Body)
-	}
-	if ra := recv(t, a); ra.Code != 200 || len(h.fake.Calls()) != 1 {
-		t.Fatalf("first replica %d, %d calls", ra.Code, len(h.fake.Calls()))
-	}
+	return r, recv(t, b), first
 }

@@ -139,27 +139,7 @@ func conformanceCases() []conformanceCase {
 			setup: func(t *testing.T, h *harness) { createQR(t, h, "C-1") }},
 		{name: "request_in_flight", opts: hopts{maxWait: 2 * time.Second}, status: 409, code: CodeRequestInFlight,
 			run: func(t *testing.T, h *harness) (*http.Request, *httptest.ResponseRecorder) {
-				// Another replica (its own process-local state, the same
-				// store) is making the call for this reference.
-				other := *h.out
-				other.idem = newIdempotency(h.mem, h.clock)
-				h.fake.Fail(fakemodulus.Fault{Delay: 2 * time.Second}) // real time: outlasts the fake-clock wait below
-				first := h.async("POST", "/v1/pay/qr", createBody("IF-1"))
-				for h.out.idem.inFlight() == 0 {
-					time.Sleep(time.Millisecond)
-				}
-				r := request("POST", "/v1/pay/qr", createBody("IF-1"))
-				second := make(chan *httptest.ResponseRecorder, 1)
-				go func() {
-					w := httptest.NewRecorder()
-					other.ServeHTTP(w, r)
-					second <- w
-				}()
-				for waited := time.Duration(0); waited < 2*time.Second; waited += idemPollEvery {
-					h.waitTimers(1)
-					h.clock.Advance(idemPollEvery)
-				}
-				rec := recv(t, second)
+				r, rec, first := h.waitForOtherReplica(t, "IF-1")
 				recv(t, first)
 				return r, rec
 			}},
