@@ -24,8 +24,9 @@ func (o *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 	var (
 		endpoint string
 		allow    string
+		id       string
+		hasID    bool // the path names one webhook: its id must be valid, empty included
 	)
-	id := ""
 	switch {
 	case p == "/v1/webhooks":
 		allow = "GET, POST"
@@ -41,7 +42,7 @@ func (o *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 			endpoint = "webhooks_simulate"
 		}
 	default:
-		id = strings.TrimPrefix(p, "/v1/webhooks/")
+		id, hasID = strings.TrimPrefix(p, "/v1/webhooks/"), true
 		allow = "PUT, DELETE"
 		switch r.Method {
 		case http.MethodPut:
@@ -64,7 +65,7 @@ func (o *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 			"webhooks_url is not configured for "+o.env.Name+" (the provider has not published it; set it from your onboarding details)"))
 		return
 	}
-	if id != "" && !validWebhookID(id) {
+	if hasID && !validWebhookID(id) {
 		o.fail(w, r, endpoint, newErr(http.StatusBadRequest, CodeInvalidWebhookID, "id", "must be 1-64 letters, digits or hyphens"))
 		return
 	}
