@@ -60,5 +60,5 @@ func (d *Deliverer) bury(ctx context.Context, log *zap.Logger, id string, attemp
 	if reason == DeadLetterGone {
 		msg = "webhook dead-lettered: the app answered 410 Gone"
 	}
-	log.Error(msg, append(fields, zap.String("reason", reason), zap.String("last_error", detail))...)
+	log.Error(msg, append(fields, zap.String("reason", reason), proxy.LogString("last_error", detail))...)
 }

@@ -296,8 +296,8 @@ func (d *Deliverer) wait(ctx context.Context, slotFree bool) {
 func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 	cfg := d.Config()
 	attempt := ev.Attempts + 1
-	log := d.logger().With(zap.String("event_id", ev.ID), zap.String("action", ev.Action),
-		zap.String("reference", ev.Reference), zap.Int("attempt", attempt))
+	log := d.logger().With(proxy.LogString("event_id", ev.ID), proxy.LogString("action", ev.Action),
+		proxy.LogString("reference", ev.Reference), zap.Int("attempt", attempt))
 	start := d.clock.Now()
 	outcome, status, detail, retryAfter := d.post(ctx, cfg, ev, attempt, start)
 	if ctx.Err() != nil {
@@ -342,7 +342,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 		level = zap.WarnLevel
 	}
 	log.Log(level, "webhook delivery failed; will retry", zap.String("outcome", outcome),
-		zap.String("error", detail), zap.Time("next_attempt", next))
+		proxy.LogString("error", detail), zap.Time("next_attempt", next))
 }
 
 // post sends one attempt and classifies the answer. status is the app's
@@ -393,7 +393,7 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 func (d *Deliverer) Replay(ctx context.Context, id string) (store.SpoolEvent, error) {
 	ev, err := d.spool.Replay(ctx, id, d.clock.Now())
 	if err == nil {
-		d.logger().Info("dead letter replayed", zap.String("event_id", id))
+		d.logger().Info("dead letter replayed", proxy.LogString("event_id", id))
 		d.Wake()
 	}
 	return ev, err

@@ -272,6 +272,25 @@ func TestDeliveredLogHasStatusAndLatency(t *testing.T) {
 	}
 }
 
+// An event whose reference holds a C1 control (spooled by a version that
+// accepted one) is logged with it escaped: no log field carries a raw NEL
+// or line separator.
+func TestDeliveryLogsEscapeControlCharacters(t *testing.T) {
+	c := clock.NewFake(time.Time{})
+	app := newAppStandIn(t, c, nil)
+	spool := storetest.NewMemorySpool()
+	ev := spoolEvent("evt_0000000000TESTLOGSAFE001", c.Now(), `{}`)
+	ev.Reference, ev.Action = "ORDER-1\u0085forged", "QRPH_SUCCESS\u2028x"
+	_ = spool.Put(context.Background(), ev)
+	f := startDeliverer(t, spool, c, DeliveryConfig{URL: app.url()}, 1)
+	app.next(t)
+	eventually(t, "the delivered log", func() bool { return f.logs.FilterMessage("webhook delivered").Len() == 1 })
+	fields := f.logs.FilterMessage("webhook delivered").All()[0].ContextMap()
+	if fields["reference"] != `ORDER-1\u0085forged` || fields["action"] != `QRPH_SUCCESS\u2028x` {
+		t.Fatalf("logged reference %q, action %q: want them escaped", fields["reference"], fields["action"])
+	}
+}
+
 // The retry schedule with a fake clock and fixed jitter: the ceiling
 // doubles from Base to Max, the last attempt lands on the window's end,
 // then the event is a dead letter; a replay delivers it with the same id.

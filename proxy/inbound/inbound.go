@@ -208,9 +208,9 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 	if err != nil {
 		return in.refuse(log, http.StatusUnprocessableEntity, ResultInvalidPayload, err.Error(), nil)
 	}
-	log = log.With(zap.String("action", payload.Action), zap.String("reference", payload.Reference))
+	log = log.With(proxy.LogString("action", payload.Action), proxy.LogString("reference", payload.Reference))
 	if payload.TransactionID != "" {
-		log = log.With(zap.String("transaction_id", payload.TransactionID))
+		log = log.With(proxy.LogString("transaction_id", payload.TransactionID))
 	}
 	code, ok := in.activationCode(r.Header)
 	if !ok {
@@ -224,7 +224,7 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 func (in *Handler) refuse(log *zap.Logger, status int, result, msg string, cause error) (string, error) {
 	fields := []zap.Field{zap.String("result", result), zap.String("reason", msg)}
 	if cause != nil {
-		fields = append(fields, zap.NamedError("cause", cause))
+		fields = append(fields, proxy.NamedLogError("cause", cause))
 	}
 	log.Warn("webhook rejected", fields...)
 	return reject(status, result, msg, cause)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/qrphgate/qrphgate/policy"
@@ -106,7 +107,8 @@ var transactionIDFields = []string{"transactionId", "id"}
 // no repeated top-level member, and finds the first present member of
 // actionFields (a non-empty string) and of referenceFields (a non-empty
 // string or an integer). Values are at most 128 characters with no control
-// characters.
+// characters (C0, DEL and C1, as unicode.IsControl) and no line or paragraph
+// separator (U+2028, U+2029): a log viewer may break a line at any of them.
 func ParsePayload(plaintext []byte, actionFields, referenceFields []string) (Payload, error) {
 	if !utf8.Valid(plaintext) {
 		return Payload{}, fmt.Errorf("%w: is not valid UTF-8", ErrPayload)
@@ -180,15 +182,17 @@ func pick(members map[string]json.RawMessage, fields []string, integersOK bool) 
 		if value == "" || len(value) > maxFieldLen {
 			return "", "", fmt.Errorf("%w: %s must be 1 to %d characters", ErrPayload, f, maxFieldLen)
 		}
-		for _, r := range value {
-			if r < 0x20 || r == 0x7f {
-				return "", "", fmt.Errorf("%w: %s contains a control character", ErrPayload, f)
-			}
+		if strings.IndexFunc(value, isLineBreaking) >= 0 {
+			return "", "", fmt.Errorf("%w: %s contains a control character or a line separator", ErrPayload, f)
 		}
 		return f, value, nil
 	}
 	return "", "", nil
 }
+
+// isLineBreaking reports a control character or a Unicode line or
+// paragraph separator.
+func isLineBreaking(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
 
 func isJSONInteger(raw json.RawMessage) bool {
 	s := raw

@@ -77,6 +77,11 @@ func TestParsePayload(t *testing.T) {
 		{name: "empty action", body: `{"action":"","id":"1"}`, err: "action must be 1 to 128 characters"},
 		{name: "long reference", body: `{"action":"A","id":"` + strings.Repeat("x", 129) + `"}`, err: "id must be 1 to 128"},
 		{name: "control character", body: `{"action":"A\n","id":"1"}`, err: "control character"},
+		{name: "C1 control (NEL) in a reference", body: `{"action":"A","referenceNumber":"ORDER-1\u0085forged"}`, err: "referenceNumber contains a control character"},
+		{name: "raw NEL in an action", body: "{\"action\":\"A\u0085\",\"id\":\"1\"}", err: "action contains a control character"},
+		{name: "C1 CSI", body: `{"action":"A","id":"x\u009b31m"}`, err: "id contains a control character"},
+		{name: "line separator", body: `{"action":"A","id":"x\u2028y"}`, err: "id contains a control character"},
+		{name: "paragraph separator", body: `{"action":"A\u2029","id":"1"}`, err: "action contains a control character"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -125,7 +125,7 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 	}
 	if ce := o.log.Check(zap.InfoLevel, msg); ce != nil {
 		ce.Write(append(logf, zap.String("endpoint", endpoint), zap.Int("status", http.StatusOK),
-			zap.String("transaction_id", id), zap.Bool("replayed", replayed), zap.Int("attempts", attempts))...)
+			proxy.LogString("transaction_id", id), zap.Bool("replayed", replayed), zap.Int("attempts", attempts))...)
 	}
 }
 

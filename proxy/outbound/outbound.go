@@ -327,10 +327,10 @@ func (o *Handler) fail(w http.ResponseWriter, r *http.Request, endpoint string, 
 	o.obs.Response(endpoint, e.Status, e.Code)
 	fields = append(fields, zap.String("endpoint", endpoint), zap.Int("status", e.Status), zap.String("code", e.Code))
 	if e.Err != nil {
-		fields = append(fields, zap.String("cause", o.scrub.Scrub(e.Err.Error())))
+		fields = append(fields, proxy.LogString("cause", o.scrub.Scrub(e.Err.Error())))
 	}
 	if e.Upstream != nil {
-		fields = append(fields, zap.Int("upstream_status", e.Upstream.Status), zap.String("upstream_code", e.Upstream.Code))
+		fields = append(fields, zap.Int("upstream_status", e.Upstream.Status), proxy.LogString("upstream_code", e.Upstream.Code))
 	}
 	switch {
 	case e.Status == statusClientClosed:

@@ -99,7 +99,7 @@ func (o *Handler) call(ctx context.Context, c upstreamCall, deadline time.Time) 
 					o.obs.UpstreamRetry(c.endpoint, "connect")
 					o.log.Warn("upstream connection failed before the request was sent; retrying",
 						zap.String("endpoint", c.endpoint), zap.Int("attempt", attempt+1), zap.Duration("backoff", delay),
-						zap.String("cause", o.scrub.Scrub(err.Error())))
+						proxy.LogString("cause", o.scrub.Scrub(err.Error())))
 					if err := clock.Sleep(ctx, o.clock, delay); err != nil {
 						return nil, clientClosed(err)
 					}

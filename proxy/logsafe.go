@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+)
+
+// LogSafe returns untrusted text (a payload's reference, a provider's id or
+// error, a transport error) fit for a log field: every character that a log
+// viewer or terminal may take as a line break or a control is written as
+// \uXXXX (\UXXXXXXXX beyond U+FFFF) — C0 and C1 controls (NEL, U+0085, included), DEL, the line and
+// paragraph separators U+2028 and U+2029, and format characters such as the
+// bidi overrides — invalid UTF-8 bytes as \xXX, and a backslash as \\ so
+// that an escape is never ambiguous. Plain text is returned as is, without
+// copying.
+//
+// Zap's encoders escape C0 controls but write C1 controls and the Unicode
+// separators raw, so a reference holding NEL would show as a forged log
+// line in a viewer that breaks lines there.
+func LogSafe(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\' {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteString(`\x`)
+			writeHex(&b, uint32(s[i]), 2)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case unsafeInLog(r) && r > 0xffff:
+			b.WriteString(`\U`)
+			writeHex(&b, uint32(r), 8)
+		case unsafeInLog(r):
+			b.WriteString(`\u`)
+			writeHex(&b, uint32(r), 4)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// LogString is a zap string field holding LogSafe(value): use it for every
+// value that did not come from the configuration or the gateway itself.
+func LogString(key, value string) zap.Field { return zap.String(key, LogSafe(value)) }
+
+// LogError is zap.Error for an error whose text may hold untrusted bytes (a
+// transport error quoting an answer, a parser error): the message, made
+// LogSafe, under "error".
+func LogError(err error) zap.Field { return NamedLogError("error", err) }
+
+// NamedLogError is LogError under another key.
+func NamedLogError(key string, err error) zap.Field {
+	if err == nil {
+		return zap.Skip()
+	}
+	return zap.String(key, LogSafe(err.Error()))
+}
+
+// unsafeInLog reports whether r may break or disguise a log line.
+func unsafeInLog(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cf, r)
+}
+
+func writeHex(b *strings.Builder, v uint32, width int) {
+	h := strconv.FormatUint(uint64(v), 16)
+	for n := len(h); n < width; n++ {
+		b.WriteByte('0')
+	}
+	b.WriteString(h)
+}
