@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -210,6 +211,7 @@ func TestUpstreamStatusMapping(t *testing.T) {
 		{"302", fakemodulus.Fault{Status: 302, Body: "{}"}, 502, CodeUpstreamBadResponse, 0},
 		{"undecryptable token", fakemodulus.Fault{BadToken: true}, 502, CodeUpstreamBadResponse, 0},
 		{"200 without token", fakemodulus.Fault{Status: 200, Body: `{"id":"x"}`}, 502, CodeUpstreamBadResponse, 0},
+		{"3 MB answer", fakemodulus.Fault{Status: 200, Body: `{"Token":"` + strings.Repeat("x", 3<<20) + `"}`}, 502, CodeUpstreamBadResponse, 0},
 		{"reset after read", fakemodulus.Fault{ResetAfterRead: true}, 502, CodeUpstreamUnavailable, 0},
 		{"hang past timeout", fakemodulus.Fault{Hang: true}, 504, CodeUpstreamTimeout, 0},
 	}
@@ -235,6 +237,27 @@ func TestUpstreamStatusMapping(t *testing.T) {
 				t.Fatalf("%d provider calls, want 1 (no retry)", n)
 			}
 		})
+	}
+}
+
+// An answer too large to use is a bad response, not an unavailable
+// provider: it answered, so the breaker does not count it (the error
+// table of docs/outbound-api.md).
+func TestOversizedAnswerDoesNotOpenTheBreaker(t *testing.T) {
+	h := newHarness(t, hopts{noRetries: true, breaker: BreakerSettings{Failures: 2, Window: time.Minute, Open: time.Minute, Probes: 1}})
+	huge := fakemodulus.Fault{Status: 200, Body: `{"Token":"` + strings.Repeat("x", 3<<20) + `"}`}
+	h.fake.Fail(huge, huge, huge)
+	for i := range 3 {
+		rec := h.do("POST", "/v1/pay/qr", createBody(fmt.Sprintf("HUGE-%d", i)))
+		if e := decodeErr(t, rec.Body.Bytes()); rec.Code != 502 || e.Error.Code != CodeUpstreamBadResponse {
+			t.Fatalf("oversized answer %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	if rec := h.do("POST", "/v1/pay/qr", createBody("HUGE-OK")); rec.Code != 200 {
+		t.Fatalf("after three oversized answers: %d %s (breaker transitions %v)", rec.Code, rec.Body, h.transitions())
+	}
+	if tr := h.transitions(); len(tr) != 0 {
+		t.Fatalf("breaker transitions %v, want none", tr)
 	}
 }
 

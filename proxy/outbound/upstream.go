@@ -44,6 +44,10 @@ type upstreamResponse struct {
 	body     []byte
 	sentAt   time.Time // when the answering attempt was sent
 	attempts int
+	// tooLarge: the answer's body exceeded maxUpstreamBody and was dropped
+	// (body is nil). The provider did answer: that is an unusable answer
+	// (upstream_bad_response), not an unreachable provider.
+	tooLarge bool
 }
 
 // call sends c to the provider: credentials fuse, breaker, rate slot,
@@ -142,6 +146,10 @@ func (o *Handler) call(ctx context.Context, c upstreamCall, deadline time.Time) 
 			done(Success)
 			return nil, &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse,
 				Message: fmt.Sprintf("the provider answered with unexpected status %d", s)}
+		case res.tooLarge:
+			done(Success) // it answered: it is alive
+			return nil, &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse,
+				Message: fmt.Sprintf("the provider's answer is larger than %d bytes", maxUpstreamBody)}
 		default:
 			done(Success)
 			return res, nil
@@ -195,10 +203,12 @@ func (o *Handler) attempt(ctx context.Context, c upstreamCall) (res *upstreamRes
 		}
 		return res, true, err
 	}
+	res.status, res.header = resp.StatusCode, resp.Header
 	if len(b) > maxUpstreamBody {
-		return res, true, fmt.Errorf("answer larger than %d bytes", maxUpstreamBody)
+		res.tooLarge = true // an error status keeps its meaning, without its body
+		return res, true, nil
 	}
-	res.status, res.header, res.body = resp.StatusCode, resp.Header, b
+	res.body = b
 	return res, true, nil
 }
 
