@@ -5,7 +5,7 @@
 // qrphgate's crypto package, so the two check each other), records every
 // call, and can be told to misbehave: answer 429 with Retry-After, 5xx,
 // 401, hang, answer slowly, reset the connection before or after reading
-// the request, or send a token nobody can open.
+// the request, send a token nobody can open, or one holding a nonsense answer.
 package fakemodulus
 
 import (
@@ -60,6 +60,10 @@ type Fault struct {
 	ResetAfterRead bool
 	// BadToken answers 200 with a token encrypted under another key.
 	BadToken bool
+	// Answer, when set, is the decrypted create-QR answer to send (sealed
+	// under the right key) in place of {"id","qrBody"}: a provider that
+	// answers nonsense. The QR counts as created.
+	Answer string
 }
 
 // Call is one request the server received.
@@ -299,6 +303,9 @@ func (s *Server) createQR(w http.ResponseWriter, r *http.Request, call *Call, bo
 		return
 	}
 	answer, _ := json.Marshal(map[string]string{"id": id, "qrBody": base64.StdEncoding.EncodeToString(s.png)})
+	if faulted && f.Answer != "" {
+		answer = []byte(f.Answer)
+	}
 	key := s.opts.EncryptionKey
 	if faulted && f.BadToken {
 		key = bytes.Repeat([]byte{7}, 32)
@@ -468,6 +475,8 @@ func describe(f Fault) string {
 		return "hang"
 	case f.BadToken:
 		return "bad_token"
+	case f.Answer != "":
+		return "answer"
 	case f.Status != 0:
 		return fmt.Sprintf("status_%d", f.Status)
 	case f.Delay > 0:

@@ -65,11 +65,7 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	canon := policy.CreateQR{ActivationCode: merchant, Currency: req.Currency, Amount: amount.String(), MerchantReferenceNumber: req.MerchantReferenceNumber}
-	plaintext, _ := json.Marshal(canon) // four strings: cannot fail
-	sum := sha256.Sum256(plaintext)
-	fingerprint := hex.EncodeToString(sum[:16])
-	msum := sha256.Sum256([]byte(merchant))
-	key := "idem:" + o.env.Name + ":" + o.account + ":" + hex.EncodeToString(msum[:6]) + ":" + canon.MerchantReferenceNumber
+	key, fingerprint, plaintext := o.idemKey(canon)
 
 	start := o.clock.Now()
 	deadline := start.Add(o.cfg.MaxWait)
@@ -82,15 +78,24 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		o.fail(w, r, endpoint, e, logf...)
 		return
 	}
-	id, expiresAt, doc, err := splitStored(value)
+	ans, err := decodeStored(value)
 	if err != nil {
 		o.fail(w, r, endpoint, &proxy.Error{Status: http.StatusInternalServerError, Code: proxy.CodeInternal, Message: "stored answer is unreadable", Err: err}, logf...)
 		return
 	}
+	// Checked again on the way out: an answer cached by an earlier version
+	// was not checked on the way in. It stays cached (a miss would create a
+	// second QR for this reference) and is refused until it expires.
+	if !validTransactionID(ans.id) || !validExpiry(ans.expiresAt) {
+		o.fail(w, r, endpoint, &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse,
+			Message: "the provider's answer kept for this merchantReferenceNumber is unusable; the reference can be used again when the QR validity ends"}, logf...)
+		return
+	}
+	id, doc := ans.id, ans.doc
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set(proxy.HeaderTransactionID, id)
-	h.Set(proxy.HeaderExpiresAt, expiresAt)
+	h.Set(proxy.HeaderExpiresAt, ans.expiresAt)
 	if replayed {
 		h.Set(proxy.HeaderIdempotentReplayed, "true")
 		o.obs.IdempotentReplay()
@@ -159,12 +164,12 @@ func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req poli
 	switch {
 	case err != nil:
 		return nil, 0, bad("the provider's decrypted answer is not a JSON object", err)
-	case id == "" || len(id) > 128:
-		return nil, 0, bad("the provider's answer has no usable id", nil)
+	case !validTransactionID(id):
+		return nil, 0, bad("the provider's answer has no usable id (1 to 128 printable ASCII characters)", nil)
 	case qrBody == "":
 		return nil, 0, bad("the provider's answer has no qrBody", nil)
-	case !isBase64(qrBody):
-		return nil, 0, bad("the provider's qrBody is not base64", nil)
+	case !isBase64PNG(qrBody):
+		return nil, 0, bad("the provider's qrBody is not a base64 PNG", nil)
 	}
 	expires := res.sentAt.Add(time.Duration(o.cfg.Policy.QR.Validity)).UTC().Truncate(time.Second)
 	exp := expires.Format(time.RFC3339)
@@ -172,37 +177,12 @@ func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req poli
 		ID: id, QRBody: qrBody, MerchantReferenceNumber: req.MerchantReferenceNumber,
 		Amount: req.Amount, Currency: req.Currency, ExpiresAt: exp,
 	})
-	value := joinStored(id, exp, doc)
+	value := encodeStored(storedAnswer{id: id, expiresAt: exp, doc: doc})
 	ttl := expires.Sub(o.clock.Now())
 	if ttl <= 0 {
 		ttl = time.Second
 	}
 	return value, ttl, nil
-}
-
-// The idempotency store keeps an answer as "qr1\n<id>\n<expiresAt>\n<json>",
-// so that serving it needs no JSON parsing.
-const storedPrefix = "qr1\n"
-
-func joinStored(id, expiresAt string, doc []byte) []byte {
-	b := make([]byte, 0, len(storedPrefix)+len(id)+len(expiresAt)+2+len(doc))
-	b = append(b, storedPrefix...)
-	b = append(append(b, id...), '\n')
-	b = append(append(b, expiresAt...), '\n')
-	return append(b, doc...)
-}
-
-func splitStored(v []byte) (id, expiresAt string, doc []byte, err error) {
-	rest, ok := bytes.CutPrefix(v, []byte(storedPrefix))
-	if ok {
-		var idb, expb []byte
-		if idb, rest, ok = bytes.Cut(rest, []byte{'\n'}); ok {
-			if expb, rest, ok = bytes.Cut(rest, []byte{'\n'}); ok {
-				return string(idb), string(expb), rest, nil
-			}
-		}
-	}
-	return "", "", nil, errors.New("stored answer has an unknown format")
 }
 
 // tokenOf extracts the Token of a {"Token": "<JWE>"} answer. The common
@@ -220,6 +200,17 @@ func tokenOf(body []byte) (string, bool) {
 		return "", false
 	}
 	return tok, tok != ""
+}
+
+// idemKey returns the idempotency key of a validated request (account,
+// merchant and reference), the fingerprint of the request itself, and the
+// plaintext to send.
+func (o *Handler) idemKey(canon policy.CreateQR) (key, fingerprint string, plaintext []byte) {
+	plaintext, _ = json.Marshal(canon) // four strings: cannot fail
+	sum := sha256.Sum256(plaintext)
+	msum := sha256.Sum256([]byte(canon.ActivationCode))
+	key = "idem:" + o.env.Name + ":" + o.account + ":" + hex.EncodeToString(msum[:6]) + ":" + canon.MerchantReferenceNumber
+	return key, hex.EncodeToString(sum[:16]), plaintext
 }
 
 // merchant picks the activation code: the request's, which must be a
@@ -361,6 +352,42 @@ func isBase64(s string) bool {
 		return false
 	}
 	return isWord(body, "+/", len(body))
+}
+
+// validTransactionID reports whether the provider's id can go into a
+// response header, a log line and the JSON answer as is: 1 to 128 printable
+// ASCII characters, spaces only inside.
+func validTransactionID(id string) bool {
+	if id == "" || len(id) > 128 || id[0] == ' ' || id[len(id)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// validExpiry reports whether s is an RFC 3339 time (a stored expiresAt).
+func validExpiry(s string) bool {
+	_, err := time.Parse(time.RFC3339, s)
+	return err == nil
+}
+
+// pngSignature starts every PNG file.
+const pngSignature = "\x89PNG\r\n\x1a\n"
+
+// isBase64PNG reports whether s is standard base64 (padded or not) of a
+// PNG: the alphabet and length of the whole, and the PNG signature and
+// header chunk's length at the start, decoded from the first 16 characters
+// only (the whole image is decoded only when the app asks for it).
+func isBase64PNG(s string) bool {
+	if len(s) < 24 || !isBase64(s) {
+		return false
+	}
+	head, err := base64.StdEncoding.DecodeString(s[:16])
+	return err == nil && string(head[:8]) == pngSignature && string(head[8:12]) == "\x00\x00\x00\x0d"
 }
 
 // decodeQRBody decodes the provider's base64 PNG (padded or not).

@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func FuzzUpstreamAnswer(f *testing.F) {
 		if len(ue.Error) > maxUpstreamText+len("…") || len(ue.Code) > 64+len("…") || strings.Contains(ue.Error, "sk_test_") {
 			t.Fatalf("unbounded or unscrubbed: %+v", ue)
 		}
-		_, _, _, _ = splitStored(body)
+		_, _ = decodeStored(body)
 	})
 }
 
@@ -90,5 +91,20 @@ func FuzzParseAnswer(f *testing.F) {
 		if (err == nil) != ok || id != rid || qr != rqr {
 			t.Fatalf("%q: got %q %q %v, encoding/json says %q %q %v", b, id, qr, err, rid, rqr, ok)
 		}
+	})
+}
+
+// A stored answer comes back exactly as it went in, whatever bytes its
+// values hold; arbitrary stored bytes never panic the decoder.
+func FuzzStoredAnswer(f *testing.F) {
+	f.Add("a78efd32", "2026-01-15T10:45:00Z", []byte(`{"id":"a78efd32"}`))
+	f.Add("a78efd32\nINJECTED", "x\n", []byte("qr2 1 1\n"))
+	f.Add("", "", []byte(nil))
+	f.Fuzz(func(t *testing.T, id, exp string, doc []byte) {
+		got, err := decodeStored(encodeStored(storedAnswer{id: id, expiresAt: exp, doc: doc}))
+		if err != nil || got.id != id || got.expiresAt != exp || !bytes.Equal(got.doc, doc) {
+			t.Fatalf("%q %q %q: got %+v %v", id, exp, doc, got, err)
+		}
+		_, _ = decodeStored(doc)
 	})
 }

@@ -296,17 +296,6 @@ func TestTokenOf(t *testing.T) {
 	}
 }
 
-func TestStoredAnswerFormat(t *testing.T) {
-	v := joinStored("id-1", "2026-01-15T10:45:00Z", []byte(`{"id":"id-1"}`))
-	id, exp, doc, err := splitStored(v)
-	if err != nil || id != "id-1" || exp != "2026-01-15T10:45:00Z" || string(doc) != `{"id":"id-1"}` {
-		t.Fatalf("%q %q %q %v", id, exp, doc, err)
-	}
-	if _, _, _, err := splitStored([]byte(`{"id":"x"}`)); err == nil {
-		t.Fatal("accepted an unknown format")
-	}
-}
-
 // The hand-written answer encoding is byte for byte what encoding/json writes.
 func TestEncodeAnswerMatchesEncodingJSON(t *testing.T) {
 	for _, id := range []string{"a78efd32-de3b-4854-b599-11ae9f98f97e", "id with \"quote\"", "<tag>&", "naïve", "tab\there", ""} {
