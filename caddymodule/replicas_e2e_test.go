@@ -264,6 +264,14 @@ func TestReplicasBehaveAsOne(t *testing.T) {
 			if ans := b.webhook(t, route, body); ans.status != 200 || !strings.Contains(ans.body, `"duplicate":true`) {
 				t.Fatalf("B: %d %s", ans.status, ans.body)
 			}
+			// A replay under another activation-code header, on either
+			// replica, is the same event (the header is not part of the key).
+			for _, r := range []*replica{a, b} {
+				url := fmt.Sprintf("http://127.0.0.1:%d/webhooks/%s", r.hook, route)
+				if ans := postWebhook(t, http.DefaultClient, url, body, map[string]string{"activation-code": "EVIL-0000-0000-0001"}); ans.status != 200 || !strings.Contains(ans.body, `"duplicate":true`) {
+					t.Fatalf("replay under another header: %d %s", ans.status, ans.body)
+				}
+			}
 			e2e.WaitFor(t, 15*time.Second, "the delivery of "+ref, func() bool { return app.count(ref) >= 1 })
 
 			// Copies at the same instant: each is accepted, a duplicate, or

@@ -87,8 +87,9 @@ type Webhook struct {
 	// Redis spool shares it already).
 	Store string `json:"store,omitempty"`
 
-	// DedupeWindow is how long an (activation code, action, reference) triple is remembered;
-	// 72h by default.
+	// DedupeWindow is how long an event (action and reference, with the
+	// merchant when the decrypted payload names one) is remembered; 72h by
+	// default. The activation-code header is not part of the key.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
 
 	// RedeliverFor is how long an event is retried before it becomes a

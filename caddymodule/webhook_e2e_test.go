@@ -457,3 +457,49 @@ func TestWebhookReloadKeepsDelivering(t *testing.T) {
 		t.Fatal("status does not show the reloaded forward_to")
 	}
 }
+
+// TestWebhookReplayUnderAnotherHeaderDeliveredOnce (issue 13): a captured
+// token replayed with no activation-code header, with a made-up one and
+// with the real code in lower case is the same payment: exactly one
+// delivery, one Webhook-Id.
+func TestWebhookReplayUnderAnotherHeaderDeliveredOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := newGatewayPorts(t)
+	app := newRecordingApp(t)
+	var ids sync.Map // Webhook-Id -> struct{}
+	serveApp(t, p.app, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ids.Store(r.Header.Get("Webhook-Id"), struct{}{})
+		app.ServeHTTP(w, r)
+	}))
+	g := e2e.Start(t, e2e.Options{Caddyfile: gatewayCaddyfileRedeliverFor(p, "10m"), AdminAddr: p.adminAddr(), Env: gatewayEnv()})
+	client := tlsClient(t, g.Dir(), "127.0.0.1")
+	body := sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-REPLAY"}`)
+	headers := []map[string]string{
+		{"activation-code": "TEST-0000-0000-0001"}, // the provider's own copy
+		nil,
+		{"activation-code": "EVIL-0000-0000-0001"},
+		{"activation-code": "test-0000-0000-0001"},
+	}
+	duplicates := 0
+	for _, h := range headers {
+		a := postWebhook(t, client, p.url("/webhooks/modulus"), body, h)
+		if a.status != 200 {
+			t.Fatalf("header %v: %d %s", h, a.status, a.body)
+		}
+		if strings.Contains(a.body, `"duplicate":true`) {
+			duplicates++
+		}
+	}
+	e2e.WaitFor(t, 15*time.Second, "the delivery", func() bool { return app.count("ORDER-REPLAY") >= 1 })
+	e2e.WaitFor(t, 15*time.Second, "an empty spool", func() bool {
+		return strings.Contains(getBody(t, g.Admin()+"/modulus/status"), `"pending": 0`)
+	})
+	distinct := 0
+	ids.Range(func(_, _ any) bool { distinct++; return true })
+	t.Logf("%d copies sent, %d answered as duplicates, %d deliveries, %d Webhook-Ids", len(headers), duplicates, app.count("ORDER-REPLAY"), distinct)
+	if n := app.count("ORDER-REPLAY"); n != 1 || distinct != 1 || duplicates != len(headers)-1 {
+		t.Fatalf("%d deliveries with %d Webhook-Ids (%d duplicates answered); want exactly one delivery", n, distinct, duplicates)
+	}
+}

@@ -71,8 +71,8 @@ type Config struct {
 	ActivationCodes []string
 	// MaxBody caps the request body; 64 KiB when zero.
 	MaxBody int64
-	// DedupeWindow is how long an (action, reference) pair is remembered;
-	// 72h when zero.
+	// DedupeWindow is how long an event, (merchant, action, reference)
+	// from the decrypted payload, is remembered; 72h when zero.
 	DedupeWindow time.Duration
 	// ActionFields and ReferenceFields are the payload members that carry
 	// the action and the reference, tried in order; the defaults when nil.
@@ -274,7 +274,11 @@ func (in *Handler) accept(ctx context.Context, log *zap.Logger, env Envelope, p 
 	// The provider may hang up after sending; finish the write regardless.
 	ctx = context.WithoutCancel(ctx)
 	now := in.cfg.Clock.Now()
-	key := p.DedupeKey(code)
+	if in.seenByPreviousVersion(ctx, log, p, code) {
+		log.Info("duplicate webhook (seen before the upgrade) acknowledged, not delivered again")
+		return ResultDuplicate, nil
+	}
+	key := p.DedupeKey()
 	added, err := in.cfg.Dedupe.Add(ctx, key, in.cfg.DedupeWindow)
 	if errors.Is(err, store.ErrPending) {
 		log.Info("a copy of this webhook is still being stored; answering 503 so the provider retries")

@@ -2,7 +2,9 @@ package inbound
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -409,21 +412,120 @@ func TestInboundDeduplicates(t *testing.T) {
 	}
 }
 
-// References belong to merchants: the same action and reference under
-// another merchant's activation-code header is another payment.
-func TestInboundDedupeKeepsMerchantsApart(t *testing.T) {
+// The activation-code header is an unauthenticated echo: a captured token
+// replayed with another header, none, or the real code in another case is
+// the same event, a duplicate, never a second delivery (issue 13).
+func TestInboundReplayUnderAnotherHeaderIsADuplicate(t *testing.T) {
 	f := newInboundFixture(t, nil)
 	body := envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", "ORDER-1")))
-	for _, code := range []string{"MERCHANT_A", "MERCHANT_B", "MERCHANT_A"} {
+	for i, code := range []string{"TEST-0000-0000-0001", "", "EVIL-0000-0000-0001", "test-0000-0000-0001"} {
 		r := webhookRequest(body)
-		r.Header.Set("activation-code", code)
-		f.send(r, allowedIP)
+		if code != "" {
+			r.Header.Set("activation-code", code)
+		}
+		a := f.send(r, allowedIP)
+		want := receivedDuplicateBody
+		if i == 0 {
+			want = receivedBody
+		}
+		if a.status != 200 || a.body != want {
+			t.Fatalf("header %q: %d %s, want %s", code, a.status, a.body, want)
+		}
+	}
+	if n := f.pending(t); n != 1 {
+		t.Fatalf("%d events spooled, want 1", n)
+	}
+}
+
+// The merchant stays part of the key where it is authenticated: a payload
+// that carries its activationCode (inside the JWE) keeps two merchants'
+// equal references apart, whatever the headers say.
+func TestInboundDedupeKeepsAuthenticatedMerchantsApart(t *testing.T) {
+	f := newInboundFixture(t, nil)
+	withMerchant := func(code string) string {
+		return envelope("data", seal(t, testWebhookKey, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-1","activationCode":"`+code+`"}`))
+	}
+	for _, tc := range []struct{ merchant, header, want string }{
+		{"A9X4-B7P2-Q6Z8-M3L5", "", receivedBody},
+		{"Z1Z1-Y2Y2-X3X3-W4W4", "", receivedBody},
+		{"A9X4-B7P2-Q6Z8-M3L5", "Z1Z1-Y2Y2-X3X3-W4W4", receivedDuplicateBody},
+	} {
+		r := webhookRequest(withMerchant(tc.merchant))
+		if tc.header != "" {
+			r.Header.Set("activation-code", tc.header)
+		}
+		if a := f.send(r, allowedIP); a.body != tc.want {
+			t.Fatalf("merchant %s, header %q: %s, want %s", tc.merchant, tc.header, a.body, tc.want)
+		}
 	}
 	if n := f.pending(t); n != 2 {
 		t.Fatalf("%d events spooled, want one per merchant", n)
 	}
-	if f.lastResult() != ResultDuplicate {
-		t.Fatalf("the second copy for MERCHANT_A: %s", f.lastResult())
+}
+
+// legacyKey is the previous version's de-duplication key, written out here
+// independently of the code: sha256 of the activation-code header, the
+// action and the reference, NUL-separated.
+func legacyKey(header, action, ref string) string {
+	sum := sha256.Sum256([]byte(header + "\x00" + action + "\x00" + ref))
+	return "webhook:" + hex.EncodeToString(sum[:])
+}
+
+// After an upgrade, what a spool written by the previous version holds is
+// still a duplicate: its marks were keyed on the activation-code header, so
+// a webhook is also checked against the previous key for the header it
+// carries and for every configured activation code (the only headers a
+// configured endpoint accepts), and none of those is delivered again.
+func TestInboundUpgradeKeepsThePreviousVersionsMarks(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "webhooks.spool")
+	old, err := store.OpenBolt(path, store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	// The previous version acknowledged and delivered two events: one with
+	// the header TEST-0000-0000-0001, one without.
+	for i, mark := range []string{legacyKey("TEST-0000-0000-0001", "QRPH_SUCCESS", "ORDER-OLD-1"), legacyKey("", "QRPH_SUCCESS", "ORDER-OLD-2")} {
+		ev := store.SpoolEvent{ID: fmt.Sprintf("evt_OLD%d", i), Action: "QRPH_SUCCESS", Body: []byte("{}"), Received: now,
+			RetryFrom: now, NextAttempt: now, DedupeKey: mark, DedupeUntil: now.Add(DefaultDedupeWindow)}
+		if err := old.Put(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Complete(ctx, ev.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spool, err := store.OpenBolt(path, store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = spool.Close() })
+	f := newInboundFixture(t, func(c *Config) {
+		c.Spool, c.Dedupe, c.Clock = spool, spool, clock.Real()
+		c.ActivationCodes = []string{"TEST-0000-0000-0001", "TEST-0000-0000-0002"}
+	})
+	send := func(ref, header string) string {
+		r := webhookRequest(envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", ref))))
+		r.Header.Set("activation-code", header)
+		return f.send(r, allowedIP).body
+	}
+	for _, tc := range []struct{ ref, header, want string }{
+		{"ORDER-OLD-1", "TEST-0000-0000-0001", receivedDuplicateBody}, // the provider's retry
+		{"ORDER-OLD-1", "TEST-0000-0000-0002", receivedDuplicateBody}, // replayed under another configured code
+		{"ORDER-OLD-2", "TEST-0000-0000-0002", receivedDuplicateBody}, // first came without a header
+		{"ORDER-NEW-1", "TEST-0000-0000-0002", receivedBody},
+		{"ORDER-NEW-1", "TEST-0000-0000-0001", receivedDuplicateBody},
+	} {
+		if got := send(tc.ref, tc.header); got != tc.want {
+			t.Fatalf("%s with %s: %s, want %s", tc.ref, tc.header, got, tc.want)
+		}
+	}
+	if st, _ := spool.Stats(ctx); st.Pending != 1 {
+		t.Fatalf("%d events spooled, want 1", st.Pending)
 	}
 }
 

@@ -87,13 +87,17 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 
 // Payload is what the gateway reads from a decrypted webhook: the action
 // (or status) and the reference (or transaction id), which together
-// identify the event for de-duplication. The body itself is forwarded
-// verbatim.
+// identify the event for de-duplication, with the merchant when the payload
+// names one. The body itself is forwarded verbatim.
 type Payload struct {
 	Action         string
 	ActionField    string
 	Reference      string
 	ReferenceField string
+	// Merchant is the payload's "activationCode" when it carries a
+	// well-formed one (1-128 visible ASCII characters). It is inside the
+	// JWE, so authenticated, unlike the activation-code header.
+	Merchant string
 	// TransactionID is the provider's transaction id ("transactionId" or
 	// "id") when the payload carries a well-formed one, for the logs; it
 	// plays no part in de-duplication.
@@ -102,6 +106,10 @@ type Payload struct {
 
 // transactionIDFields name the provider's transaction id in a payload.
 var transactionIDFields = []string{"transactionId", "id"}
+
+// merchantField names the merchant's activation code in a payload (its
+// name in the create-QR request); the provider documents none in webhooks.
+var merchantField = []string{"activationCode"}
 
 // ParsePayload checks that plaintext is one JSON object in valid UTF-8 with
 // no repeated top-level member, and finds the first present member of
@@ -136,6 +144,11 @@ func ParsePayload(plaintext []byte, actionFields, referenceFields []string) (Pay
 	if _, id, err := pick(members, transactionIDFields, true); err == nil {
 		p.TransactionID = id
 	}
+	// A malformed merchant is left out too: the key is then the action and
+	// reference alone, as for a payload without one.
+	if _, m, err := pick(members, merchantField, false); err == nil && ValidActivationCodeHeader(m) {
+		p.Merchant = m
+	}
 	if p.ActionField == "" {
 		return Payload{}, fmt.Errorf("%w: has no action or status (looked for %s)", ErrPayload, strings.Join(actionFields, ", "))
 	}
@@ -146,17 +159,22 @@ func ParsePayload(plaintext []byte, actionFields, referenceFields []string) (Pay
 }
 
 // DedupeKey identifies the event for de-duplication: a digest of the
-// merchant's activation-code header (empty without one), the action and the
-// reference, so the key is short and holds no payload text. The merchant is
-// part of it because references are the merchants' own: two merchants on
-// one webhook URL may both sell "ORDER-1".
-func (p Payload) DedupeKey(activationCode string) string {
+// payload's merchant (empty without one), the action and the reference, so
+// the key is short and holds no payload text. Everything in it comes from
+// the decrypted payload, so a token replayed under any activation-code
+// header (an unauthenticated echo) has the same key: a duplicate.
+func (p Payload) DedupeKey() string { return dedupeKey(p.Merchant, p.Action, p.Reference) }
+
+// dedupeKey is the key's digest. The previous version used the same digest
+// with the activation-code header in place of the payload's merchant, so
+// its marks are the keys of the codes it saw (legacyKeys).
+func dedupeKey(merchant, action, reference string) string {
 	h := sha256.New()
-	h.Write([]byte(activationCode))
+	h.Write([]byte(merchant))
 	h.Write([]byte{0})
-	h.Write([]byte(p.Action))
+	h.Write([]byte(action))
 	h.Write([]byte{0})
-	h.Write([]byte(p.Reference))
+	h.Write([]byte(reference))
 	return "webhook:" + hex.EncodeToString(h.Sum(nil))
 }
 

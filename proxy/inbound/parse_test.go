@@ -109,26 +109,46 @@ func TestParsePayloadConfiguredFields(t *testing.T) {
 }
 
 func TestDedupeKey(t *testing.T) {
-	a := Payload{Action: "QRPH_SUCCESS", Reference: "R1"}.DedupeKey("")
-	if a != (Payload{Action: "QRPH_SUCCESS", Reference: "R1", ActionField: "status"}).DedupeKey("") {
+	a := Payload{Action: "QRPH_SUCCESS", Reference: "R1"}.DedupeKey()
+	if a != (Payload{Action: "QRPH_SUCCESS", Reference: "R1", ActionField: "status", TransactionID: "x"}).DedupeKey() {
 		t.Fatal("the key must not depend on which field carried the values")
 	}
 	for _, other := range []Payload{{Action: "QRPH_DECLINED", Reference: "R1"}, {Action: "QRPH_SUCCESSR", Reference: "1"}} {
-		if other.DedupeKey("") == a {
+		if other.DedupeKey() == a {
 			t.Fatalf("%+v collides with %+v", other, a)
 		}
 	}
-	// Two merchants' references are their own: the same reference under
-	// another activation code is another event.
-	p := Payload{Action: "QRPH_SUCCESS", Reference: "R1"}
-	if p.DedupeKey("MERCHANT_A") == p.DedupeKey("MERCHANT_B") || p.DedupeKey("MERCHANT_A") == a {
-		t.Fatal("the activation code must be part of the key")
+	// A merchant named inside the payload is part of the key.
+	if (Payload{Action: "QRPH_SUCCESS", Reference: "R1", Merchant: "A"}).DedupeKey() == (Payload{Action: "QRPH_SUCCESS", Reference: "R1", Merchant: "B"}).DedupeKey() {
+		t.Fatal("the payload's merchant must be part of the key")
 	}
-	if (Payload{Action: "B", Reference: "C"}).DedupeKey("A") == (Payload{Action: "", Reference: "C"}).DedupeKey("A\x00B") {
+	if (Payload{Merchant: "A", Action: "B", Reference: "C"}).DedupeKey() == (Payload{Merchant: "A\x00B", Action: "", Reference: "C"}).DedupeKey() {
 		t.Fatal("field boundaries must not shift")
 	}
 	if strings.Contains(a, "R1") || len(a) != len("webhook:")+64 {
 		t.Fatalf("key %q", a)
+	}
+	// The previous version's key for a webhook without a header is the
+	// same key: its marks stay duplicates after an upgrade.
+	if a != legacyKey("", "QRPH_SUCCESS", "R1") {
+		t.Fatal("a payload without a merchant must keep the previous version's key for no header")
+	}
+}
+
+// The payload's activationCode is read when well formed; a malformed one is
+// left out (and never fails the payload).
+func TestParsePayloadMerchant(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"action":"A","referenceNumber":"R","activationCode":"A9X4-B7P2-Q6Z8-M3L5"}`: "A9X4-B7P2-Q6Z8-M3L5",
+		`{"action":"A","referenceNumber":"R"}`:                                        "",
+		`{"action":"A","referenceNumber":"R","activationCode":12}`:                    "",
+		`{"action":"A","referenceNumber":"R","activationCode":"has space"}`:           "",
+		`{"action":"A","referenceNumber":"R","ActivationCode":"X"}`:                   "",
+	} {
+		p, err := ParsePayload([]byte(body), DefaultActionFields, DefaultReferenceFields)
+		if err != nil || p.Merchant != want {
+			t.Errorf("%s: merchant %q, %v; want %q", body, p.Merchant, err, want)
+		}
 	}
 }
 
