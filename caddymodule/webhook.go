@@ -136,7 +136,8 @@ func (Webhook) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision resolves the secrets, opens (or joins) the spool and its
-// delivery worker, and builds the receiving pipeline.
+// delivery worker, registers its delivery settings for when the config
+// starts, and builds the receiving pipeline.
 func (h *Webhook) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.warnOnce = new(sync.Once)
@@ -169,6 +170,10 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	app, err := modulusApp(ctx)
+	if err != nil {
+		return err
+	}
 	w, key, err := acquireWebhookWorker(spec, h.logger, h.clock)
 	if err != nil {
 		return err
@@ -177,6 +182,10 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if h.reg, err = w.register(ctx.Done(), fingerprint, delivery); err != nil {
 		return err
 	}
+	// The worker is shared with the running config: the new settings take
+	// effect only when this config starts, never for one Caddy refuses.
+	reg := h.reg
+	onConfigStart(app, func() { w.activate(reg) })
 	spool, dedupe, err := h.sharedDedupe(ctx, repl, w)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -113,17 +114,17 @@ type webhookWorker struct {
 	done      chan struct{}
 	unstatus  func()
 
-	mu   sync.Mutex
-	seq  uint64
-	regs []*webhookReg // live handlers' delivery settings, oldest first
+	mu     sync.Mutex
+	regs   []*webhookReg // live handlers' delivery settings, oldest first
+	active *webhookReg   // the settings in use: the newest started config's
 }
 
 // webhookReg is one handler's claim on a worker's delivery settings.
 type webhookReg struct {
-	seq         uint64
 	config      <-chan struct{} // identifies the config the handler belongs to
 	fingerprint string
 	delivery    inbound.DeliveryConfig
+	started     bool // its config started: its settings may be used
 }
 
 // acquireWebhookWorker returns the worker for spec, starting it (opening
@@ -175,37 +176,61 @@ func redactSpool(spec string) string {
 	return spec
 }
 
-// register adds a handler's delivery settings; the newest live
-// registration configures the worker. Two handlers of one config must
-// agree: a spool delivers to one place.
+// register records a handler's delivery settings without using them: they
+// take effect through activate, when the handler's config starts, so a
+// config that Caddy refuses (a later module fails to provision) never
+// delivers a single event with its settings. Two handlers of one config
+// must agree: a spool delivers to one place.
 func (w *webhookWorker) register(config <-chan struct{}, fingerprint string, dc inbound.DeliveryConfig) (*webhookReg, error) {
+	if err := inbound.CheckDeliveryConfig(dc); err != nil {
+		return nil, err
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, r := range w.regs {
 		if r.config == config && r.fingerprint != fingerprint {
-			return nil, fmt.Errorf("spool %s is used by two modulus_webhook handlers with different delivery settings; give each its own spool", w.name)
+			return nil, fmt.Errorf("spool %s is named by two modulus_webhook handlers of this config with different delivery settings "+
+				"(forward_to, forward_timeout, redeliver_for, retry_backoff or sign_secret); a spool delivers to one place: give each handler its own spool", w.name)
 		}
 	}
-	w.seq++
-	r := &webhookReg{seq: w.seq, config: config, fingerprint: fingerprint, delivery: dc}
+	r := &webhookReg{config: config, fingerprint: fingerprint, delivery: dc}
 	w.regs = append(w.regs, r)
-	return r, w.deliverer.Configure(dc)
+	return r, nil
 }
 
-// unregister drops a handler's settings. After a reload the new config's
-// settings remain; after a failed reload (the new handlers are cleaned up)
-// the running config's settings are restored.
+// activate puts r's settings in use: its config started. A registration
+// already dropped (its config was refused and cleaned up) is ignored.
+func (w *webhookWorker) activate(r *webhookReg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !slices.Contains(w.regs, r) {
+		return
+	}
+	r.started = true
+	w.active = r
+	_ = w.deliverer.Configure(r.delivery) // checked by register
+}
+
+// unregister drops a handler's settings. A config that never started
+// leaves the settings in use alone; when the settings in use go (their
+// config stopped, or failed after starting), the newest remaining started
+// registration's take over.
 func (w *webhookWorker) unregister(r *webhookReg) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for i, x := range w.regs {
-		if x == r {
-			w.regs = append(w.regs[:i], w.regs[i+1:]...)
-			break
-		}
+	if i := slices.Index(w.regs, r); i >= 0 {
+		w.regs = slices.Delete(w.regs, i, i+1)
 	}
-	if n := len(w.regs); n > 0 {
-		_ = w.deliverer.Configure(w.regs[n-1].delivery)
+	if w.active != r {
+		return
+	}
+	w.active = nil
+	for i := len(w.regs) - 1; i >= 0; i-- {
+		if w.regs[i].started {
+			w.active = w.regs[i]
+			_ = w.deliverer.Configure(w.active.delivery)
+			return
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,10 +19,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/internal/e2e"
+	"github.com/qrphgate/qrphgate/proxy/inbound"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -374,6 +377,75 @@ func TestWebhookWorkerSurvivesReload(t *testing.T) {
 		t.Fatalf("the spool file is still locked: %v", err)
 	}
 	_ = s.Close()
+}
+
+// A worker's delivery settings change only when a config starts: a
+// config that is provisioned and then refused (cleaned up without
+// starting) never delivers with its settings, and the settings of the
+// running config stay; a started config's settings replace the old ones and
+// survive the old config's cleanup.
+func TestWebhookWorkerSettingsFollowStartedConfigs(t *testing.T) {
+	spec := filepath.Join(t.TempDir(), "lifecycle.spool")
+	w, key, err := acquireWebhookWorker(spec, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = webhookWorkers.Delete(key) })
+	settings := func(u string) inbound.DeliveryConfig {
+		parsed, _ := url.Parse(u)
+		return inbound.DeliveryConfig{URL: parsed}
+	}
+	inUse := func() string {
+		if u := w.deliverer.Config().URL; u != nil {
+			return u.String()
+		}
+		return ""
+	}
+	cfg1, cfg2, cfg3 := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	r1, err := w.register(cfg1, "A", settings("http://app.test/a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inUse(); got != "" {
+		t.Fatalf("settings in use before the config started: %q", got)
+	}
+	w.activate(r1)
+	if got := inUse(); got != "http://app.test/a" {
+		t.Fatalf("after the first config started: %q", got)
+	}
+
+	// A reload provisions its handler, then Caddy refuses the config.
+	r2, err := w.register(cfg2, "B", settings("http://refused.test/b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inUse(); got != "http://app.test/a" {
+		t.Fatalf("a provisioned, not started config changed the settings to %q", got)
+	}
+	w.unregister(r2)
+	w.activate(r2) // too late: never takes effect
+	if got := inUse(); got != "http://app.test/a" {
+		t.Fatalf("after the refused config: %q", got)
+	}
+
+	// Two handlers of one config on this spool must agree.
+	if _, err := w.register(cfg3, "C", settings("http://app.test/c")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.register(cfg3, "D", settings("http://app.test/d"))
+	if err == nil || !strings.Contains(err.Error(), "two modulus_webhook handlers of this config with different delivery settings") ||
+		!strings.Contains(err.Error(), spec) {
+		t.Fatalf("conflicting handlers of one config: %v", err)
+	}
+
+	// A reload that starts: its settings replace the old, and stay when the
+	// old config is cleaned up.
+	r3 := w.regs[len(w.regs)-1]
+	w.activate(r3)
+	w.unregister(r1)
+	if got := inUse(); got != "http://app.test/c" {
+		t.Fatalf("after a successful reload: %q", got)
+	}
 }
 
 func adminMux() *http.ServeMux {

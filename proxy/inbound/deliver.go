@@ -168,14 +168,23 @@ func NewDeliverer(spool store.Spool, o DelivererOptions) *Deliverer {
 	}
 }
 
-// Configure sets where and how events are delivered; the next attempt uses
-// it. It returns an error when cfg has no URL or an impossible backoff.
-func (d *Deliverer) Configure(cfg DeliveryConfig) error {
+// CheckDeliveryConfig reports what Configure would refuse in cfg: no URL,
+// or an impossible backoff.
+func CheckDeliveryConfig(cfg DeliveryConfig) error {
 	if cfg.URL == nil {
 		return errors.New("delivery: forward_to is required")
 	}
 	if err := CheckRetryBackoff(cfg.Backoff.Base, cfg.Backoff.Max); err != nil {
 		return fmt.Errorf("delivery: %w", err)
+	}
+	return nil
+}
+
+// Configure sets where and how events are delivered; the next attempt uses
+// it. It returns an error when cfg has no URL or an impossible backoff.
+func (d *Deliverer) Configure(cfg DeliveryConfig) error {
+	if err := CheckDeliveryConfig(cfg); err != nil {
+		return err
 	}
 	c := cfg.withDefaults()
 	d.cfg.Store(&c)
