@@ -254,18 +254,18 @@ func (s *BoltSpool) update(id string, change func(ev *SpoolEvent)) error {
 	})
 }
 
-// Retry implements Spool.
+// Retry implements Spool. When the write fails (a full disk), the event is
+// still due again at next in memory, where its claim lives: it is retried
+// after the backoff's wait rather than after the claim's lease, and the
+// record keeps its previous attempt count until a write succeeds.
 func (s *BoltSpool) Retry(_ context.Context, id string, attempts int, next time.Time, lastErr string) error {
 	err := s.update(id, func(ev *SpoolEvent) {
 		ev.Attempts, ev.NextAttempt, ev.LastError = attempts, next, lastErr
 	})
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
-	s.index.setDue(id, next)
+	s.index.setDue(id, next) // a no-op for an event no longer pending
 	s.mu.Unlock()
-	return nil
+	return err
 }
 
 // move takes the record id out of bucket from, applies change and stores

@@ -219,3 +219,27 @@ func BenchmarkBoltPutSerial(b *testing.B) {
 		}
 	}
 }
+
+// A reschedule that cannot be written (a full disk; here the file is
+// closed under it) still moves the event's due time in memory: it comes
+// back after the retry's wait, not after the claim's lease.
+func TestBoltFailedRetryKeepsTheDueTimeInMemory(t *testing.T) {
+	ctx := context.Background()
+	s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), nil)
+	ev := event("e1", "", time.Time{})
+	if err := s.Put(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := s.Claim(ctx, ev.NextAttempt, time.Hour, 1); err != nil || len(evs) != 1 {
+		t.Fatalf("claim: %v %v", evs, err)
+	}
+	_ = s.Close()
+	next := ev.NextAttempt.Add(2 * time.Second)
+	if err := s.Retry(ctx, "e1", 1, next, "HTTP 503"); err == nil {
+		t.Fatal("a retry on a closed spool succeeded")
+	}
+	due, ok, err := s.NextDue(ctx)
+	if err != nil || !ok || !due.Equal(next) {
+		t.Fatalf("due %v (%v %v), want %v: the event is parked for the lease", due, ok, err, next)
+	}
+}

@@ -89,7 +89,10 @@ type Spool interface {
 	// Complete removes a delivered event.
 	Complete(ctx context.Context, id string) error
 	// Retry records a failed attempt: the event stays pending with the given
-	// attempt count and last error, due again at next.
+	// attempt count and last error, due again at next. A back end that holds
+	// claims in memory (the file spool) makes the event due at next even
+	// when the write fails, so a full disk delays it by the backoff, not by
+	// the claim's lease.
 	Retry(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error
 	// Bury moves a pending event to the dead letters, recording the attempt
 	// count, the time and the last error.

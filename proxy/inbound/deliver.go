@@ -341,7 +341,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 		next = deadline // one last attempt as the window closes
 	}
 	if err := d.spool.Retry(sctx, ev.ID, attempt, next, detail); err != nil {
-		log.Error("could not reschedule the event", zap.Error(err))
+		log.Error("could not reschedule the event", zap.Error(err), zap.Time("next_attempt", next))
 		return
 	}
 	// While the app is down every pending event fails again and again: warn
