@@ -10,13 +10,13 @@ import (
 )
 
 // LogSafe returns untrusted text (a payload's reference, a provider's id or
-// error, a transport error) fit for a log field: every character that a log
+// error, a transport error) fit for a log field. Every character that a log
 // viewer or terminal may take as a line break or a control is written as
-// \uXXXX (\UXXXXXXXX beyond U+FFFF) — C0 and C1 controls (NEL, U+0085, included), DEL, the line and
-// paragraph separators U+2028 and U+2029, and format characters such as the
-// bidi overrides — invalid UTF-8 bytes as \xXX, and a backslash as \\ so
-// that an escape is never ambiguous. Plain text is returned as is, without
-// copying.
+// \uXXXX (\UXXXXXXXX beyond U+FFFF): C0 and C1 controls (NEL, U+0085,
+// included), DEL, the line and paragraph separators U+2028 and U+2029, and
+// format characters such as the bidi overrides. Invalid UTF-8 bytes become
+// \xXX, and a backslash \\, so that an escape is never ambiguous. Plain
+// text is returned as is, without copying.
 //
 // Zap's encoders escape C0 controls but write C1 controls and the Unicode
 // separators raw, so a reference holding NEL would show as a forged log
