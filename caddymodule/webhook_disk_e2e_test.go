@@ -131,7 +131,7 @@ http://127.0.0.1:%d {
 	wg.Wait()
 	fillDisk(t, filepath.Join(disk, "filler"))
 	failed := func() int { return strings.Count(g.Logs(), "could not reschedule the event") }
-	e2e.WaitFor(t, 60*time.Second, "reschedules failing on the full disk", func() bool { return failed() >= 20 })
+	e2e.WaitFor(t, 60*time.Second, "reschedules failing on the full disk", func() bool { return failed() >= 10 })
 
 	// Space comes back and the app recovers.
 	if err := os.Remove(reserve); err != nil {
