@@ -165,7 +165,8 @@ func (s *RedisSpool) Put(ctx context.Context, ev SpoolEvent) error {
 		"state", "p", "id", ev.ID, "action", ev.Action, "ref", ev.Reference, "code", ev.ActivationCode,
 		"body", ev.Body, "recv", nanos(ev.Received), "recvus", micros(ev.Received), "from", nanos(ev.RetryFrom),
 		"attempts", ev.Attempts, "next", nanos(ev.NextAttempt), "nextus", micros(ev.NextAttempt),
-		"lasterr", ev.LastError, "dead", "0", "dkey", ev.DedupeKey, "duntil", nanos(ev.DedupeUntil), "owner", ""}
+		"lasterr", ev.LastError, "dead", "0", "dkey", ev.DedupeKey, "duntil", nanos(ev.DedupeUntil), "owner", "",
+		"src", ev.Source, "recon", ev.Reconciliation}
 	n, err := redisPutScript.Run(ctx, s.r.c, keys, args...).Int()
 	if err != nil {
 		return unavailable("spool put", err)
@@ -470,6 +471,10 @@ func decodeRedisEvent(fields []any) (SpoolEvent, error) {
 			ev.LastError = v
 		case "dkey":
 			ev.DedupeKey = v
+		case "src":
+			ev.Source = v
+		case "recon":
+			ev.Reconciliation = v
 		}
 	}
 	if bad || ev.ID == "" {

@@ -49,6 +49,13 @@ type SpoolEvent struct {
 	// atomic, durable write as the event (see Spool.Put).
 	DedupeKey   string
 	DedupeUntil time.Time
+	// Source is who made the event: "" for a webhook the provider sent, or
+	// the name of the gateway part that made it (the ledger's
+	// QRPH_EXPIRED events); deliveries say so in Webhook-Source.
+	Source string
+	// Reconciliation lists the payments ledger's flags on the event
+	// (comma-separated, "" for none), delivered as Modulus-Reconciliation.
+	Reconciliation string
 }
 
 // SpoolStats is a spool's state at a glance, for the status page and metrics.

@@ -36,6 +36,8 @@ func sampleEvent(id string) store.SpoolEvent {
 		Received:       t0.Add(-time.Minute),
 		RetryFrom:      t0.Add(-time.Minute),
 		NextAttempt:    t0,
+		Source:         "src-" + id,
+		Reconciliation: "amount_mismatch,late_result",
 	}
 }
 
@@ -45,9 +47,10 @@ func sameEvent(t *testing.T, got, want store.SpoolEvent) {
 		ID, Action, Reference, ActivationCode, LastError string
 		Body                                             string
 		Attempts                                         int
+		Source, Reconciliation                           string
 	}
-	g := flat{got.ID, got.Action, got.Reference, got.ActivationCode, got.LastError, string(got.Body), got.Attempts}
-	w := flat{want.ID, want.Action, want.Reference, want.ActivationCode, want.LastError, string(want.Body), want.Attempts}
+	g := flat{got.ID, got.Action, got.Reference, got.ActivationCode, got.LastError, string(got.Body), got.Attempts, got.Source, got.Reconciliation}
+	w := flat{want.ID, want.Action, want.Reference, want.ActivationCode, want.LastError, string(want.Body), want.Attempts, want.Source, want.Reconciliation}
 	if g != w {
 		t.Fatalf("event differs:\n got %+v\nwant %+v", g, w)
 	}
