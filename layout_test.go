@@ -11,7 +11,7 @@ import (
 // plain Go, and only caddymodule/ and cmd/ import Caddy.
 func TestEngineImportsNoCaddy(t *testing.T) {
 	var pkgs []string
-	for _, dir := range []string{"proxy", "policy", "crypto", "sandbox", "store"} {
+	for _, dir := range []string{"proxy", "policy", "crypto", "sandbox", "store", "ledger"} {
 		if _, err := os.Stat(dir); err == nil {
 			pkgs = append(pkgs, "./"+dir+"/...")
 		}
@@ -35,8 +35,10 @@ func TestEngineImportsNoCaddy(t *testing.T) {
 // sandbox may use policy, crypto and store (the simulator's rate limit is
 // the store's sliding log); proxy (what both directions share) may use
 // policy, crypto and store; proxy/outbound and proxy/inbound may use proxy
-// as well, and never each other. All may use internal/ helpers (the
-// clock).
+// as well, and never each other; the payments ledger (ledger) uses store
+// and policy, and neither direction imports it (each has its own small
+// interface, which caddymodule wires to it). All may use internal/ helpers
+// (the clock).
 func TestEngineDependencyDirection(t *testing.T) {
 	const mod = "github.com/qrphgate/qrphgate/"
 	allowed := map[string][]string{
@@ -45,6 +47,7 @@ func TestEngineDependencyDirection(t *testing.T) {
 		"proxy":          {"policy", "crypto", "store", "internal"},
 		"proxy/outbound": {"proxy", "policy", "crypto", "store", "internal"},
 		"proxy/inbound":  {"proxy", "policy", "crypto", "store", "internal"},
+		"ledger":         {"policy", "store", "internal"},
 	}
 	for dir, ok := range allowed {
 		if _, err := os.Stat(dir); err != nil {
