@@ -27,4 +27,12 @@ const (
 	// HeaderModulusActivationCode passes the provider's activation-code
 	// header on to the app.
 	HeaderModulusActivationCode = "Modulus-Activation-Code"
+	// HeaderWebhookSource says who made a delivered event: "modulus" (a
+	// webhook the provider sent) or "qrphgate" (an event the gateway made,
+	// the payments ledger's QRPH_EXPIRED).
+	HeaderWebhookSource = "Webhook-Source"
+	// HeaderReconciliation lists the payments ledger's flags on a
+	// delivered event (amount_mismatch, currency_mismatch,
+	// unknown_reference, late_result), comma-separated; absent when none.
+	HeaderReconciliation = "Modulus-Reconciliation"
 )

@@ -375,6 +375,10 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 	if ev.ActivationCode != "" {
 		h.Set(proxy.HeaderModulusActivationCode, ev.ActivationCode)
 	}
+	h.Set(proxy.HeaderWebhookSource, sourceOf(ev))
+	if ev.Reconciliation != "" {
+		h.Set(proxy.HeaderReconciliation, ev.Reconciliation)
+	}
 	if cfg.Signer != nil {
 		h.Set(proxy.HeaderWebhookSignature, cfg.Signer.Sign(ev.ID, ts, ev.Body))
 	}

@@ -15,10 +15,16 @@ const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 // receipt time (the spool lists by id) and never collide in practice.
 func NewEventID(now time.Time) string {
 	var raw [16]byte
-	ms := uint64(now.UnixMilli())
+	_, _ = rand.Read(raw[6:]) // crypto/rand.Read never fails (Go 1.24+)
+	return formatEventID(now, raw)
+}
+
+// formatEventID writes t's milliseconds into raw's first 48 bits and
+// formats the 128 bits as an event id.
+func formatEventID(t time.Time, raw [16]byte) string {
+	ms := uint64(t.UnixMilli())
 	binary.BigEndian.PutUint16(raw[0:2], uint16(ms>>32))
 	binary.BigEndian.PutUint32(raw[2:6], uint32(ms))
-	_, _ = rand.Read(raw[6:]) // crypto/rand.Read never fails (Go 1.24+)
 	// 128 bits as 26 base32 digits: the first digit carries the top 3 bits.
 	hi := binary.BigEndian.Uint64(raw[0:8])
 	lo := binary.BigEndian.Uint64(raw[8:16])

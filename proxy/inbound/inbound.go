@@ -90,6 +90,9 @@ type Config struct {
 	// Observer receives every webhook's result (metrics); NopObserver when
 	// nil.
 	Observer Observer
+	// Ledger, when set, is told every accepted webhook's result before it
+	// is spooled, and its reconciliation flags go with the delivery.
+	Ledger Ledger
 }
 
 // Handler receives the provider's webhooks: it checks, in order and each
@@ -306,6 +309,7 @@ func (in *Handler) accept(ctx context.Context, log *zap.Logger, env Envelope, p 
 		DedupeKey:      key,
 		DedupeUntil:    now.Add(in.cfg.DedupeWindow),
 	}
+	ev.Reconciliation = in.reconcile(ctx, log, ev, p, opened.Plaintext)
 	if err := in.cfg.Spool.Put(ctx, ev); err != nil {
 		if rerr := in.cfg.Dedupe.Remove(ctx, key); rerr != nil {
 			log.Error("could not drop the dedupe mark of an event that was not spooled", zap.Error(rerr))

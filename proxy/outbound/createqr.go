@@ -40,7 +40,7 @@ type CreateQRResponse struct {
 func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 	const endpoint = "create_qr"
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
+		w.Header().Set("Allow", "GET, POST")
 		o.fail(w, r, endpoint, newErr(http.StatusMethodNotAllowed, proxy.CodeMethodNotAllowed, "", "use POST"))
 		return
 	}
@@ -92,6 +92,9 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, doc := ans.id, ans.doc
+	if !replayed {
+		o.recordQR(r.Context(), id, ans.expiresAt, canon, amount)
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set(proxy.HeaderTransactionID, id)

@@ -47,6 +47,7 @@ type hopts struct {
 	fakeNow      bool   // the fake provider stamps calls with the fake clock
 	// idem, when set, wraps the idempotency store (to inject its faults).
 	idem func(store.Idempotency) store.Idempotency
+	ledger       Ledger
 }
 
 type harness struct {
@@ -131,7 +132,7 @@ func newHarness(t *testing.T, o hopts) *harness {
 		QRURL: qr, WebhooksURL: wh, WebhooksPayload: o.payload, RateLimit: o.rate, MaxWait: o.maxWait, MaxQueue: o.maxQueue,
 		Timeout: o.timeout, Retries: o.retries, AuthFailures: o.authFailures,
 		Budget: h.mem, Idempotency: idem, StoreKind: "memory", Shared: shared, Clock: h.clock,
-		Logger: zap.New(core), Observer: h.obs,
+		Logger: zap.New(core), Observer: h.obs, Ledger: o.ledger,
 		Backoff: proxy.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second, Rand: func() float64 { return 0.5 }},
 	})
 	if err != nil {

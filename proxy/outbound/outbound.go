@@ -84,6 +84,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Observer receives metrics; nil means NopObserver.
 	Observer Observer
+	// Ledger, when set, records every QR created and answers the status
+	// calls (GET /v1/pay/qr/{id}); nil answers them 501.
+	Ledger Ledger
 	// Backoff spaces retries after connection failures; zero means 100ms..2s.
 	Backoff proxy.Backoff
 }
@@ -298,8 +301,13 @@ func New(cfg Config) (*Handler, error) {
 // JSON 404.
 func (o *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
+	case p == "/v1/pay/qr" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		o.serveQRStatus(w, r, "")
 	case p == "/v1/pay/qr":
 		o.serveCreateQR(w, r)
+	case strings.HasPrefix(p, statusPrefix):
+		id, _ := statusID(p)
+		o.serveQRStatus(w, r, id)
 	case p == "/ping":
 		o.servePing(w, r)
 	case p == "/openapi.json":

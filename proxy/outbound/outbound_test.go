@@ -158,7 +158,7 @@ func TestCreateQRRejectsBeforeUpstream(t *testing.T) {
 		{"unknown merchant", "POST", "/v1/pay/qr", `{"amount":"1.00","currency":"PHP","merchantReferenceNumber":"a","activationCode":"QQQQ-QQQQ-QQQQ-QQQQ"}`, "", 400, CodeUnknownMerchant, "activationCode"},
 		{"form content type", "POST", "/v1/pay/qr", createBody("a"), "application/x-www-form-urlencoded", 415, proxy.CodeUnsupportedMedia, ""},
 		{"too large", "POST", "/v1/pay/qr", `{"amount":"` + strings.Repeat("1", maxRequestBody) + `"}`, "", 413, proxy.CodeBodyTooLarge, ""},
-		{"GET create", "GET", "/v1/pay/qr", "", "", 405, proxy.CodeMethodNotAllowed, ""},
+		{"PUT create", "PUT", "/v1/pay/qr", "", "", 405, proxy.CodeMethodNotAllowed, ""},
 		{"unknown path", "GET", "/v1/pay/other", "", "", 404, CodeNotFound, ""},
 		{"POST ping", "POST", "/ping", "", "", 405, proxy.CodeMethodNotAllowed, ""},
 	}
