@@ -210,6 +210,11 @@ func (a *API) Provision(ctx caddy.Context) error {
 	cfg.Shared = val.(sharedState).Shared
 	cfg.Logger = a.logger
 	cfg.Observer = apiMetrics{env: env}
+	app, err := modulusApp(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.Ledger = app.outboundLedger() // the payments ledger (the modulus app's)
 	if a.engine, err = outbound.New(cfg); err != nil {
 		return err
 	}

@@ -21,8 +21,28 @@ func init() {
 // Handlers load it with modulusApp; it is created with its defaults when
 // the config does not name it.
 type App struct {
+	// Ledger is where the payments ledger lives: memory (the default),
+	// file:///absolute/path (kept across restarts) or redis://host:port/db
+	// (rediss:// for TLS), shared by the replicas on that server: the forms
+	// modulus_api's store takes. A Redis password must be an {env.*} or
+	// {file.*} placeholder.
+	Ledger string `json:"ledger,omitempty"`
+
+	// LedgerRetention is how long a transaction is kept, counted from its
+	// creation; 90 days by default, at least 1h.
+	LedgerRetention caddy.Duration `json:"ledger_retention,omitempty"`
+
+	// ExpiryGrace is how long after its expiresAt a QR with no result
+	// becomes expired; 1h by default, 0 expires it at expiresAt.
+	ExpiryGrace *caddy.Duration `json:"expiry_grace,omitempty"`
+
+	// ExpiryEvents is on to send the app a QRPH_EXPIRED event for every QR
+	// that expires, through modulus_webhook's spool; off by default.
+	ExpiryEvents string `json:"expiry_events,omitempty"`
+
 	logger *zap.Logger
 	hooks  *lifecycle
+	ledger *appLedger
 }
 
 // lifecycle holds what runs when the config starts and stops.
@@ -46,8 +66,15 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.hooks = new(lifecycle)
-	return checkRules(appRules, a)
+	if err := checkRules(appRules, a); err != nil {
+		return err
+	}
+	return a.provisionLedger(ctx)
 }
+
+// Cleanup releases the app's hold on shared state; it tolerates a
+// Provision that failed half-way.
+func (a *App) Cleanup() error { return a.releaseLedger() }
 
 // OnStart registers f to run when this config starts, after every module
 // of it provisioned and before it serves; f never runs when the config is
@@ -126,6 +153,7 @@ func onConfigStart(app *App, f func()) {
 
 // Interface guards.
 var (
-	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )

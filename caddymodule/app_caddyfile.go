@@ -2,7 +2,11 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
+	"strings"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
@@ -14,13 +18,47 @@ func init() {
 // appRules are the modulus app's option rules (see rules.go): the
 // Caddyfile applies an option's rule as it reads it, Provision applies them
 // all.
-var appRules = []optionRule[*App]{}
+var appRules = []optionRule[*App]{
+	{"ledger", func(a *App) error { return checkLedgerSpec(a.Ledger) }},
+	{"ledger_retention", func(a *App) error {
+		if a.LedgerRetention != 0 && a.LedgerRetention < caddy.Duration(minLedgerRetention) {
+			return errors.New("ledger_retention must be a duration of at least 1h, such as 90d")
+		}
+		return nil
+	}},
+	{"expiry_grace", func(a *App) error { return checkNonNegativeDuration("expiry_grace", a.ExpiryGrace) }},
+	{"expiry_events", func(a *App) error { return checkOneOf("expiry_events", a.ExpiryEvents, "on", "off") }},
+}
+
+// minLedgerRetention keeps the retention from purging QRs still pending.
+const minLedgerRetention = time.Hour
+
+const ledgerSyntax = "ledger must be memory, file:///absolute/path or redis://host:port/db (rediss:// for TLS)"
+
+// checkLedgerSpec is the ledger option's rule: the forms modulus_api's
+// store takes, and a Redis password only as a placeholder.
+func checkLedgerSpec(spec string) error {
+	switch {
+	case spec == "" || spec == "memory":
+		return nil
+	case strings.HasPrefix(spec, "file://"):
+		if checkStoreSpec(spec) != nil {
+			return errors.New("ledger: file:// takes an absolute file path, such as file:///var/lib/qrphgate/ledger.db")
+		}
+		return nil
+	}
+	return checkRedisOption("ledger", spec, ledgerSyntax)
+}
 
 // parseModulusGlobal reads the global `modulus` options block into the
 // modulus app's JSON. Syntax:
 //
 //	{
 //		modulus {
+//			ledger           memory|file:///absolute/path|redis://host:port/db
+//			ledger_retention <duration>
+//			expiry_grace     <duration>
+//			expiry_events    on|off
 //		}
 //	}
 //
@@ -43,7 +81,29 @@ func parseModulusGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 // UnmarshalCaddyfile sets up the app from the global options block.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return eachOption(d, "modulus", nil, func(opt string) error {
-		return unknownOption(d, "modulus", opt)
+		line, err := readOption(d, "modulus")
+		if err != nil {
+			return err
+		}
+		switch opt {
+		case "ledger":
+			a.Ledger, err = line.one()
+		case "ledger_retention":
+			a.LedgerRetention, err = line.duration()
+		case "expiry_grace":
+			var dur caddy.Duration
+			if dur, err = line.durationOrZero(); err == nil {
+				a.ExpiryGrace = &dur
+			}
+		case "expiry_events":
+			a.ExpiryEvents, err = line.one()
+		default:
+			return unknownOption(d, "modulus", opt)
+		}
+		if err != nil {
+			return err
+		}
+		return line.fail(checkRule(appRules, a, opt))
 	})
 }
 

@@ -18,6 +18,7 @@ func TestAppLifecycle(t *testing.T) {
 	if err := a.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
+	defer a.Cleanup()
 	var got []string
 	a.OnStart(func() { got = append(got, "start1") })
 	a.OnStart(func() { got = append(got, "start2") })

@@ -12,7 +12,7 @@ import (
 
 // caddyfileRuleMessage strips what the Caddyfile adds around a rule's
 // error: the adapter's prefix, the module name and the position.
-var caddyfileRuleMessage = regexp.MustCompile(`^parsing caddyfile tokens for '[a-z_]+': (modulus_[a-z]+): (.*), at Caddyfile:\d+`)
+var caddyfileRuleMessage = regexp.MustCompile(`^parsing caddyfile tokens for '[a-z_]+': (modulus(?:_[a-z]+)?): (.*), at Caddyfile:\d+`)
 
 // TestOptionRulesSameInJSONAndCaddyfile feeds the same bad value through a
 // Caddyfile and through a JSON config and expects the same error: each
@@ -46,17 +46,27 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 		{"sandbox error_rate above 1", "modulus_sandbox", "error_rate 1.5", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","error_rate":1.5`, "error_rate: want a fraction between 0 and 1"},
 		{"sandbox webhook_source", "modulus_sandbox", "webhook_source localhost", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","webhook_source":"localhost"`, "webhook_source must be an IP address"},
 		{"sandbox activation code", "modulus_sandbox", "activation_codes MERCHANT_1", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","activation_codes":["MERCHANT_1"]`, "activation_codes[0] must look like XXXX-XXXX-XXXX-XXXX"},
+		{"bad ledger", "modulus", "ledger postgres://db/x", `"ledger":"postgres://db/x"`, "ledger must be memory, file:///absolute/path or redis://"},
+		{"relative ledger file", "modulus", "ledger file://ledger.db", `"ledger":"file://ledger.db"`, "ledger: file:// takes an absolute file path"},
+		{"ledger with an inline Redis password", "modulus", "ledger redis://:hunter2@127.0.0.1:6379/0", `"ledger":"redis://:hunter2@127.0.0.1:6379/0"`, "ledger: give the Redis password as {env.NAME} or {file.PATH}"},
+		{"ledger_retention under an hour", "modulus", "ledger_retention 30m", `"ledger_retention":1800000000000`, "ledger_retention must be a duration of at least 1h"},
+		{"negative expiry_grace", "modulus", "expiry_grace -1s", `"expiry_grace":-1000000000`, "expiry_grace must be zero or a positive duration"},
+		{"bad expiry_events", "modulus", "expiry_events yes", `"expiry_events":"yes"`, "expiry_events must be on or off"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			msg := adaptErr(t, "http://127.0.0.1:2090 {\n\t"+tc.directive+" {\n\t\t"+tc.line+"\n\t}\n}\n")
+			src := "http://127.0.0.1:2090 {\n\t" + tc.directive + " {\n\t\t" + tc.line + "\n\t}\n}\n"
+			if tc.directive == "modulus" { // the global options block
+				src = "{\n\tmodulus {\n\t\t" + tc.line + "\n\t}\n}\n\nhttp://127.0.0.1:9180 {\n\tmodulus_metrics\n}\n"
+			}
+			msg := adaptErr(t, src)
 			m := caddyfileRuleMessage.FindStringSubmatch(msg)
 			if m == nil || m[1] != tc.directive {
 				t.Fatalf("Caddyfile error %q lacks the module or the position", msg)
 			}
 			fromCaddyfile := m[2]
 
-			mod := map[string]caddy.Provisioner{"modulus_api": new(API), "modulus_webhook": new(Webhook), "modulus_sandbox": new(Sandbox)}[tc.directive]
+			mod := map[string]caddy.Provisioner{"modulus_api": new(API), "modulus_webhook": new(Webhook), "modulus_sandbox": new(Sandbox), "modulus": new(App)}[tc.directive]
 			if err := json.Unmarshal([]byte("{"+tc.json+"}"), mod); err != nil {
 				t.Fatal(err)
 			}

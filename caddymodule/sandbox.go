@@ -130,6 +130,11 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 		Logger: logger, RootCAs: internalCARoots(contextStorage(ctx)),
 		Observer: sandboxMetrics{},
 	}
+	app, err := modulusApp(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.LedgerLookup = app.sandboxLookup() // the page shows the ledger's status too
 	if s.RateLimit != "" {
 		if cfg.RateLimit, err = policy.ParseRateLimit(s.RateLimit); err != nil {
 			return fmt.Errorf("rate_limit: %w", err)

@@ -190,6 +190,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	app.useForExpiryEvents(w.deliverer) // the ledger's QRPH_EXPIRED events go through this spool
 	h.inbound, err = inbound.New(inbound.Config{
 		Keyring:         ring,
 		AllowIPs:        allow,
@@ -204,6 +205,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		Logger:          h.logger,
 		OnAccepted:      w.deliverer.Wake,
 		Observer:        webhookMetrics{},
+		Ledger:          app.inboundLedger(),
 	})
 	return err
 }

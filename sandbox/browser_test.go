@@ -42,9 +42,10 @@ func findChromium(t *testing.T) string {
 // TestBrowserPayLoop runs the quickstart (examples/quickstart/Caddyfile,
 // the README's main command) in the real binary and drives the sandbox page
 // in headless Chromium: a QR created through modulus_api shows with its
-// image, Pay fires the simulator's webhook, modulus_webhook decrypts it and
-// delivers it, signed, to the demo inbox, and the page shows the entry with
-// its verified signature.
+// image and the payments ledger's status, Pay fires the simulator's
+// webhook, modulus_webhook decrypts it and delivers it, signed, to the demo
+// inbox, and the page shows the entry with its verified signature and the
+// ledger's paid.
 func TestBrowserPayLoop(t *testing.T) {
 	browser := findChromium(t)
 	qs := quickstart.Start(t)
@@ -111,10 +112,14 @@ func TestBrowserPayLoop(t *testing.T) {
 		t.Fatalf("card shows %q, %q", amount, status)
 	}
 
+	// Beside the simulator's status, the gateway's payments ledger's.
+	step("see the ledger's pending", chromedp.WaitVisible(chromedp.CSS(card+` .ledger [data-ledger-status="pending"]`)))
+
 	step("click Pay", chromedp.Click(chromedp.CSS(card+" button.pay"), chromedp.NodeVisible))
 	entry := `#inbox li.entry[data-reference="BROWSER-1"][data-action="QRPH_SUCCESS"]`
 	step("see the inbox entry", chromedp.WaitVisible(chromedp.CSS(entry)))
 	step("see the QR paid", chromedp.WaitVisible(chromedp.CSS(card+" .status.PAID")))
+	step("see the ledger's paid", chromedp.WaitVisible(chromedp.CSS(card+` .ledger [data-ledger-status="paid"]`)))
 	text, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(entry)))
 	for _, want := range []string{qr.ID, "PHP 250.00", "Webhook-Id evt_", "signature verified"} {
 		if !strings.Contains(text, want) {

@@ -91,6 +91,10 @@ type QRView struct {
 	Image     string      `json:"image"`
 	Payload   string      `json:"payload"`
 	Events    []EventView `json:"events"`
+	// Ledger is the gateway's payments ledger's view of the QR; absent
+	// when the ledger does not have it (created on this page, not through
+	// modulus_api) or there is no ledger.
+	Ledger *LedgerView `json:"ledger,omitempty"`
 }
 
 // EventView is a simulated outcome and its deliveries.
@@ -127,6 +131,9 @@ type State struct {
 	QRs      []QRView          `json:"qrs"`
 	Webhooks []WebhookListItem `json:"webhooks"`
 	Settings Settings          `json:"settings"`
+	// Ledger is LedgerOK when the QRs carry the ledger's view,
+	// LedgerUnavailable when it could not be read, "" without a ledger.
+	Ledger string `json:"ledger"`
 }
 
 // state is GET /sandbox/api/state.
@@ -134,14 +141,21 @@ func (s *Simulator) state(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.State())
 }
 
-// State returns the QRs (newest first), the webhooks and the settings.
+// State returns the QRs (newest first), the webhooks and the settings,
+// and what the gateway's payments ledger says about the QRs.
 func (s *Simulator) State() State {
+	out := State{Webhooks: s.store.webhookList(), Settings: s.settings(), QRs: s.qrViews()}
+	out.Ledger = s.addLedger(out.QRs)
+	return out
+}
+
+// qrViews lists the QRs, newest first.
+func (s *Simulator) qrViews() []QRView {
 	st := s.store
-	out := State{Webhooks: st.webhookList(), Settings: s.settings()}
 	now := s.clk.Now()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	out.QRs = make([]QRView, 0, len(st.qrOrder))
+	qrs := make([]QRView, 0, len(st.qrOrder))
 	for i := len(st.qrOrder) - 1; i >= 0; i-- {
 		q := st.qrs[st.qrOrder[i]]
 		v := QRView{
@@ -161,9 +175,9 @@ func (s *Simulator) State() State {
 			}
 			v.Events = append(v.Events, ew)
 		}
-		out.QRs = append(out.QRs, v)
+		qrs = append(qrs, v)
 	}
-	return out
+	return qrs
 }
 
 func (s *Simulator) settings() Settings {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -79,7 +80,7 @@ func (s *Simulator) simulate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequestBody, "qrBody is required: the raw QR Ph text or the transaction id")
 		return
 	}
-	ans, serr := s.fire(f["qrBody"], f["useCase"], false)
+	ans, serr := s.fire(f["qrBody"], f["useCase"], false, stated{})
 	if serr != nil {
 		writeError(w, serr.status, serr.code, serr.msg)
 		return
@@ -95,7 +96,12 @@ func (s *Simulator) payButton(useCase string) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, CodeBadRequestBody, "cross-origin request refused")
 			return
 		}
-		ans, serr := s.fire(r.PathValue("id"), useCase, true)
+		as, serr := statedFrom(r)
+		if serr != nil {
+			writeError(w, serr.status, serr.code, serr.msg)
+			return
+		}
+		ans, serr := s.fire(r.PathValue("id"), useCase, true, as)
 		if serr != nil {
 			writeError(w, serr.status, serr.code, serr.msg)
 			return
@@ -117,8 +123,9 @@ func sameOrigin(r *http.Request) bool {
 
 // fire records the outcome useCase for the QR named by qrBody (its raw
 // EMVCo text or its transaction id; only the id when byID) and sends the
-// webhook to every enabled webhook registered for the action.
-func (s *Simulator) fire(qrBody, useCase string, byID bool) (simulateAnswer, *simulateError) {
+// webhook to every enabled webhook registered for the action; the webhook
+// states the QR's amount and currency unless st says otherwise.
+func (s *Simulator) fire(qrBody, useCase string, byID bool, as stated) (simulateAnswer, *simulateError) {
 	if !slices.Contains(s.pol.Webhooks.SimulateUseCases, useCase) {
 		return simulateAnswer{}, &simulateError{http.StatusBadRequest, CodeInvalidUseCase,
 			"useCase must be one of " + strings.Join(s.pol.Webhooks.SimulateUseCases, ", ")}
@@ -163,7 +170,7 @@ func (s *Simulator) fire(qrBody, useCase string, byID bool) (simulateAnswer, *si
 	}
 	payload, _ := json.Marshal(WebhookPayload{
 		Action: action, Status: status, Reason: reason, TransactionID: q.ID, ReferenceNumber: q.Reference,
-		Amount: int64(q.Amount), Currency: q.Currency, Timestamp: now.UTC().Format(time.RFC3339),
+		Amount: as.amountOr(int64(q.Amount)), Currency: cmp.Or(as.currency, q.Currency), Timestamp: now.UTC().Format(time.RFC3339),
 	})
 	token, err := s.sealer.Encrypt(payload)
 	if err != nil {

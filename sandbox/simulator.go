@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/subtle"
 	"crypto/x509"
 	"errors"
@@ -80,6 +81,10 @@ type Config struct {
 	// Observer receives API answers and delivery attempts (caddymodule
 	// turns them into metrics); NopObserver when nil.
 	Observer Observer
+	// LedgerLookup, when set, returns what the gateway's payments ledger
+	// says about the QRs of ids (those it has), for the page. The
+	// simulator does not know the ledger: caddymodule wires it in.
+	LedgerLookup func(ctx context.Context, ids []string) (map[string]LedgerView, error)
 }
 
 // Simulator is the provider simulator's HTTP handler. It keeps its state

@@ -3,6 +3,7 @@ package quickstart_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/json"
 	"image/png"
 	"io"
@@ -92,6 +93,30 @@ func TestQuickstartLoop(t *testing.T) {
 	// which only modulus_webhook holds; the evt_ id is modulus_webhook's.
 	if !e.Accepted || e.Duplicate || e.Signature != "verified" || !regexp.MustCompile(`^evt_[0-9A-Z]{26}$`).MatchString(e.WebhookID) || e.Attempt != "1" {
 		t.Fatalf("inbox entry: %+v", e)
+	}
+
+	// The README's "Payment status and reconciliation": the ledger has the
+	// QR paid, with the webhook's amount, with no upstream call; the admin
+	// API lists it as CSV.
+	status, body = do(t, http.MethodGet, qs.API+"/v1/pay/qr/"+qr.ID, "")
+	var doc struct {
+		ID, Status string
+		Result     struct {
+			Action string
+			Amount int64
+		}
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &doc) != nil || doc.ID != qr.ID || doc.Status != "paid" ||
+		doc.Result.Action != "QRPH_SUCCESS" || doc.Result.Amount != 50000 {
+		t.Fatalf("QR status: %d %s", status, body)
+	}
+	if status, body2 := do(t, http.MethodGet, qs.API+"/v1/pay/qr?merchantReferenceNumber=ORDER-1", ""); status != http.StatusOK || !bytes.Equal(body2, body) {
+		t.Fatalf("QR status by reference: %d %s", status, body2)
+	}
+	status, body = do(t, http.MethodGet, qs.Admin()+"/modulus/transactions?since=24h&format=csv", "")
+	rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if status != http.StatusOK || err != nil || len(rows) != 2 || rows[1][0] != qr.ID || rows[1][5] != "paid" {
+		t.Fatalf("transactions CSV: %d %v %q", status, err, rows)
 	}
 
 	// modulus_webhook took it from the simulator's webhook_source address
@@ -193,6 +218,23 @@ func TestREADMEQuickstart(t *testing.T) {
 	}
 	if !strings.Contains(section, "http://"+quickstart.SandboxAddr+"/sandbox/") || !strings.Contains(section, "```sh\ngo test ./...\n```") {
 		t.Error("Quick start lacks the page URL or the test command")
+	}
+}
+
+// TestREADMELedger keeps the README's "Payment status and reconciliation"
+// on what TestQuickstartLoop runs.
+func TestREADMELedger(t *testing.T) {
+	section := docSection(t, "README.md", "## Payment status and reconciliation")
+	for _, want := range []string{
+		"curl -s http://" + quickstart.APIAddr + "/v1/pay/qr/<id>",
+		"?merchantReferenceNumber=ORDER-1",
+		"curl -s 'localhost:2019/modulus/transactions?since=24h&format=csv'",
+		"qrphgate modulus transactions",
+		"(docs/ledger.md)",
+	} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the section lacks %s", want)
+		}
 	}
 }
 

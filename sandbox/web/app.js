@@ -54,7 +54,20 @@ function deliveryLine(d) {
   return el('li', { class: 'delivery ' + d.state }, text);
 }
 
-function renderQR(q) {
+// ledgerLine shows what the gateway's payments ledger says about a QR,
+// beside the simulator's own status: a QR made on this page never went
+// through modulus_api, so the ledger does not have it.
+function ledgerLine(q, ledgerState) {
+  if (!ledgerState) return null;
+  if (ledgerState === 'unavailable') return el('div', { class: 'ledger muted' }, 'gateway ledger: unavailable');
+  if (!q.ledger) return el('div', { class: 'ledger muted' }, 'gateway ledger: not recorded (not created through modulus_api)');
+  const flags = q.ledger.flags && q.ledger.flags.length ? ` · flagged ${q.ledger.flags.join(', ')}` : '';
+  return el('div', { class: 'ledger' }, 'gateway ledger: ',
+    el('span', { class: 'status ' + q.ledger.status.toUpperCase(), 'data-ledger-status': q.ledger.status }, q.ledger.status),
+    el('span', { class: flags ? 'flags' : '' }, flags));
+}
+
+function renderQR(q, ledgerState) {
   const pending = q.status === 'PENDING';
   const pay = el('button', { class: 'pay', type: 'button', disabled: !pending }, 'Pay');
   const decline = el('button', { class: 'decline', type: 'button', disabled: !pending }, 'Decline');
@@ -72,6 +85,7 @@ function renderQR(q) {
     el('div', { class: 'amount' }, `${q.currency} ${q.amount}`),
     el('div', {}, 'Reference ', el('code', { class: 'ref' }, q.reference), ' ',
       el('span', { class: 'status ' + q.status }, q.status)),
+    ledgerLine(q, ledgerState),
     el('div', { class: 'muted' }, 'id ', el('code', {}, q.id), ` · created ${when(q.createdAt)} · expires ${when(q.expiresAt)}`),
     el('div', { class: 'buttons' }, pay, decline),
     deliveries,
@@ -97,7 +111,7 @@ function renderState(s) {
     (set.errorRate ? ` · error rate ${set.errorRate}` : '') +
     (set.webhookSource ? ` · webhooks sent from ${set.webhookSource}` : '');
   const qrs = document.getElementById('qrs');
-  qrs.replaceChildren(...s.qrs.map(renderQR));
+  qrs.replaceChildren(...s.qrs.map((q) => renderQR(q, s.ledger)));
   document.getElementById('no-qrs').hidden = s.qrs.length > 0;
   const table = document.getElementById('webhooks');
   table.tBodies[0].replaceChildren(...s.webhooks.map((h) => el('tr', {},

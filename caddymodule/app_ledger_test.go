@@ -1,0 +1,173 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/qrphgate/qrphgate/ledger"
+)
+
+func provisionApp(t *testing.T, js string) *App {
+	t.Helper()
+	a := new(App)
+	if err := json.Unmarshal([]byte(js), a); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := a.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// The ledger outlives a reload that keeps its option; a config's settings
+// apply only when it starts (a refused config changes nothing), and the
+// ledger, its job and its status entry go with the last config using it.
+func TestAppLedgerLifecycle(t *testing.T) {
+	path := "file://" + t.TempDir() + "/ledger.db"
+	running := provisionApp(t, `{"ledger":"`+path+`","expiry_grace":300000000000,"expiry_events":"on","ledger_retention":172800000000000}`)
+	l := running.engine()
+	if l == nil || l.Settings().Grace != ledger.DefaultGrace {
+		t.Fatalf("settings before start: %+v", l.Settings())
+	}
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Settings(); s.Grace != 5*time.Minute || !s.ExpiryEvents || s.Retention != 48*time.Hour || s.Emitter != nil {
+		t.Fatalf("settings after start: %+v", s)
+	}
+	if currentLedger.Load() == nil || currentLedger.Load().engine != l {
+		t.Fatal("the started ledger is not the admin API's")
+	}
+	if _, ok := status.snapshot()["ledger"]["file "+strings.TrimPrefix(path, "file://")]; !ok {
+		t.Fatalf("no status entry: %v", status.snapshot()["ledger"])
+	}
+
+	refused := provisionApp(t, `{"ledger":"`+path+`","expiry_grace":0}`)
+	if refused.engine() != l {
+		t.Fatal("a second config on the same file got another ledger")
+	}
+	if err := refused.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Settings(); s.Grace != 5*time.Minute {
+		t.Fatalf("a refused config changed the settings: %+v", s)
+	}
+
+	next := provisionApp(t, `{"ledger":"`+path+`"}`)
+	if err := next.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := running.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Settings(); s.Grace != ledger.DefaultGrace || s.ExpiryEvents {
+		t.Fatalf("settings after the reload: %+v", s)
+	}
+	if err := l.Record(context.Background(), ledger.QR{ID: "tx-1", Reference: "R", CreatedAt: time.Now(), ExpiresAt: time.Now()}); err != nil {
+		t.Fatalf("the ledger stopped with the old config: %v", err)
+	}
+	if err := next.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if currentLedger.Load() != nil {
+		t.Fatal("a destroyed ledger is still the admin API's")
+	}
+	if _, ok := status.snapshot()["ledger"]["file "+strings.TrimPrefix(path, "file://")]; ok {
+		t.Fatal("a destroyed ledger still reports its status")
+	}
+	// The file was closed: a new config opens it again and finds tx-1.
+	again := provisionApp(t, `{"ledger":"`+path+`"}`)
+	defer again.Cleanup()
+	if tx, err := again.engine().Transaction(context.Background(), "tx-1"); err != nil || tx.Status != ledger.StatusPending {
+		t.Fatalf("after reopening: %+v %v", tx, err)
+	}
+}
+
+// The ledger refuses modulus_api's store file.
+func TestLedgerFileIsNotTheStoreFile(t *testing.T) {
+	path := t.TempDir() + "/store.db"
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	st, err := openOutboundStore(ctx, "file://"+path, "sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.release()
+	a := new(App)
+	a.Ledger = "file://" + path
+	err = a.Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), "is modulus_api's store file") {
+		t.Fatalf("provision: %v", err)
+	}
+	_ = a.Cleanup()
+}
+
+// GET /modulus/transactions: JSON pages with a cursor, filters, CSV, and
+// clear refusals.
+func TestAdminTransactions(t *testing.T) {
+	a := provisionApp(t, `{}`)
+	defer a.Cleanup()
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l := a.engine()
+	ctx := context.Background()
+	now := time.Now()
+	for i, ref := range []string{"ADM-1", "ADM-2", "ADM-3"} {
+		created := now.Add(time.Duration(i-3) * time.Hour)
+		if err := l.Record(ctx, ledger.QR{ID: "adm-" + ref, ActivationCode: "TEST-0000-0000-0001", Reference: ref, Amount: 100,
+			Currency: "PHP", CreatedAt: created, ExpiresAt: created.Add(15 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(query string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		err := handleTransactions(rec, httptest.NewRequest(http.MethodGet, "/modulus/transactions?"+query, nil))
+		if err != nil {
+			ae, _ := err.(caddy.APIError)
+			rec.Code = ae.HTTPStatus
+			rec.Body.WriteString(err.Error())
+		}
+		return rec
+	}
+	var page transactionsPage
+	rec := get("limit=2&reference=")
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page.Transactions) != 2 || page.NextCursor == "" ||
+		page.Transactions[0].Reference != "ADM-3" {
+		t.Fatalf("first page: %d %s", rec.Code, rec.Body)
+	}
+	rec = get("limit=2&cursor=" + page.NextCursor)
+	page = transactionsPage{}
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page.Transactions) != 1 || page.NextCursor != "" ||
+		page.Transactions[0].Reference != "ADM-1" {
+		t.Fatalf("second page: %d %s", rec.Code, rec.Body)
+	}
+	rec = get("since=150m&status=pending&format=csv")
+	rows, err := csv.NewReader(rec.Body).ReadAll()
+	if err != nil || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" || len(rows) != 3 || rows[1][2] != "ADM-3" || rows[2][2] != "ADM-2" {
+		t.Fatalf("csv: %v %q %v", err, rows, rec.Header())
+	}
+	rec = get("format=csv&limit=1")
+	if rec.Header().Get(headerNextCursor) == "" {
+		t.Fatalf("a CSV page with more after it has no %s", headerNextCursor)
+	}
+	for _, q := range []string{"status=refunded", "limit=0", "limit=1001", "since=yesterday", "until=-1h", "format=xml", "cursor=zzz"} {
+		if rec := get(q); rec.Code != http.StatusBadRequest {
+			t.Fatalf("%s: %d %s", q, rec.Code, rec.Body)
+		}
+	}
+	rec = httptest.NewRecorder()
+	if err := handleTransactions(rec, httptest.NewRequest(http.MethodPost, "/modulus/transactions", nil)); err == nil {
+		t.Fatal("POST was answered")
+	}
+}
