@@ -144,6 +144,37 @@ func pageMetric(page, series string) float64 {
 	return v
 }
 
+// ledgerPolicy writes a policy file that shortens the QR validity.
+func ledgerPolicy(t *testing.T, dir, validity string) string {
+	t.Helper()
+	p := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(p, []byte("qr:\n  validity: "+validity+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ledgerSites are the webhook and metrics sites of the ledger tests: the
+// route the provider posts to, delivering to the app, and the metrics.
+func ledgerSites(hook, app, mets int, spool string) string {
+	return fmt.Sprintf(`http://127.0.0.1:%d {
+	route /webhooks/modulus {
+		modulus_webhook {
+			decryption_key {env.QRPHGATE_E2E_KEY_1}
+			allow_ips      127.0.0.1/32
+			forward_to     http://127.0.0.1:%d/payments
+			sign_secret    {env.QRPHGATE_E2E_SIGN}
+			spool          %s
+			retry_backoff  100ms 300ms
+		}
+	}
+}
+http://127.0.0.1:%d {
+	modulus_metrics
+}
+`, hook, app, spool, mets)
+}
+
 // TestLedgerEndToEnd runs the whole ledger in the real binary, with the
 // simulator as the provider: a created QR is pending, paying makes it paid
 // with the amount the webhook stated, declining declined; a webhook that
@@ -158,9 +189,7 @@ func TestLedgerEndToEnd(t *testing.T) {
 	}
 	const secret = "sk_test_FAKE-ledger-loop-do-not-use"
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte("qr:\n  validity: 15s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	policyPath := ledgerPolicy(t, dir, "15s")
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))
 	api, sbx, hook, appPort, mets := e2e.FreePort(t), e2e.FreePort(t), e2e.FreePort(t), e2e.FreePort(t), e2e.FreePort(t)
 	app := new(ledgerApp)
@@ -192,22 +221,7 @@ http://127.0.0.1:%d {
 		retry_intervals  1s 1s
 	}
 }
-http://127.0.0.1:%d {
-	route /webhooks/modulus {
-		modulus_webhook {
-			decryption_key {env.QRPHGATE_E2E_KEY_1}
-			allow_ips      127.0.0.1/32
-			forward_to     http://127.0.0.1:%d/payments
-			sign_secret    {env.QRPHGATE_E2E_SIGN}
-			spool          spool/ledger.spool
-			retry_backoff  100ms 300ms
-		}
-	}
-}
-http://127.0.0.1:%d {
-	modulus_metrics
-}
-`, adminAddr, api, sbx, sbx, filepath.Join(dir, "policy.yaml"), sbx, hook, hook, appPort, mets)})
+`, adminAddr, api, sbx, sbx, policyPath, sbx, hook) + ledgerSites(hook, appPort, mets, "spool/ledger.spool")})
 	apiURL, sbxURL := fmt.Sprintf("http://127.0.0.1:%d", api), fmt.Sprintf("http://127.0.0.1:%d", sbx)
 	sandboxPost := func(path string) {
 		t.Helper()
@@ -391,10 +405,7 @@ func TestLedgerReplicasOnRedis(t *testing.T) {
 	app := new(ledgerApp)
 	appPort := e2e.FreePort(t)
 	serveApp(t, appPort, app)
-	policyPath := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte("qr:\n  validity: 8s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	policyPath := ledgerPolicy(t, t.TempDir(), "8s")
 	type rep struct {
 		g                     *e2e.Gateway
 		api, hook, mets, port int
@@ -422,22 +433,7 @@ http://127.0.0.1:%d {
 		policy          %s
 	}
 }
-http://127.0.0.1:%d {
-	route /webhooks/modulus {
-		modulus_webhook {
-			decryption_key {env.QRPHGATE_E2E_KEY_1}
-			allow_ips      127.0.0.1/32
-			forward_to     http://127.0.0.1:%d/payments
-			sign_secret    {env.QRPHGATE_E2E_SIGN}
-			spool          %s
-			retry_backoff  100ms 300ms
-		}
-	}
-}
-http://127.0.0.1:%d {
-	modulus_metrics
-}
-`, r.port, srv.URL(), r.api, provider.URL, provider.URL, srv.URL(), policyPath, r.hook, appPort, srv.URL(), r.mets)})
+`, r.port, srv.URL(), r.api, provider.URL, provider.URL, srv.URL(), policyPath) + ledgerSites(r.hook, appPort, r.mets, srv.URL())})
 		return r
 	}
 	a, b := start(), start()
