@@ -61,3 +61,27 @@ func FuzzParsePayload(f *testing.F) {
 		}
 	})
 }
+
+// FuzzResultOf: what the ledger is told about any payload ParsePayload
+// accepts is bounded and well formed; reading it never panics.
+func FuzzResultOf(f *testing.F) {
+	for _, s := range []string{
+		`{"action":"QRPH_SUCCESS","referenceNumber":"REF-1","amount":100000,"currency":"PHP"}`,
+		`{"status":"SUCCESS","transactionId":"a78efd32","merchantReferenceNumber":"R","amount":"500.00"}`,
+		`{"action":"A","id":"1","amount":-5,"currency":"PH"}`, `{"action":"A","id":"1","amount":1e3}`,
+		`{"action":"A","id":"1","amount":"12.345","currency":"\u00e9\u00e9\u00e9"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := ParsePayload(body, DefaultActionFields, DefaultReferenceFields)
+		if err != nil {
+			return
+		}
+		r := resultOf(body, p)
+		if r.Action != p.Action || r.TransactionID != p.TransactionID || len(r.Reference) > maxFieldLen ||
+			(r.Currency != "" && len(r.Currency) != 3) || (!r.HasAmount && r.Amount != 0) {
+			t.Fatalf("%s: %+v", body, r)
+		}
+	})
+}
