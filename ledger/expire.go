@@ -72,16 +72,22 @@ func (l *Ledger) Sweep(ctx context.Context) error {
 		return nil
 	}
 	now := l.clock.Now()
+	cutoff := now.Add(-s.Grace)
 	for {
-		recs, err := l.store.Due(ctx, StatusPending, now.Add(-s.Grace), sweepBatch)
+		recs, err := l.store.Due(ctx, StatusPending, cutoff, sweepBatch)
 		if err != nil {
 			l.failed("expire", err)
 			return err
 		}
+		expired := 0
 		for _, rec := range recs {
-			l.expire(ctx, rec, now, s)
+			if l.expire(ctx, rec, now, cutoff, s) {
+				expired++
+			}
 		}
-		if len(recs) < sweepBatch || ctx.Err() != nil {
+		// A full batch may mean more are due; a batch that expired none
+		// (all taken by another replica, or unreadable) ends the pass.
+		if len(recs) < sweepBatch || expired == 0 || ctx.Err() != nil {
 			break
 		}
 	}
@@ -93,21 +99,28 @@ func (l *Ledger) Sweep(ctx context.Context) error {
 		return err
 	}
 	for _, rec := range recs {
-		if s.ExpiryEvents {
+		switch {
+		case rec.Status != StatusExpired || rec.Due.IsZero() || rec.Due.After(now):
+			// Changed since it was listed (a shared store lists, then reads).
+		case s.ExpiryEvents:
 			l.emit(ctx, rec, now, s)
-		} else {
+		default:
 			l.clearDue(ctx, rec)
 		}
 	}
 	return nil
 }
 
-// expire moves one pending record to expired.
-func (l *Ledger) expire(ctx context.Context, rec store.LedgerRecord, now time.Time, s Settings) {
+// expire moves one pending record, due by cutoff, to expired, and reports
+// whether it did.
+func (l *Ledger) expire(ctx context.Context, rec store.LedgerRecord, now, cutoff time.Time, s Settings) bool {
+	if rec.Status != StatusPending || rec.Due.IsZero() || rec.Due.After(cutoff) {
+		return false // changed since it was listed (a shared store lists, then reads)
+	}
 	e, err := decodeEntry(rec)
 	if err != nil {
 		l.log.Error("an unreadable ledger entry is left pending", zap.String("transaction_id", rec.ID), zap.Error(err))
-		return
+		return false
 	}
 	e.ExpiredAt = now.UTC()
 	next := rec
@@ -118,10 +131,10 @@ func (l *Ledger) expire(ctx context.Context, rec store.LedgerRecord, now time.Ti
 	next, err = l.store.Update(ctx, next)
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrRecordNotFound):
-		return // a result came, or another replica expired it
+		return false // a result came, or another replica expired it
 	case err != nil:
 		l.failed("expire", err, zap.String("transaction_id", rec.ID))
-		return
+		return false
 	}
 	l.obs.Transition(StatusExpired)
 	l.log.Info("QR expired without a result", zap.String("transaction_id", rec.ID), zap.String("reference", rec.Reference),
@@ -129,6 +142,7 @@ func (l *Ledger) expire(ctx context.Context, rec store.LedgerRecord, now time.Ti
 	if s.ExpiryEvents {
 		l.emit(ctx, next, now, s)
 	}
+	return true
 }
 
 // emit hands an expired record's event to the emitter, claiming it first

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -461,5 +462,64 @@ func TestStoreFailures(t *testing.T) {
 	}
 	if got := e.obs.snapshot(e.obs.failures); got != "map[expire:1 lookup:1 purge:1 reconcile:1 record:1]" {
 		t.Fatalf("failures %s", got)
+	}
+}
+
+// listThenRead is a store that, like Redis, lists due records and then
+// reads them: between the two, before runs (a result arriving).
+type listThenRead struct {
+	store.Ledger
+	before func()
+}
+
+func (s listThenRead) Due(ctx context.Context, status string, before time.Time, max int) ([]store.LedgerRecord, error) {
+	recs, err := s.Ledger.Due(ctx, status, before, max)
+	if err != nil || s.before == nil {
+		return recs, err
+	}
+	s.before()
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	return s.Ledger.GetMany(ctx, ids)
+}
+
+// A QR paid between the sweep's listing and its read stays paid: the sweep
+// expires only what is still pending and due.
+func TestSweepSkipsWhatChangedMeanwhile(t *testing.T) {
+	inner := store.NewMemoryLedger()
+	var e *env
+	lt := listThenRead{Ledger: inner}
+	e = newEnvOn(t, &lt, newEnv(t).clk)
+	e.l.Configure(ledger.Settings{Grace: time.Minute})
+	e.record(t, "tx-1", "ORDER-1")
+	e.clk.Advance(time.Hour)
+	lt.before = func() { e.reconcile(t, paid("tx-1", "ORDER-1")) }
+	e.sweep(t)
+	if tx := e.get(t, "tx-1"); tx.Status != ledger.StatusPaid {
+		t.Fatalf("a QR paid meanwhile became %s", tx.Status)
+	}
+}
+
+// Unreadable entries do not keep a sweep busy for ever: a batch that
+// expires nothing ends the pass.
+func TestSweepEndsOnUnreadableEntries(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 150; i++ {
+		if _, err := e.store.Insert(ctx, store.LedgerRecord{ID: fmt.Sprintf("bad-%d", i), Reference: "R", Status: ledger.StatusPending,
+			Created: t0, Due: t0, Data: []byte("not json")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.l.Sweep(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sweep does not end")
 	}
 }

@@ -144,9 +144,9 @@ func (l *RedisLedger) GetMany(ctx context.Context, ids []string) ([]LedgerRecord
 	return out, nil
 }
 
-// members reads up to n members of the lex index key between lo and hi
-// (see ledgerBounds), newest first, skipping offset.
-func (l *RedisLedger) members(ctx context.Context, key, lo, hi string, offset, n int) ([]string, error) {
+// members reads up to n members m of the lex index key with lo <= m < hi
+// (see ledgerBounds), newest first.
+func (l *RedisLedger) members(ctx context.Context, key, lo, hi string, n int) ([]string, error) {
 	maxB, minB := "+", "-"
 	if hi != "" {
 		maxB = "(" + hi
@@ -154,7 +154,7 @@ func (l *RedisLedger) members(ctx context.Context, key, lo, hi string, offset, n
 	if lo != "" {
 		minB = "[" + lo
 	}
-	ms, err := l.r.c.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: maxB, Min: minB, Offset: int64(offset), Count: int64(n)}).Result()
+	ms, err := l.r.c.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: maxB, Min: minB, Count: int64(n)}).Result()
 	if err != nil {
 		return nil, unavailable("ledger list", err)
 	}
@@ -171,7 +171,7 @@ func memberIDs(ms []string) []string {
 
 // ByReference implements Ledger.
 func (l *RedisLedger) ByReference(ctx context.Context, ref string, max int) ([]LedgerRecord, error) {
-	ms, err := l.members(ctx, l.p+"ref:"+ref, "", "", 0, max)
+	ms, err := l.members(ctx, l.p+"ref:"+ref, "", "", max)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,18 @@ func (l *RedisLedger) Due(ctx context.Context, status string, before time.Time, 
 	if err != nil {
 		return nil, unavailable("ledger due", err)
 	}
-	return l.GetMany(ctx, ids)
+	recs, err := l.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	// Listed, then read: drop what changed in between.
+	out := recs[:0]
+	for _, rec := range recs {
+		if rec.Status == status && !rec.Due.IsZero() && !rec.Due.After(before) {
+			out = append(out, rec)
+		}
+	}
+	return out, nil
 }
 
 // List implements Ledger: it walks the narrowest index (the reference's,
@@ -263,8 +274,10 @@ func (l *RedisLedger) List(ctx context.Context, q LedgerQuery) (LedgerPage, erro
 	}
 	var page LedgerPage
 	batch := q.Limit + 1
-	for offset := 0; ; offset += batch {
-		ms, err := l.members(ctx, key, lo, hi, offset, batch)
+	for {
+		// Each batch starts below the last member of the one before
+		// (keyset paging): records added meanwhile cannot shift it.
+		ms, err := l.members(ctx, key, lo, hi, batch)
 		if err != nil {
 			return LedgerPage{}, err
 		}
@@ -286,6 +299,7 @@ func (l *RedisLedger) List(ctx context.Context, q LedgerQuery) (LedgerPage, erro
 		if len(ms) < batch {
 			return page, nil
 		}
+		hi = ms[len(ms)-1]
 	}
 }
 
