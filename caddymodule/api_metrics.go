@@ -12,7 +12,7 @@ import (
 
 // Metric names of modulus_api (all in metricsSet, served by
 // modulus_metrics). Labels come from fixed sets only: environment
-// (sandbox, production), account (the configured accounts' ids), endpoint (create_qr, ping, webhooks_*), upstream
+// (sandbox, production), account (the configured accounts' ids), endpoint (create_qr, qr_status, ping, webhooks_*), upstream
 // (qr, webhooks), HTTP status codes and the API's error codes.
 const (
 	metricUpstreamRequests   = "qrphgate_outbound_upstream_requests_total"
