@@ -46,8 +46,8 @@ type hopts struct {
 	qrURL        string // overrides the fake's URL
 	fakeNow      bool   // the fake provider stamps calls with the fake clock
 	// idem, when set, wraps the idempotency store (to inject its faults).
-	idem func(store.Idempotency) store.Idempotency
-	ledger       Ledger
+	idem   func(store.Idempotency) store.Idempotency
+	ledger Ledger
 }
 
 type harness struct {
