@@ -12,7 +12,10 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/qrphgate/qrphgate/internal/apispec"
 	"github.com/qrphgate/qrphgate/ledger"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 func provisionApp(t *testing.T, js string) *App {
@@ -169,5 +172,47 @@ func TestAdminTransactions(t *testing.T) {
 	rec = httptest.NewRecorder()
 	if err := handleTransactions(rec, httptest.NewRequest(http.MethodPost, "/modulus/transactions", nil)); err == nil {
 		t.Fatal("POST was answered")
+	}
+}
+
+// What the real ledger answers for each kind of transaction is the
+// payment status proxy/openapi.json describes.
+func TestLedgerDocumentsMatchOpenAPI(t *testing.T) {
+	spec := apispec.Load(t)
+	l, err := ledger.New(ledger.Config{Store: store.NewMemoryLedger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	record := func(id string) {
+		if err := l.Record(ctx, ledger.QR{ID: id, ActivationCode: fakeActivation, Reference: "DOC-" + id, Amount: 50000, Currency: "PHP",
+			CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle := func(n ledger.Notification) {
+		if _, err := l.Reconcile(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("pending")
+	record("paid")
+	settle(ledger.Notification{EventID: "evt_1", Action: "QRPH_SUCCESS", TransactionID: "paid", Reference: "DOC-paid", Amount: 50000, HasAmount: true, Currency: "PHP"})
+	record("flagged")
+	settle(ledger.Notification{EventID: "evt_2", Action: "QRPH_DECLINED", TransactionID: "flagged", Amount: 1, HasAmount: true, Currency: "usd"})
+	settle(ledger.Notification{EventID: "evt_3", Action: "QRPH_SUCCESS", TransactionID: "orphan", Reference: "ELSEWHERE-1", Amount: -7, HasAmount: true, Currency: "xx"})
+	settle(ledger.Notification{EventID: "evt_4", Action: "SOMETHING_NEW"})
+	led := outboundLedger{l}
+	for _, id := range []string{"pending", "paid", "flagged", "orphan", "unmatched-evt_4"} {
+		doc, err := led.QRStatus(ctx, outbound.StatusQuery{ID: id})
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/v1/pay/qr/"+id, nil)
+		h := http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}}
+		if err := spec.CheckResponse(req, http.StatusOK, h, doc); err != nil {
+			t.Errorf("%s: %v\n%s", id, err, doc)
+		}
 	}
 }

@@ -523,3 +523,17 @@ func TestSweepEndsOnUnreadableEntries(t *testing.T) {
 		t.Fatal("the sweep does not end")
 	}
 }
+
+// A result that matched no QR keeps what it stated as stated, and gives
+// the transaction only what can be a QR's: no negative amount, the
+// currency in capitals.
+func TestUnknownReferenceKeepsTheStatement(t *testing.T) {
+	e := newEnv(t)
+	n := paid("tx-7", "ORDER-7")
+	n.Amount, n.Currency = -5, "usd"
+	e.reconcile(t, n)
+	tx := e.get(t, "tx-7")
+	if tx.Amount != 0 || tx.AmountText != "0.00" || tx.Currency != "USD" || *tx.Result.Amount != -5 || tx.Result.Currency != "usd" {
+		t.Fatalf("orphan %+v result %+v", tx, tx.Result)
+	}
+}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ type Notification struct {
 	// ReceivedAt is when the webhook was accepted.
 	ReceivedAt time.Time
 }
+
+// currencyCode is what a QR's currency can be.
+var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
 
 // outcome maps a webhook's action (or status) to the status it gives its
 // QR: the documented QRPH_SUCCESS and QRPH_DECLINED, the security page's
@@ -173,8 +177,13 @@ func (l *Ledger) orphan(ctx context.Context, log *zap.Logger, n Notification) ([
 	if id == "" {
 		id = "unmatched-" + n.EventID
 	}
-	e := entry{Currency: n.Currency, Result: resultOf(n), Flags: []string{FlagUnknownReference}}
-	if n.HasAmount {
+	// The transaction takes what the webhook stated, when it is usable as
+	// a QR's (a result keeps it as stated either way).
+	e := entry{Result: resultOf(n), Flags: []string{FlagUnknownReference}}
+	if c := strings.ToUpper(n.Currency); currencyCode.MatchString(c) {
+		e.Currency = c
+	}
+	if n.HasAmount && n.Amount >= 0 {
 		e.Amount = n.Amount
 	}
 	status := outcome(n.Action)

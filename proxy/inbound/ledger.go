@@ -37,7 +37,7 @@ type PaymentResult struct {
 	// integer (the provider's unit), or a "500.00" string in pesos.
 	Amount    int64
 	HasAmount bool
-	// Currency is the stated currency, "" when none.
+	// Currency is the stated currency (three ASCII letters), "" when none.
 	Currency string
 	// ReceivedAt is when the webhook was accepted.
 	ReceivedAt time.Time
@@ -86,7 +86,7 @@ func resultOf(plaintext []byte, p Payload) PaymentResult {
 	if r.Reference == "" {
 		r.Reference = str("merchantReferenceNumber")
 	}
-	if c := str("currency"); len(c) == 3 {
+	if c := str("currency"); isCurrencyCode(c) {
 		r.Currency = c
 	}
 	if raw := m["amount"]; isJSONInteger(raw) {
@@ -99,4 +99,18 @@ func resultOf(plaintext []byte, p Payload) PaymentResult {
 		}
 	}
 	return r
+}
+
+// isCurrencyCode reports whether s can be an ISO 4217 code: three ASCII
+// letters (either case: the check against the QR ignores it).
+func isCurrencyCode(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if c := s[i] | 0x20; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
 }

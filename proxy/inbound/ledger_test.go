@@ -7,12 +7,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/qrphgate/qrphgate/crypto"
+	"github.com/qrphgate/qrphgate/internal/apispec"
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store/storetest"
 )
@@ -88,6 +90,8 @@ func TestResultOf(t *testing.T) {
 		{`{"action":"QRPH_SUCCESS","referenceNumber":"R","amount":"5","currency":7}`, "R 0 false "},
 		{`{"action":"QRPH_SUCCESS","referenceNumber":"R","Amount":100,"CURRENCY":"PHP"}`, "R 0 false "},
 		{`{"action":"QRPH_SUCCESS","referenceNumber":"R","amount":99999999999999999999}`, "R 0 false "},
+		{`{"action":"QRPH_SUCCESS","referenceNumber":"R","amount":1,"currency":"\u20ac"}`, "R 1 true "},
+		{`{"action":"QRPH_SUCCESS","referenceNumber":"R","currency":"php"}`, "R 0 false php"},
 	} {
 		p, err := ParsePayload([]byte(tc.payload), DefaultActionFields, DefaultReferenceFields)
 		if err != nil {
@@ -113,7 +117,7 @@ func TestSourceAndReconciliationHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	spool := storetest.NewMemorySpool()
-	ev := spoolEvent("evt_0000000000TESTRECONCILE1", c.Now(), `{"action":"QRPH_SUCCESS"}`)
+	ev := spoolEvent("evt_0000000000000000000000000R", c.Now(), `{"action":"QRPH_SUCCESS"}`)
 	ev.Reconciliation = "amount_mismatch,currency_mismatch"
 	_ = spool.Put(context.Background(), ev)
 	// The event is queued before the worker starts, so both are queued
@@ -153,5 +157,15 @@ func TestSourceAndReconciliationHeaders(t *testing.T) {
 	}
 	if len(got) != 2 {
 		t.Fatalf("deliveries %d", len(got))
+	}
+	// Both, flags and gateway event included, are deliveries as
+	// proxy/openapi.json describes them.
+	spec := apispec.Load(t)
+	for _, d := range []delivery{prov, gw} {
+		req := httptest.NewRequest("POST", "/payments/modulus", strings.NewReader(d.body))
+		req.Header = d.header.Clone()
+		if err := spec.CheckDelivery(req, []byte(d.body)); err != nil {
+			t.Errorf("the delivery does not match proxy/openapi.json: %v\n%v", err, d.header)
+		}
 	}
 }

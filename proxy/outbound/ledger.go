@@ -47,11 +47,13 @@ type StatusQuery struct {
 // ErrQRNotFound is QRStatus's answer for a QR the ledger does not have.
 var ErrQRNotFound = errors.New("outbound: no such QR in the ledger")
 
-// Codes of the status calls.
-const (
-	CodeLedgerUnavailable   = "ledger_unavailable"
-	CodeLedgerNotConfigured = "ledger_not_configured"
-)
+// CodeLedgerUnavailable is the status calls' answer when the ledger's
+// store cannot be reached.
+const CodeLedgerUnavailable = "ledger_unavailable"
+
+// maxStatusID bounds an id the status call looks up: the provider's ids
+// are checked to 128 characters (createUpstream), and so are a result's.
+const maxStatusID = 128
 
 // ledgerTimeout bounds one ledger call on the create path, so a slow store
 // delays a QR by little; the QR is answered whatever the ledger says.
@@ -89,10 +91,6 @@ func (o *Handler) serveQRStatus(w http.ResponseWriter, r *http.Request, id strin
 		o.fail(w, r, endpoint, newErr(http.StatusMethodNotAllowed, proxy.CodeMethodNotAllowed, "", "use GET"))
 		return
 	}
-	if o.cfg.Ledger == nil {
-		o.fail(w, r, endpoint, newErr(http.StatusNotImplemented, CodeLedgerNotConfigured, "", "this gateway keeps no payments ledger"))
-		return
-	}
 	q := StatusQuery{ID: id}
 	if id == "" {
 		v := r.URL.Query()
@@ -111,8 +109,12 @@ func (o *Handler) serveQRStatus(w http.ResponseWriter, r *http.Request, id strin
 			o.fail(w, r, endpoint, e)
 			return
 		}
-	} else if !isWord(id, "-_.", 256) {
+	} else if !isWord(id, "-_.", maxStatusID) {
 		o.fail(w, r, endpoint, newErr(http.StatusNotFound, CodeNotFound, "", "no QR with this id"))
+		return
+	}
+	if o.cfg.Ledger == nil { // an engine built without one (a Caddy config always has one)
+		o.fail(w, r, endpoint, newErr(http.StatusNotFound, CodeNotFound, "", "this gateway keeps no payments ledger"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), ledgerTimeout)

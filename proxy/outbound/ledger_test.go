@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,7 +42,9 @@ func (f *fakeLedger) QRStatus(_ context.Context, q StatusQuery) ([]byte, error) 
 	for i := len(f.created) - 1; i >= 0; i-- {
 		qr := f.created[i]
 		if qr.ID == q.ID || (q.ID == "" && qr.Reference == q.Reference && qr.ActivationCode == q.ActivationCode) {
-			return json.Marshal(map[string]string{"id": qr.ID, "status": "pending"})
+			return json.Marshal(map[string]string{"id": qr.ID, "merchantReferenceNumber": qr.Reference, "amount": qr.Amount.String(),
+				"currency": qr.Currency, "status": "pending", "createdAt": qr.CreatedAt.UTC().Format(time.RFC3339),
+				"expiresAt": qr.ExpiresAt.UTC().Format(time.RFC3339)})
 		}
 	}
 	return nil, ErrQRNotFound
@@ -108,7 +111,9 @@ func TestQRStatus(t *testing.T) {
 	for _, path := range []string{"/v1/pay/qr/" + ans.ID, "/v1/pay/qr?merchantReferenceNumber=ORDER-1",
 		"/v1/pay/qr?merchantReferenceNumber=ORDER-1&activationCode=" + testActivationCode} {
 		rec := h.do(http.MethodGet, path, "")
-		if rec.Code != http.StatusOK || rec.Body.String() != `{"id":"`+ans.ID+`","status":"pending"}`+"\n" ||
+		var doc struct{ ID, Status string }
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &doc) != nil || doc.ID != ans.ID || doc.Status != "pending" ||
+			!strings.HasSuffix(rec.Body.String(), "}\n") ||
 			rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Cache-Control") != "no-store" {
 			t.Fatalf("GET %s: %d %q %v", path, rec.Code, rec.Body, rec.Header())
 		}
@@ -133,6 +138,7 @@ func TestQRStatus(t *testing.T) {
 	}{
 		{http.MethodGet, "/v1/pay/qr/nope", 404, "not_found", ""},
 		{http.MethodGet, "/v1/pay/qr/a%20b", 404, "not_found", ""},
+		{http.MethodGet, "/v1/pay/qr/" + strings.Repeat("a", 129), 404, "not_found", ""},
 		{http.MethodGet, "/v1/pay/qr?merchantReferenceNumber=ORDER-9", 404, "not_found", ""},
 		{http.MethodGet, "/v1/pay/qr?merchantReferenceNumber=ORDER-1&activationCode=" + testOtherMerchant, 404, "not_found", ""},
 		{http.MethodGet, "/v1/pay/qr", 400, "missing_field", ""},
@@ -152,8 +158,8 @@ func TestQRStatus(t *testing.T) {
 	}
 }
 
-// A ledger that cannot be reached answers 503 with Retry-After; a gateway
-// with no ledger answers 501.
+// A ledger that cannot be reached answers 503 with Retry-After; an engine
+// with no ledger finds no QR.
 func TestQRStatusWithoutALedger(t *testing.T) {
 	h := newHarness(t, hopts{ledger: &fakeLedger{err: errors.New("store unavailable")}})
 	rec := h.do(http.MethodGet, "/v1/pay/qr/abc", "")
@@ -161,7 +167,7 @@ func TestQRStatusWithoutALedger(t *testing.T) {
 		t.Fatalf("unreachable ledger: %d %s %v", rec.Code, rec.Body, rec.Header())
 	}
 	h = newHarness(t, hopts{})
-	if rec := h.do(http.MethodGet, "/v1/pay/qr/abc", ""); rec.Code != http.StatusNotImplemented {
+	if rec := h.do(http.MethodGet, "/v1/pay/qr/abc", ""); rec.Code != http.StatusNotFound {
 		t.Fatalf("no ledger: %d %s", rec.Code, rec.Body)
 	}
 	if rec := h.do(http.MethodPost, "/v1/pay/qr", createBody("ORDER-1")); rec.Code != http.StatusOK {

@@ -85,7 +85,7 @@ type Config struct {
 	// Observer receives metrics; nil means NopObserver.
 	Observer Observer
 	// Ledger, when set, records every QR created and answers the status
-	// calls (GET /v1/pay/qr/{id}); nil answers them 501.
+	// calls (GET /v1/pay/qr/{id}); without one they answer 404.
 	Ledger Ledger
 	// Backoff spaces retries after connection failures; zero means 100ms..2s.
 	Backoff proxy.Backoff
