@@ -75,23 +75,9 @@ func (a *ledgerApp) waitDelivery(t *testing.T, ref, action string) ledgerDeliver
 	return a.deliveries(ref, action)[0]
 }
 
-// qrDoc is GET /v1/pay/qr/{id}'s answer.
-type qrDoc struct {
-	ID                      string     `json:"id"`
-	MerchantReferenceNumber string     `json:"merchantReferenceNumber"`
-	Amount                  string     `json:"amount"`
-	Currency                string     `json:"currency"`
-	Status                  string     `json:"status"`
-	CreatedAt               time.Time  `json:"createdAt"`
-	ExpiresAt               *time.Time `json:"expiresAt"`
-	Result                  *struct {
-		Action        string `json:"action"`
-		TransactionID string `json:"transactionId"`
-		Amount        *int64 `json:"amount"`
-		Currency      string `json:"currency"`
-	} `json:"result"`
-	Flags []string `json:"flags"`
-}
+// qrDoc is GET /v1/pay/qr/{id}'s answer (its shape is checked against
+// proxy/openapi.json by TestLedgerDocumentsMatchOpenAPI).
+type qrDoc = ledger.Document
 
 // createQR creates a QR through modulus_api and returns its id and expiry.
 func createQR(t *testing.T, api, ref string) (id, expiresAt string) {
