@@ -513,7 +513,7 @@ func TestWebhookReplayUnderAnotherHeaderDeliveredOnce(t *testing.T) {
 	}
 	e2e.WaitFor(t, 15*time.Second, "the delivery", func() bool { return app.count("ORDER-REPLAY") >= 1 })
 	e2e.WaitFor(t, 15*time.Second, "an empty spool", func() bool {
-		return strings.Contains(getBody(t, g.Admin()+"/modulus/status"), `"pending": 0`)
+		return inboundPending(t, g.Admin()) == 0
 	})
 	distinct := 0
 	ids.Range(func(_, _ any) bool { distinct++; return true })

@@ -163,7 +163,7 @@ func TestWebhookRefusedReloadKeepsDeliveringToTheRunningApp(t *testing.T) {
 	refs := append([]string(nil), acked...)
 	mu.Unlock()
 	e2e.WaitFor(t, 60*time.Second, "an empty spool", func() bool {
-		return strings.Contains(getBody(t, g.Admin()+"/modulus/status"), `"pending": 0`)
+		return inboundPending(t, g.Admin()) == 0
 	})
 	missing := 0
 	for _, ref := range refs {
@@ -260,7 +260,7 @@ func reloadUnderLoad(t *testing.T, global string, reloads int, app *recordingApp
 	stop.Store(true)
 	wg.Wait()
 	e2e.WaitFor(t, 60*time.Second, "an empty spool", func() bool {
-		return strings.Contains(getBody(t, g.Admin()+"/modulus/status"), `"pending": 0`)
+		return inboundPending(t, g.Admin()) == 0
 	})
 	run.sent, run.resets = sent.Load(), reset.Load()
 	return run

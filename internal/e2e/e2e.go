@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qrphgate/qrphgate/internal/testenv"
 )
 
 var (
@@ -60,34 +61,9 @@ func moduleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
-// that no earlier call of this test process returned.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		// The kernel may hand a just-closed port out again: never give one
-		// port to two listeners of this test process.
-		if !portsGiven[port] {
-			portsGiven[port] = true
-			return port
-		}
-	}
-	t.Fatal("no free port the test process has not handed out already")
-	return 0
-}
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = make(map[int]bool)
-)
+// FreePort returns a TCP port on 127.0.0.1 for a listener of a test (see
+// testenv.FreePort).
+func FreePort(t testing.TB) int { return testenv.FreePort(t) }
 
 // Options describe one gateway process.
 type Options struct {

@@ -256,6 +256,10 @@ func (s *Server) createQR(w http.ResponseWriter, r *http.Request, call *Call, bo
 		return
 	}
 	if faulted && f.Status != 0 {
+		// Recorded before the answer: the client may stop reading a large
+		// one and return before the write ends.
+		s.record(*call)
+		recorded = true
 		s.answerFault(w, f)
 		return
 	}
