@@ -72,6 +72,13 @@ type API struct {
 	// environment's, 100/1m sandbox and 1000/1m production).
 	RateLimit string `json:"rate_limit,omitempty"`
 
+	// MerchantRateLimit, "N/duration", caps each merchant's (activation
+	// code's) QR creations inside the account's budget, so that one
+	// merchant of a platform cannot use up what the others share; over it
+	// a call gets 429 merchant_rate_limited before it takes a rate slot.
+	// Unset: no cap.
+	MerchantRateLimit string `json:"merchant_rate_limit,omitempty"`
+
 	// MaxWait is the longest a call waits for rate slots, Retry-After and
 	// retry backoff together (default 10s; 0 never waits).
 	MaxWait *caddy.Duration `json:"max_wait,omitempty"`
@@ -177,6 +184,9 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 	cfg.Budget, cfg.Idempotency, cfg.StoreKind = a.stores.budget, a.stores.idempotency, a.stores.kind
+	if err := a.merchantLimiter(&cfg); err != nil {
+		return err
+	}
 
 	account := outbound.AccountID(cfg.SecretKey.Reveal())
 	breaker := a.CircuitBreaker.settings()
