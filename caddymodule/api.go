@@ -225,15 +225,19 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 	cfg.Ledger = app.outboundLedger() // the payments ledger (the modulus app's)
+	apiMetrics{env: env}.precreate()
 	if a.engine, err = outbound.New(cfg); err != nil {
 		return err
 	}
 	engine := a.engine
-	a.unregister = status.register("outbound", env+" "+cfg.QRURL.Host+" "+account, func() any {
+	name := env + " " + cfg.QRURL.Host + " " + account
+	unstatus := status.register("outbound", name, func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		return engine.Status(ctx)
 	})
+	unhealth := registerHealthEngine(name, env, account, engine)
+	a.unregister = func() { unstatus(); unhealth() }
 	a.logger.Info("modulus_api ready", zap.String("environment", env), zap.String("qr_url", cfg.QRURL.String()),
 		zap.String("webhooks_url", whURL), zap.String("rate_limit", cfg.RateLimit.String()), zap.String("store", a.stores.kind))
 	return nil
