@@ -10,19 +10,8 @@ import (
 	"time"
 
 	"github.com/qrphgate/qrphgate/internal/clock"
+	"github.com/qrphgate/qrphgate/internal/e2e"
 )
-
-// waitFor polls cond (real time bounds only a failure).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // switchable is a probe whose outcome the test sets; block makes its runs
 // hang until released.
@@ -75,7 +64,7 @@ func TestPollerFollowsTheDependency(t *testing.T) {
 		return []Probe{{Name: "spool", Every: 10 * time.Second, Timeout: 2 * time.Second, Failure: Unavailable, Run: s.run}}
 	})
 	result := func() Result { return p.Results()["spool"] }
-	waitFor(t, "the first run", func() bool { return result().Status == OK && s.runs.Load() == 1 })
+	e2e.WaitFor(t, 10*time.Second, "the first run", func() bool { return result().Status == OK && s.runs.Load() == 1 })
 	for i := 0; i < 100; i++ {
 		_ = p.Results()
 	}
@@ -89,14 +78,14 @@ func TestPollerFollowsTheDependency(t *testing.T) {
 	}
 	clk.WaitForTimers(1, 5*time.Second)
 	clk.Advance(5 * time.Second)
-	waitFor(t, "the broken dependency to show", func() bool { return result().Status == Unavailable })
+	e2e.WaitFor(t, 10*time.Second, "the broken dependency to show", func() bool { return result().Status == Unavailable })
 	if r := result(); r.Message != "disk full" || !r.CheckedAt.Equal(clk.Now()) {
 		t.Fatalf("result %+v at %v", r, clk.Now())
 	}
 	s.set(OK, "fine")
 	clk.WaitForTimers(1, 5*time.Second)
 	clk.Advance(10 * time.Second)
-	waitFor(t, "the repaired dependency to show", func() bool { return result().Status == OK })
+	e2e.WaitFor(t, 10*time.Second, "the repaired dependency to show", func() bool { return result().Status == OK })
 }
 
 // Until its first run ends a check reports its failure status; a run past
@@ -108,14 +97,14 @@ func TestPollerTimeoutAndPending(t *testing.T) {
 	p := startPoller(t, clk, func() []Probe {
 		return []Probe{{Name: "store", Every: time.Second, Timeout: 2 * time.Second, Failure: Unavailable, Run: s.run}}
 	})
-	waitFor(t, "the first run to start", func() bool { return s.running.Load() == 1 })
+	e2e.WaitFor(t, 10*time.Second, "the first run to start", func() bool { return s.running.Load() == 1 })
 	if r := p.Results()["store"]; r.Status != Unavailable || r.Message != "not checked yet" || !r.Pending {
 		t.Fatalf("pending result %+v", r)
 	}
 	// The poller's sleep and the run's timeout.
 	clk.WaitForTimers(2, 5*time.Second)
 	clk.Advance(2 * time.Second)
-	waitFor(t, "the timeout", func() bool { return strings.Contains(p.Results()["store"].Message, "no answer within 2s") })
+	e2e.WaitFor(t, 10*time.Second, "the timeout", func() bool { return strings.Contains(p.Results()["store"].Message, "no answer within 2s") })
 	for i := 0; i < 5; i++ {
 		clk.Advance(time.Second)
 	}
@@ -125,7 +114,7 @@ func TestPollerTimeoutAndPending(t *testing.T) {
 	close(s.block) // later runs pass through the closed channel
 	clk.WaitForTimers(1, 5*time.Second)
 	clk.Advance(time.Second)
-	waitFor(t, "a run after the hung one returned", func() bool { return p.Results()["store"].Status == OK })
+	e2e.WaitFor(t, 10*time.Second, "a run after the hung one returned", func() bool { return p.Results()["store"].Status == OK })
 }
 
 // Probes that go away (a handler of an older config) drop out of the
@@ -144,12 +133,12 @@ func TestPollerFollowsTheProbeSet(t *testing.T) {
 		}
 		return ps
 	})
-	waitFor(t, "two checks", func() bool { r := p.Results(); return r["a"].Status == OK && r["b"].Status == OK })
+	e2e.WaitFor(t, 10*time.Second, "two checks", func() bool { r := p.Results(); return r["a"].Status == OK && r["b"].Status == OK })
 	mu.Lock()
 	names = []string{"b", "c"}
 	mu.Unlock()
 	p.Kick()
-	waitFor(t, "the new set", func() bool {
+	e2e.WaitFor(t, 10*time.Second, "the new set", func() bool {
 		r := p.Results()
 		_, hasA := r["a"]
 		return !hasA && r["c"].Status == OK && len(r) == 2
