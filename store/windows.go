@@ -23,9 +23,9 @@ type Windows struct {
 	prefix string
 	redis  *Redis // nil for memory
 
-	mu       sync.Mutex
-	st       limiter.Store // nil until a Redis store loaded its scripts
-	lastOpen time.Time     // last attempt to load them
+	mu      sync.Mutex
+	st      limiter.Store // nil until a Redis store loaded its scripts
+	lastTry time.Time     // last use of a Redis store, or attempt to load one
 }
 
 // WindowHit is the answer of Windows.Hit.
@@ -98,16 +98,16 @@ func (w *Windows) store(ctx context.Context) (limiter.Store, error) {
 		return w.st, nil
 	}
 	if w.st != nil {
-		if !w.redis.State().Up && time.Since(w.lastOpen) < redisRetryEvery {
+		if !w.redis.State().Up && time.Since(w.lastTry) < redisRetryEvery {
 			return nil, unavailable("limiter", errors.New("server down"))
 		}
-		w.lastOpen = time.Now()
+		w.lastTry = time.Now()
 		return w.st, nil
 	}
-	if time.Since(w.lastOpen) < redisRetryEvery && !w.redis.State().Up {
+	if time.Since(w.lastTry) < redisRetryEvery && !w.redis.State().Up {
 		return nil, unavailable("limiter", errors.New("server down"))
 	}
-	w.lastOpen = time.Now()
+	w.lastTry = time.Now()
 	st, err := limredis.NewStoreWithOptions(w.redis.c, limiter.StoreOptions{Prefix: w.prefix})
 	if err != nil {
 		return nil, unavailable("limiter scripts", err)
