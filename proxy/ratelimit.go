@@ -57,6 +57,10 @@ func (l *WindowLimiter) Allow(ctx context.Context, key string, rate policy.RateL
 		return Decision{Allowed: true}
 	}
 	hit, err := l.windows.Hit(ctx, key, rate.Requests, rate.Period)
+	if err != nil && ctx.Err() != nil {
+		// The client left: that says nothing about the store.
+		return Decision{Allowed: true}
+	}
 	if err != nil {
 		if l.down.CompareAndSwap(false, true) {
 			l.log.Error("rate limiter store unavailable: requests pass without a rate limit until it answers",

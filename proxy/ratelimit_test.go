@@ -75,6 +75,22 @@ func TestWindowLimiterFailsOpenAndLogsOnce(t *testing.T) {
 	}
 }
 
+// A request whose client left is let through without reporting an outage.
+func TestWindowLimiterClientGone(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	b := &breakable{w: store.NewMemoryWindows()}
+	b.set(true)
+	l := NewWindowLimiter(b, "webhook", zap.New(core))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d := l.Allow(ctx, "k", policy.RateLimit{Requests: 1, Period: time.Hour}); !d.Allowed || d.FailedOpen {
+		t.Fatalf("cancelled request: %+v", d)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("logged %d lines for a client that left", logs.Len())
+	}
+}
+
 // A nil limiter and a zero rate limit nothing.
 func TestWindowLimiterOff(t *testing.T) {
 	var l *WindowLimiter
