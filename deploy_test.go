@@ -203,6 +203,16 @@ func TestComposeFile(t *testing.T) {
 	if !dataVolume {
 		t.Error("qrphgate needs a volume on /data (certificates and the spool)")
 	}
+	// The health check is the binary probing Caddyfile.example's /readyz.
+	test := fmt.Sprint(at(c, "services", "qrphgate", "healthcheck", "test"))
+	example, err := os.ReadFile("Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if test != "[CMD /usr/bin/qrphgate modulus probe http://127.0.0.1:9180/readyz]" ||
+		!strings.Contains(string(example), "http://:9180 {") || !strings.Contains(string(example), "handle /readyz {\n\t\tmodulus_health") {
+		t.Errorf("qrphgate healthcheck %s does not probe Caddyfile.example's /readyz", test)
+	}
 }
 
 // exampleEnv is what Caddyfile.example expects, with obviously fake values.
@@ -234,7 +244,8 @@ func TestCaddyfileExample(t *testing.T) {
 			t.Errorf("the adapted JSON contains a secret value (%s...)", v[:8])
 		}
 	}
-	if !strings.Contains(out, "{env.MODULUS_SECRET_KEY}") || !strings.Contains(out, "198.51.100.0/24") {
+	if !strings.Contains(out, "{env.MODULUS_SECRET_KEY}") || !strings.Contains(out, "198.51.100.0/24") ||
+		!strings.Contains(out, `"handler":"modulus_health"`) || !strings.Contains(out, `"read_header_timeout":10000000000`) {
 		t.Errorf("adapted JSON lacks the placeholders or the allowlist:\n%s", out)
 	}
 	if out, err := e2e.Run(t, dir, "validate", "--config", abs, "--adapter", "caddyfile"); err != nil || !strings.Contains(out, "Valid configuration") {
@@ -314,6 +325,11 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("%s uses port %v, which the container does not name", probe, port)
 		}
 	}
+	// Readiness is modulus_health's report; liveness stays trivial.
+	if at(sidecar, "readinessProbe", "httpGet", "path") != "/readyz" || at(sidecar, "livenessProbe", "httpGet", "path") != "/healthz" {
+		t.Errorf("probes: readiness %v, liveness %v; want /readyz and /healthz",
+			at(sidecar, "readinessProbe", "httpGet", "path"), at(sidecar, "livenessProbe", "httpGet", "path"))
+	}
 	if at(sidecar, "securityContext", "readOnlyRootFilesystem") != true || at(sidecar, "securityContext", "allowPrivilegeEscalation") != false {
 		t.Error("the sidecar should have a read-only root and no privilege escalation")
 	}
@@ -366,7 +382,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the ConfigMap's Caddyfile does not adapt: %v\n%s", err, out)
 	}
-	for _, want := range []string{"{env.MODULUS_SECRET_KEY}", "{env.REDIS_PASSWORD}", "modulus_webhook", "modulus_api"} {
+	for _, want := range []string{"{env.MODULUS_SECRET_KEY}", "{env.REDIS_PASSWORD}", "modulus_webhook", "modulus_api", `"handler":"modulus_health"`, `"read_header_timeout":10000000000`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("adapted JSON lacks %s", want)
 		}

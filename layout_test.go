@@ -48,6 +48,7 @@ func TestEngineDependencyDirection(t *testing.T) {
 		"proxy/outbound": {"proxy", "policy", "crypto", "store", "internal"},
 		"proxy/inbound":  {"proxy", "policy", "crypto", "store", "internal"},
 		"ledger":         {"policy", "store", "internal"},
+		"proxy/health":   {"internal"},
 	}
 	for dir, ok := range allowed {
 		if _, err := os.Stat(dir); err != nil {

@@ -72,6 +72,13 @@ type API struct {
 	// environment's, 100/1m sandbox and 1000/1m production).
 	RateLimit string `json:"rate_limit,omitempty"`
 
+	// MerchantRateLimit, "N/duration", caps each merchant's (activation
+	// code's) QR creations inside the account's budget, so that one
+	// merchant of a platform cannot use up what the others share; over it
+	// a call gets 429 merchant_rate_limited before it takes a rate slot.
+	// Unset: no cap.
+	MerchantRateLimit string `json:"merchant_rate_limit,omitempty"`
+
 	// MaxWait is the longest a call waits for rate slots, Retry-After and
 	// retry backoff together (default 10s; 0 never waits).
 	MaxWait *caddy.Duration `json:"max_wait,omitempty"`
@@ -177,6 +184,9 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 	cfg.Budget, cfg.Idempotency, cfg.StoreKind = a.stores.budget, a.stores.idempotency, a.stores.kind
+	if err := a.merchantLimiter(&cfg); err != nil {
+		return err
+	}
 
 	account := outbound.AccountID(cfg.SecretKey.Reveal())
 	breaker := a.CircuitBreaker.settings()
@@ -215,15 +225,19 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 	cfg.Ledger = app.outboundLedger() // the payments ledger (the modulus app's)
+	apiMetrics{env: env}.precreate()
 	if a.engine, err = outbound.New(cfg); err != nil {
 		return err
 	}
 	engine := a.engine
-	a.unregister = status.register("outbound", env+" "+cfg.QRURL.Host+" "+account, func() any {
+	name := env + " " + cfg.QRURL.Host + " " + account
+	unstatus := status.register("outbound", name, func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		return engine.Status(ctx)
 	})
+	unhealth := registerHealthEngine(name, env, account, engine)
+	a.unregister = func() { unstatus(); unhealth() }
 	a.logger.Info("modulus_api ready", zap.String("environment", env), zap.String("qr_url", cfg.QRURL.String()),
 		zap.String("webhooks_url", whURL), zap.String("rate_limit", cfg.RateLimit.String()), zap.String("store", a.stores.kind))
 	return nil

@@ -30,6 +30,7 @@ func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 //		webhooks_url     <https URL>
 //		webhooks_payload plain|jwe
 //		rate_limit       <N>/<duration>
+//		merchant_rate_limit <N>/<duration>
 //		max_wait         <duration>
 //		max_queue        <N>
 //		timeout          <duration>
@@ -87,6 +88,8 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.WebhooksPayload, err = line.one()
 		case "rate_limit":
 			a.RateLimit, err = line.one()
+		case "merchant_rate_limit":
+			a.MerchantRateLimit, err = line.one()
 		case "max_wait":
 			var dur caddy.Duration
 			if dur, err = line.durationOrZero(); err == nil {

@@ -119,6 +119,15 @@ func (m apiMetrics) Response(endpoint string, status int, code string) {
 	m.counter(metricResponses, "endpoint", endpoint, "status", strconv.Itoa(status), "code", code).Inc()
 }
 
+// precreate makes the series that alerts watch before their first event
+// (a rejection, a blown fuse), so that a rule sees 0 rather than nothing.
+func (m apiMetrics) precreate() {
+	m.counter(metricCredentials)
+	for _, reason := range []string{"max_wait", "queue_full"} {
+		m.counter(metricQueueRejections, "reason", reason)
+	}
+}
+
 // breakerGauge sets the breaker-state gauge: 0 closed, 1 half-open, 2 open.
 // Breakers are per account (outbound.AccountID) as well as per upstream.
 func breakerGauge(env, account, upstream string, s outbound.BreakerState) {

@@ -42,7 +42,8 @@ var apiRules = []optionRule[*API]{
 	{"webhooks_payload", func(a *API) error {
 		return checkOneOf("webhooks_payload", a.WebhooksPayload, outbound.WebhooksPayloadPlain, outbound.WebhooksPayloadJWE)
 	}},
-	{"rate_limit", func(a *API) error { return checkRateLimit(a.RateLimit) }},
+	{"rate_limit", func(a *API) error { return checkRateLimit("rate_limit", a.RateLimit) }},
+	{"merchant_rate_limit", func(a *API) error { return checkRateLimit("merchant_rate_limit", a.MerchantRateLimit) }},
 	{"max_wait", func(a *API) error { return checkNonNegativeDuration("max_wait", a.MaxWait) }},
 	{"max_queue", func(a *API) error {
 		if a.MaxQueue == 0 {
@@ -99,13 +100,13 @@ func checkUpstreamURL(opt, v string) error {
 	return err
 }
 
-// checkRateLimit is the rate_limit rule of every module: N/duration.
-func checkRateLimit(v string) error {
+// checkRateLimit is the rule of every rate-limit option: N/duration.
+func checkRateLimit(opt, v string) error {
 	if v == "" {
 		return nil
 	}
 	if _, err := policy.ParseRateLimit(v); err != nil {
-		return fmt.Errorf("rate_limit: %w", err)
+		return fmt.Errorf("%s: %w", opt, err)
 	}
 	return nil
 }

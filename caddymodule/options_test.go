@@ -33,6 +33,15 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 		{"inline second sign_secret", "modulus_webhook", "sign_secret {env.QRPHGATE_SIGNING_SECRET}\n\t\tsign_secret whsec_FAKEFAKE", webhookBase + `"sign_secrets":["{env.QRPHGATE_SIGNING_SECRET}","whsec_FAKEFAKE"]`, "sign_secret[2] must be a {env.NAME} or {file.PATH} placeholder"},
 		{"forward_to without a scheme", "modulus_webhook", "forward_to 127.0.0.1:3000/x", strings.Replace(webhookBase, `"forward_to":"http://127.0.0.1:1/x",`, "", 1) + `"forward_to":"127.0.0.1:3000/x"`, "forward_to must be an absolute http:// or https:// URL"},
 		{"spool with an inline Redis password", "modulus_webhook", "spool redis://:hunter2@127.0.0.1:6379/0", webhookBase + `"spool":"redis://:hunter2@127.0.0.1:6379/0"`, "spool: give the Redis password as {env.NAME} or {file.PATH}"},
+		{"bad webhook rate_limit", "modulus_webhook", "rate_limit 100/0s", webhookBase + `"rate_limit":"100/0s"`, "rate_limit: rate limit \"100/0s\": period must be a positive duration"},
+		{"bad rate_limit_per_ip", "modulus_webhook", "rate_limit_per_ip many", webhookBase + `"rate_limit_per_ip":"many"`, "rate_limit_per_ip: rate limit \"many\": want N/duration"},
+		{"read_timeout above 5m", "modulus_webhook", "read_timeout 6m", webhookBase + `"read_timeout":360000000000`, "read_timeout must be a positive duration up to 5m"},
+		{"bad merchant_rate_limit", "modulus_api", "merchant_rate_limit 0/1m", apiBase + `"merchant_rate_limit":"0/1m"`, "merchant_rate_limit: rate limit \"0/1m\": request count must be a positive integer"},
+		{"health_interval below a second", "modulus_health", "health_interval 500ms", `"health_interval":500000000`, "health_interval must be a duration of at least 1s"},
+		{"check_interval below a second", "modulus_health", "check_interval 10ms", `"check_interval":10000000`, "check_interval must be a duration of at least 1s"},
+		{"check_timeout above a minute", "modulus_health", "check_timeout 2m", `"check_timeout":120000000000`, "check_timeout must be a positive duration up to 1m"},
+		{"negative cert_warn", "modulus_health", "cert_warn -1s", `"cert_warn":-1000000000`, "cert_warn must be a positive duration"},
+		{"empty cert name", "modulus_health", `cert_names ""`, `"cert_names":[""]`, "cert_names must not contain an empty name"},
 		{"max_queue above its range", "modulus_api", "max_queue 2000000", apiBase + `"max_queue":2000000`, "max_queue must be a whole number from 1 to 1048576"},
 		{"negative max_queue", "modulus_api", "max_queue -1", apiBase + `"max_queue":-1`, "max_queue must be a whole number from 1 to 1048576"},
 		{"auth_failures above its range", "modulus_api", "auth_failures 101", apiBase + `"auth_failures":101`, "auth_failures must be a whole number from 1 to 100"},
@@ -66,7 +75,7 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 			}
 			fromCaddyfile := m[2]
 
-			mod := map[string]caddy.Provisioner{"modulus_api": new(API), "modulus_webhook": new(Webhook), "modulus_sandbox": new(Sandbox), "modulus": new(App)}[tc.directive]
+			mod := map[string]caddy.Provisioner{"modulus_api": new(API), "modulus_webhook": new(Webhook), "modulus_sandbox": new(Sandbox), "modulus": new(App), "modulus_health": new(Health)}[tc.directive]
 			if err := json.Unmarshal([]byte("{"+tc.json+"}"), mod); err != nil {
 				t.Fatal(err)
 			}

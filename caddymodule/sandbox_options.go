@@ -28,7 +28,7 @@ var sandboxRules = []optionRule[*Sandbox]{
 		}
 		return nil
 	}},
-	{"rate_limit", func(s *Sandbox) error { return checkRateLimit(s.RateLimit) }},
+	{"rate_limit", func(s *Sandbox) error { return checkRateLimit("rate_limit", s.RateLimit) }},
 	{"retry_intervals", func(s *Sandbox) error {
 		for _, d := range s.RetryIntervals {
 			if d <= 0 {

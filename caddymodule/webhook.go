@@ -108,6 +108,23 @@ type Webhook struct {
 	// MaxBody caps the request body in bytes; 64 KiB by default.
 	MaxBody int64 `json:"max_body,omitempty"`
 
+	// RateLimit caps the webhooks from all allowed addresses together,
+	// "N/duration" in fixed windows; 10000/1m by default (see
+	// docs/webhooks.md for why the defaults never refuse the provider's
+	// own traffic). Counted on the Redis server of Store or of a Redis
+	// Spool (shared by replicas), else in this process. Over it: 429
+	// rate_limited with Retry-After.
+	RateLimit string `json:"rate_limit,omitempty"`
+
+	// RateLimitPerIP caps the webhooks from each address (each /64 for
+	// IPv6), checked before RateLimit; 5000/1m by default.
+	RateLimitPerIP string `json:"rate_limit_per_ip,omitempty"`
+
+	// ReadTimeout bounds the arrival of the body once the checks before it
+	// passed; 10s (the provider's answer deadline) by default. A sender
+	// that trickles its body gets 408 request_timeout.
+	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
+
 	// ActionFields name the payload members that carry the action, tried in
 	// order (default: action, webhookAction, status).
 	ActionFields []string `json:"action_fields,omitempty"`
@@ -123,6 +140,7 @@ type Webhook struct {
 	poolKey      string
 	reg          *webhookReg
 	storeRelease func() error // the pooled Redis of Store, when set
+	limitRelease func() error // what the rate limiter holds (the pooled Redis of Store)
 	warnOnce     *sync.Once   // set by Provision (the struct is copied by value before)
 	clock        clock.Clock  // tests only: the pipeline's and a new worker's clock; nil is the real one
 }
@@ -191,6 +209,15 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		return err
 	}
 	app.useForExpiryEvents(w.deliverer) // the ledger's QRPH_EXPIRED events go through this spool
+	rateAll, ratePerIP, err := h.webhookLimits()
+	if err != nil {
+		return err
+	}
+	limiter, limitRelease, err := h.webhookLimiter(ctx, repl, w)
+	if err != nil {
+		return err
+	}
+	h.limitRelease = limitRelease
 	h.inbound, err = inbound.New(inbound.Config{
 		Keyring:         ring,
 		AllowIPs:        allow,
@@ -206,6 +233,10 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		OnAccepted:      w.deliverer.Wake,
 		Observer:        webhookMetrics{},
 		Ledger:          app.inboundLedger(),
+		Limiter:         limiter,
+		RateLimit:       rateAll,
+		RateLimitPerIP:  ratePerIP,
+		ReadTimeout:     time.Duration(h.ReadTimeout),
 	})
 	return err
 }
@@ -400,6 +431,10 @@ func (h *Webhook) Cleanup() error {
 	if h.storeRelease != nil {
 		errStore = h.storeRelease()
 		h.storeRelease = nil
+	}
+	if h.limitRelease != nil {
+		errStore = errors.Join(errStore, h.limitRelease())
+		h.limitRelease = nil
 	}
 	if h.worker == nil {
 		return errStore

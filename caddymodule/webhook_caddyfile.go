@@ -31,6 +31,9 @@ func init() {
 //		redeliver_for    <duration>                 # default 72h
 //		retry_backoff    <base> <max>               # default 2s 15m
 //		max_body         <size>                     # default 64KB
+//		rate_limit       <N>/<duration>             # default 10000/1m, all addresses together
+//		rate_limit_per_ip <N>/<duration>            # default 5000/1m, each address (IPv6: each /64)
+//		read_timeout     <duration>                 # default 10s, for the body to arrive
 //		action_fields    <name...>                  # default action webhookAction status
 //		reference_fields <name...>                  # default referenceNumber merchantReferenceNumber transactionId id
 //	}
@@ -107,6 +110,12 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.MaxBody = int64(n)
 			}
+		case "rate_limit":
+			h.RateLimit, err = line.one()
+		case "rate_limit_per_ip":
+			h.RateLimitPerIP, err = line.one()
+		case "read_timeout":
+			h.ReadTimeout, err = line.duration()
 		case "action_fields":
 			h.ActionFields, err = line.some()
 		case "reference_fields":

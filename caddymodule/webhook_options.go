@@ -67,6 +67,9 @@ var webhookRules = []optionRule[*Webhook]{
 		}
 		return nil
 	}},
+	{"rate_limit", func(h *Webhook) error { return checkRateLimit("rate_limit", h.RateLimit) }},
+	{"rate_limit_per_ip", func(h *Webhook) error { return checkRateLimit("rate_limit_per_ip", h.RateLimitPerIP) }},
+	{"read_timeout", func(h *Webhook) error { return checkReadTimeout(h.ReadTimeout) }},
 	{"action_fields", func(h *Webhook) error { return checkNames("action_fields", h.ActionFields) }},
 	{"reference_fields", func(h *Webhook) error { return checkNames("reference_fields", h.ReferenceFields) }},
 }

@@ -144,6 +144,37 @@ func TestQuickstartLoop(t *testing.T) {
 		t.Fatalf("the local CA root the README points curl at: %v", err)
 	}
 
+	// 4. Readiness on the operators' listener (2092): every check of the
+	// process answers, the webhook site's certificate (localhost, found from
+	// the site) among them; liveness stays trivial.
+	var ready struct {
+		Status string
+		Checks map[string]struct{ Status, Message string }
+	}
+	e2e.WaitFor(t, 60*time.Second, "/readyz to answer ok", func() bool {
+		status, body := do(t, http.MethodGet, qs.Ops+"/readyz", "")
+		return status == http.StatusOK && json.Unmarshal(body, &ready) == nil && ready.Status == "ok"
+	})
+	for _, prefix := range []string{"spool:", "upstream:qr:", "upstream:webhooks:", "credentials:sandbox:", "breaker:sandbox:", "certificate:localhost"} {
+		found := false
+		for name, c := range ready.Checks {
+			found = found || (strings.HasPrefix(name, prefix) && c.Status == "ok")
+		}
+		if !found {
+			t.Errorf("/readyz has no ok check %s*: %+v", prefix, ready.Checks)
+		}
+	}
+	if status, body := do(t, http.MethodGet, qs.Ops+"/healthz", ""); status != http.StatusOK || string(body) != "ok" {
+		t.Errorf("/healthz: %d %s", status, body)
+	}
+	_, metrics := do(t, http.MethodGet, qs.Ops+"/metrics", "")
+	for _, want := range []string{"qrphgate_ready 1\n", `qrphgate_upstream_up{api="qr"} 1` + "\n", `qrphgate_upstream_up{api="webhooks"} 1` + "\n",
+		`qrphgate_tls_certificate_expiry_seconds{name="localhost"} `} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
 	// The fake secrets appear neither in the logs nor in the running config.
 	_, cfg := do(t, http.MethodGet, qs.Admin()+"/config/", "")
 	for _, name := range []string{"secret_key", "encryption_key", "sign_secret"} {

@@ -23,10 +23,11 @@ const (
 	APIAddr     = "127.0.0.1:2090"
 	SandboxAddr = "127.0.0.1:2091"
 	WebhookAddr = "localhost:8443"
+	OpsAddr     = "127.0.0.1:2092"
 )
 
 // leftoverPort finds a quickstart port the rewrite missed.
-var leftoverPort = regexp.MustCompile(`:(2090|2091|8443)\b`)
+var leftoverPort = regexp.MustCompile(`:(2090|2091|2092|8443)\b`)
 
 // AppWebhookEnv names the environment variable the quickstart's forward_to
 // reads when the file is adapted ({$QRPHGATE_APP_WEBHOOK_URL:<demo inbox>}):
@@ -48,8 +49,8 @@ type Options struct {
 
 // Ports are the replacements for a test run.
 type Ports struct {
-	API, Sandbox, Webhook int
-	Admin                 string // host:port
+	API, Sandbox, Webhook, Ops int
+	Admin                      string // host:port
 }
 
 // Dir is the absolute path of examples/quickstart.
@@ -92,6 +93,7 @@ func Rewrite(src string, p Ports) (string, error) {
 		{APIAddr, fmt.Sprintf("127.0.0.1:%d", p.API)},
 		{SandboxAddr, fmt.Sprintf("127.0.0.1:%d", p.Sandbox)},
 		{WebhookAddr, fmt.Sprintf("localhost:%d", p.Webhook)},
+		{OpsAddr, fmt.Sprintf("127.0.0.1:%d", p.Ops)},
 		{"\n\tskip_install_trust\n", fmt.Sprintf("\n\tadmin %s\n\tskip_install_trust\n", p.Admin)},
 	} {
 		if !strings.Contains(src, r.old) {
@@ -114,6 +116,9 @@ type Instance struct {
 	Sandbox string
 	// Webhook is modulus_webhook's URL (https://localhost:8443/webhooks/modulus).
 	Webhook string
+	// Ops is the operators' listener (http://127.0.0.1:2092): /metrics,
+	// /readyz, /healthz.
+	Ops string
 }
 
 // Start runs the quickstart on free ports, as `qrphgate run --config
@@ -129,7 +134,7 @@ func Start(t testing.TB) *Instance {
 // StartWith is Start with options.
 func StartWith(t testing.TB, opts Options) *Instance {
 	t.Helper()
-	p := Ports{API: e2e.FreePort(t), Sandbox: e2e.FreePort(t), Webhook: e2e.FreePort(t),
+	p := Ports{API: e2e.FreePort(t), Sandbox: e2e.FreePort(t), Webhook: e2e.FreePort(t), Ops: e2e.FreePort(t),
 		Admin: fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))}
 	src := Caddyfile(t)
 	var env []string
@@ -151,6 +156,7 @@ func StartWith(t testing.TB, opts Options) *Instance {
 		API:     fmt.Sprintf("http://127.0.0.1:%d", p.API),
 		Sandbox: fmt.Sprintf("http://127.0.0.1:%d", p.Sandbox),
 		Webhook: fmt.Sprintf("https://localhost:%d/webhooks/modulus", p.Webhook),
+		Ops:     fmt.Sprintf("http://127.0.0.1:%d", p.Ops),
 	}
 }
 

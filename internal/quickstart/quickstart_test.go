@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-var testPorts = Ports{API: 41001, Sandbox: 41002, Webhook: 41003, Admin: "127.0.0.1:41004"}
+var testPorts = Ports{API: 41001, Sandbox: 41002, Webhook: 41003, Ops: 41005, Admin: "127.0.0.1:41004"}
 
 // The committed file moves entirely to the test's ports.
 func TestRewriteCommittedCaddyfile(t *testing.T) {
@@ -14,7 +14,7 @@ func TestRewriteCommittedCaddyfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"http://127.0.0.1:41001 {", "http://127.0.0.1:41002 {", "https://localhost:41003 {",
+		"http://127.0.0.1:41001 {", "http://127.0.0.1:41002 {", "https://localhost:41003 {", "http://127.0.0.1:41005 {",
 		"qr_url http://127.0.0.1:41002", "callbacks https://localhost:41003/webhooks/modulus",
 		"forward_to {$QRPHGATE_APP_WEBHOOK_URL:http://127.0.0.1:41002/sandbox/inbox}", "\tadmin 127.0.0.1:41004\n",
 	} {
@@ -28,7 +28,7 @@ func TestRewriteCommittedCaddyfile(t *testing.T) {
 // can never run on the quickstart's fixed ports by accident.
 func TestRewriteRefuses(t *testing.T) {
 	const global = "{\n\tskip_install_trust\n}\n"
-	ok := global + "http://127.0.0.1:2090 {\n}\nhttp://127.0.0.1:2091 {\n}\nhttps://localhost:8443 {\n}\n"
+	ok := global + "http://127.0.0.1:2090 {\n}\nhttp://127.0.0.1:2091 {\n}\nhttps://localhost:8443 {\n}\nhttp://127.0.0.1:2092 {\n}\n"
 	if _, err := Rewrite(ok, testPorts); err != nil {
 		t.Fatalf("minimal file: %v", err)
 	}
@@ -38,6 +38,7 @@ func TestRewriteRefuses(t *testing.T) {
 		"an admin address":       strings.Replace(ok, "{\n\tskip", "{\n\tadmin localhost:2999\n\tskip", 1),
 		"another form of a port": ok + "http://[::1]:2090 {\n}\n",
 		"the webhook port alone": ok + ":8443 {\n}\n",
+		"the ops port alone":     ok + ":2092 {\n}\n",
 	} {
 		if _, err := Rewrite(src, testPorts); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ const (
 	ResultForbiddenActCode = "forbidden_activation_code"
 	ResultSpoolUnavailable = "spool_unavailable"
 	ResultInProgress       = "in_progress"
+	ResultRateLimited      = "rate_limited"
+	ResultRequestTimeout   = "request_timeout"
 )
 
 const (
@@ -57,6 +60,7 @@ var Results = []string{
 	ResultAccepted, ResultDuplicate, ResultForbiddenIP, ResultMethodNotAllowed, ResultUnsupportedMedia,
 	ResultBodyTooLarge, ResultUnreadableBody, ResultBadEnvelope, ResultBadToken, ResultDecryptFailed,
 	ResultInvalidPayload, ResultForbiddenActCode, ResultSpoolUnavailable, ResultInProgress,
+	ResultRateLimited, ResultRequestTimeout,
 }
 
 // Config configures the webhook receiving pipeline.
@@ -93,11 +97,22 @@ type Config struct {
 	// Ledger, when set, is told every accepted webhook's result before it
 	// is spooled, and its reconciliation flags go with the delivery.
 	Ledger Ledger
+	// Limiter counts the rate limits (RateLimit, RateLimitPerIP); nil
+	// means none. See limit.go.
+	Limiter *proxy.WindowLimiter
+	// RateLimit caps the webhooks from all allowed addresses together and
+	// RateLimitPerIP those from each address, per fixed window;
+	// DefaultRateLimit and DefaultRateLimitPerIP when zero.
+	RateLimit, RateLimitPerIP policy.RateLimit
+	// ReadTimeout bounds the time to receive the body once the checks
+	// before it passed; DefaultReadTimeout when zero.
+	ReadTimeout time.Duration
 }
 
 // Handler receives the provider's webhooks: it checks, in order and each
-// failing fast, the client IP, method, content type, size, envelope, JWE
-// header, decryption, payload shape and activation code; then
+// failing fast, the client IP, rate limits, method, content type, size (and
+// the body's read deadline), envelope, JWE header, decryption, payload
+// shape and activation code; then
 // de-duplicates, spools durably and acknowledges. It never forwards
 // anything itself: the Deliverer does, from the spool.
 type Handler struct {
@@ -136,6 +151,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = NopObserver{}
 	}
+	cfg.applyDefenceDefaults()
 	return &Handler{cfg: cfg, log: cfg.Logger}, nil
 }
 
@@ -146,6 +162,9 @@ func (in *Handler) ServeWebhook(w http.ResponseWriter, r *http.Request, client n
 	start := in.cfg.Clock.Now()
 	result, err := in.receive(w, r, client, start)
 	h := w.Header()
+	if closesConnection(result) {
+		h.Set("Connection", "close")
+	}
 	if err != nil {
 		proxy.WriteError(w, err)
 	} else {
@@ -173,6 +192,9 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 		log.Debug("webhook from an address not in allow_ips")
 		return reject(http.StatusForbidden, ResultForbiddenIP, "source address not allowed", nil)
 	}
+	if result, err := in.limit(r.Context(), log, client); err != nil {
+		return result, err
+	}
 	if r.Method != http.MethodPost {
 		return in.refuse(log, http.StatusMethodNotAllowed, ResultMethodNotAllowed, "webhooks must be POSTed", nil)
 	}
@@ -182,11 +204,13 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 	if r.ContentLength > in.cfg.MaxBody {
 		return in.refuse(log, http.StatusRequestEntityTooLarge, ResultBodyTooLarge, "body exceeds max_body", nil)
 	}
-	body, err := proxy.ReadBody(w, r, in.cfg.MaxBody)
+	body, err := in.readBody(w, r)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
 		return in.refuse(log, http.StatusRequestEntityTooLarge, ResultBodyTooLarge, "body exceeds max_body", nil)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return in.refuse(log, http.StatusRequestTimeout, ResultRequestTimeout, "the body did not arrive within read_timeout", nil)
 	case err != nil:
 		return in.refuse(log, http.StatusBadRequest, ResultUnreadableBody, "could not read the body", err)
 	}

@@ -18,6 +18,9 @@ type Observer interface {
 	// DeadLettered records an event's move to the dead letters, with its
 	// reason (DeadLetterReasons).
 	DeadLettered(reason string)
+	// LimiterFailedOpen records a webhook let through without a rate
+	// limit because the limiter's store could not be reached.
+	LimiterFailedOpen()
 }
 
 // NopObserver discards everything.
@@ -27,5 +30,6 @@ func (NopObserver) Received(string, time.Duration)  {}
 func (NopObserver) Attempted(string, time.Duration) {}
 func (NopObserver) Delivered(time.Duration)         {}
 func (NopObserver) DeadLettered(string)             {}
+func (NopObserver) LimiterFailedOpen()              {}
 
 var _ Observer = NopObserver{}

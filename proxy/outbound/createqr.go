@@ -137,9 +137,14 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// createUpstream encrypts the canonical request, sends it and turns the
-// provider's encrypted answer into the app's response.
+// createUpstream checks the merchant's cap, encrypts the canonical
+// request, sends it and turns the provider's encrypted answer into the
+// app's response. It runs only for a call that goes upstream (never for an
+// idempotent replay), so a replay does not count against the cap.
 func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req policy.CreateQR, deadline time.Time, attempts *int) ([]byte, time.Duration, *proxy.Error) {
+	if e := o.merchantAllow(ctx, req.ActivationCode); e != nil {
+		return nil, 0, e
+	}
 	reqTok, err := o.enc.Encrypt(plaintext)
 	if err != nil {
 		return nil, 0, &proxy.Error{Status: http.StatusInternalServerError, Code: proxy.CodeInternal, Message: "encryption failed", Err: err}

@@ -17,6 +17,7 @@ const (
 	CodeRequestInFlight       = "request_in_flight"
 	CodeQueueFull             = "queue_full"
 	CodeRateLimited           = "rate_limited"
+	CodeMerchantRateLimited   = "merchant_rate_limited"
 	CodeUpstreamRateLimited   = "upstream_rate_limited"
 	CodeUpstreamUnauthorized  = "upstream_unauthorized"
 	CodeUpstreamRejected      = "upstream_rejected"

@@ -46,8 +46,10 @@ type hopts struct {
 	qrURL        string // overrides the fake's URL
 	fakeNow      bool   // the fake provider stamps calls with the fake clock
 	// idem, when set, wraps the idempotency store (to inject its faults).
-	idem   func(store.Idempotency) store.Idempotency
-	ledger Ledger
+	idem         func(store.Idempotency) store.Idempotency
+	ledger       Ledger
+	merchantRate policy.RateLimit
+	merchantWin  proxy.Windows // counts merchantRate; a memory store when nil
 }
 
 type harness struct {
@@ -126,6 +128,13 @@ func newHarness(t *testing.T, o hopts) *harness {
 	if o.idem != nil {
 		idem = o.idem(h.mem)
 	}
+	var merchantLimiter *proxy.WindowLimiter
+	if o.merchantRate.Requests > 0 {
+		if o.merchantWin == nil {
+			o.merchantWin = store.NewMemoryWindows()
+		}
+		merchantLimiter = proxy.NewWindowLimiter(o.merchantWin, "merchant", zap.New(core))
+	}
 	h.out, err = New(Config{
 		Policy: pol, Environment: env, SecretKey: crypto.Secret(testSecretKey), EncryptionKey: key,
 		DefaultMerchant: testActivationCode, Merchants: []string{testOtherMerchant},
@@ -133,7 +142,8 @@ func newHarness(t *testing.T, o hopts) *harness {
 		Timeout: o.timeout, Retries: o.retries, AuthFailures: o.authFailures,
 		Budget: h.mem, Idempotency: idem, StoreKind: "memory", Shared: shared, Clock: h.clock,
 		Logger: zap.New(core), Observer: h.obs, Ledger: o.ledger,
-		Backoff: proxy.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second, Rand: func() float64 { return 0.5 }},
+		Backoff:           proxy.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second, Rand: func() float64 { return 0.5 }},
+		MerchantRateLimit: o.merchantRate, MerchantLimiter: merchantLimiter,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +240,7 @@ func (r *recorder) QueueRejected(reason string)           { r.inc("rejected:" + 
 func (r *recorder) IdempotentReplay()                     { r.inc("replay") }
 func (r *recorder) IdempotencyConflict()                  { r.inc("conflict") }
 func (r *recorder) CredentialsRejected()                  { r.inc("fuse") }
+func (r *recorder) LimiterFailedOpen()                    { r.inc("limiter_failed_open") }
 func (r *recorder) Response(endpoint string, status int, code string) {
 	r.inc("response:" + endpoint + ":" + http.StatusText(status) + ":" + code)
 }

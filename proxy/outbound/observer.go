@@ -25,6 +25,9 @@ type Observer interface {
 	CredentialsRejected()
 	// Response records what the app got: status and error code ("" on success).
 	Response(endpoint string, status int, code string)
+	// LimiterFailedOpen records a call let through without its merchant's
+	// cap because the limiter's store could not be reached.
+	LimiterFailedOpen()
 }
 
 // NopObserver discards everything.
@@ -38,5 +41,6 @@ func (NopObserver) IdempotentReplay()                          {}
 func (NopObserver) IdempotencyConflict()                       {}
 func (NopObserver) CredentialsRejected()                       {}
 func (NopObserver) Response(string, int, string)               {}
+func (NopObserver) LimiterFailedOpen()                         {}
 
 var _ Observer = NopObserver{}

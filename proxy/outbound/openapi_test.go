@@ -153,6 +153,8 @@ func conformanceCases() []conformanceCase {
 		// 429.
 		{name: "rate_limited", opts: hopts{rate: policy.RateLimit{Requests: 1, Period: time.Minute}}, method: "POST", path: "/v1/pay/qr", body: createBody("RL-2"), status: 429, code: CodeRateLimited,
 			setup: func(t *testing.T, h *harness) { createQR(t, h, "RL-1") }},
+		{name: "merchant_rate_limited", opts: hopts{merchantRate: policy.RateLimit{Requests: 1, Period: time.Hour}}, method: "POST", path: "/v1/pay/qr", body: createBody("MR-2"), status: 429, code: CodeMerchantRateLimited,
+			setup: func(t *testing.T, h *harness) { createQR(t, h, "MR-1") }},
 		{name: "queue_full", opts: hopts{rate: policy.RateLimit{Requests: 1, Period: time.Minute}, maxWait: 5 * time.Minute, maxQueue: 1}, status: 429, code: CodeQueueFull,
 			run: func(t *testing.T, h *harness) (*http.Request, *httptest.ResponseRecorder) {
 				createQR(t, h, "Q-0")
@@ -236,9 +238,7 @@ func conformanceCases() []conformanceCase {
 // yet: TestOpenAPIConformance accepts them unprovoked only while no code
 // constant of that value exists (the feature has not landed); once one
 // does, it needs a case in conformanceCases.
-var notProvokedYet = map[string]string{
-	"merchant_rate_limited": "modulus_api's merchant_rate_limit (issue 12)",
-}
+var notProvokedYet = map[string]string{}
 
 // TestOpenAPIConformance runs the real handler (against the fake provider)
 // through every answer conformanceCases provokes and validates each, status,

@@ -89,6 +89,12 @@ type Config struct {
 	Ledger Ledger
 	// Backoff spaces retries after connection failures; zero means 100ms..2s.
 	Backoff proxy.Backoff
+	// MerchantRateLimit caps each merchant's (activation code's) QR
+	// creations inside the account's budget; zero means no cap. Counted in
+	// MerchantLimiter (see merchantlimit.go).
+	MerchantRateLimit policy.RateLimit
+	// MerchantLimiter counts MerchantRateLimit; nil means no cap.
+	MerchantLimiter *proxy.WindowLimiter
 }
 
 // Shared is the state that must survive a config reload: the pacer

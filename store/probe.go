@@ -1,0 +1,49 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Writability probes, for readiness checks: each makes a small durable
+// write the way the back end's real writes are made, so that a full disk, a
+// read-only file system, a Redis replica promoted away or out of memory
+// shows before a webhook is refused for it.
+
+var bucketHealth = []byte("health") // "probe" -> Unix ns of the last probe
+
+// Probe writes one record in its own transaction and fsyncs it (bbolt
+// commits are fsynced), in the spool file itself. It waits behind a commit
+// in progress, as a webhook's write would.
+func (s *BoltSpool) Probe(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(s.now().UnixNano()))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketHealth)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("probe"), v[:])
+	})
+	if err != nil {
+		return fmt.Errorf("spool %s: probe write: %w", s.path, err)
+	}
+	return nil
+}
+
+// ProbeWrite sets a key of its own (expiring after a minute): a server
+// that answers PING but refuses writes (a read-only replica, maxmemory with
+// noeviction) fails it.
+func (r *Redis) ProbeWrite(ctx context.Context) error {
+	if err := r.c.Set(ctx, r.prefix+"health:probe", time.Now().UnixNano(), time.Minute).Err(); err != nil {
+		return unavailable("probe write", err)
+	}
+	return nil
+}
