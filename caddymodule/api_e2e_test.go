@@ -130,6 +130,10 @@ http://127.0.0.1:%d {
 		if out, err := e2e.Run(t, g.Dir(), "reload", "--config", cfgPath, "--address", admin, "--force"); err != nil {
 			t.Fatalf("reload: %v\n%s", err, out)
 		}
+		// The reload closes the old server's idle keep-alive connections;
+		// a POST sent on one as it closes gets EOF and is not retried by
+		// the client (docs/operations.md). An app reconnects: so does this.
+		http.DefaultClient.CloseIdleConnections()
 	}
 	reload()
 	if resp, body := create("E2E-A3"); resp.StatusCode != 200 {
