@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +22,8 @@ import (
 // their lease would end.
 //
 // Layout under <prefix><name>: (the Redis store's prefix, then the spool's
-// name), each operation one Lua script, atomic on the server:
+// name; <prefix>{<name>}: on a Cluster, so that every key of the spool is in
+// one slot), each operation one Lua script, atomic on the server:
 //
 //	due           sorted set: pending event ids by due time (µs; a claimed
 //	              event's score is the end of its lease)
@@ -31,15 +33,21 @@ import (
 //	claims:<o>    set: the ids replica o has claimed
 //	owners        sorted set: replica ids by last heartbeat (server ms)
 //
-// The de-duplication marks are the Redis store's own keys, so `store` and
-// `spool` on one server agree, and a Put writes its event's mark in the
-// same script as the event: never a mark without its event.
+// The de-duplication marks are the Redis store's own keys on one server
+// (redisKeys), so `store` and `spool` on one server agree, and the
+// spool's own keys (…:dedupe:<key>) on a Cluster; either way a Put writes
+// its event's mark in the same script as the event: never a mark without
+// its event.
 //
-// Durability is the server's: Put returns once Redis has the event, which
-// survives a Redis restart only with appendonly yes (and a crash of its
-// machine only with appendfsync always). OpenRedisSpool logs a warning when
-// the server says otherwise. Redis Cluster is not supported (the scripts
-// touch keys they compute).
+// Durability is the server's: Put returns once the primary has the event,
+// which survives a Redis restart only with appendonly yes (and a crash of
+// its machine only with appendfsync always), and a failover only once a
+// replica has it too: replication is asynchronous, so an event acknowledged
+// just before the primary fails can be missing on the replica promoted in
+// its place. WithMinReplicas returns a view whose Put waits for that. The
+// spool logs a warning when a primary has appendonly off. The scripts
+// compute the names of some keys they touch; on a Cluster every one of them
+// carries the spool's hash tag, so they are all in the script's slot.
 type RedisSpool struct {
 	r     *Redis
 	name  string
@@ -93,28 +101,18 @@ func NewRedisSpool(ctx context.Context, r *Redis, o RedisSpoolOptions) (*RedisSp
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if strings.ContainsAny(o.Name, "{}") {
+		return nil, errors.New("spool: the name of a Redis spool must not contain { or }")
+	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	s := &RedisSpool{
-		r: r, name: o.Name, p: r.prefix + o.Name + ":", owner: hex.EncodeToString(id), hb: o.Heartbeat, log: o.Logger,
+		r: r, name: o.Name, p: r.keys.spool(o.Name), owner: hex.EncodeToString(id), hb: o.Heartbeat, log: o.Logger,
 		stop: make(chan struct{}), done: make(chan struct{}), unsynced: make(map[string]unsyncedWrite),
 	}
-	s.checkDurability(ctx)
+	r.checkDurability(ctx, s.log)
 	go s.beat()
 	return s, nil
-}
-
-// checkDurability warns when the server would lose acknowledged events on a
-// restart. Managed servers may refuse CONFIG; then nothing is said.
-func (s *RedisSpool) checkDurability(ctx context.Context) {
-	cfg, err := s.r.c.ConfigGet(ctx, "appendonly").Result()
-	if err != nil {
-		return
-	}
-	if cfg["appendonly"] != "yes" {
-		s.log.Warn("the Redis server behind the spool has appendonly off: a Redis restart loses every pending webhook; set appendonly yes and appendfsync always",
-			zap.String("store", s.r.Name()))
-	}
 }
 
 // Name is the spool's name on its server.
@@ -128,13 +126,23 @@ func (s *RedisSpool) Owner() string { return s.owner }
 
 func (s *RedisSpool) evKey(id string) string { return s.p + "ev:" + id }
 
+// markKey names the de-duplication mark of key (see redisKeys).
+func (s *RedisSpool) markKey(key string) string { return s.r.keys.spoolDedupe(s.name, key) }
+
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func nanos(t time.Time) string { return strconv.FormatInt(unixNano(t), 10) }
 
+// redisPutScript stores an event (and, with KEYS[4], its de-duplication
+// mark). ARGV[5] names the Put call: run again (a Cluster client's retry),
+// the script finds its own event and succeeds rather than report it as an
+// existing one.
 var redisPutScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'ptok') == ARGV[5] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 if KEYS[4] and tonumber(ARGV[4]) > 0 then
@@ -146,6 +154,14 @@ return 1
 // Put implements Spool. With ev.DedupeKey set, the key is marked seen for
 // DedupeUntil-Received in the same script as the event.
 func (s *RedisSpool) Put(ctx context.Context, ev SpoolEvent) error {
+	if err := s.checkPut(ctx, ev); err != nil {
+		return err
+	}
+	keys, args := s.putArgs(ev, true)
+	return s.put(ctx, s.r.c, keys, args)
+}
+
+func (s *RedisSpool) checkPut(ctx context.Context, ev SpoolEvent) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -155,18 +171,29 @@ func (s *RedisSpool) Put(ctx context.Context, ev SpoolEvent) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
+	return nil
+}
+
+// putArgs are redisPutScript's keys and arguments for ev; withMark adds its
+// de-duplication mark.
+func (s *RedisSpool) putArgs(ev SpoolEvent, withMark bool) ([]string, []any) {
 	keys := []string{s.evKey(ev.ID), s.p + "due", s.p + "recv"}
 	var ttl int64
-	if ev.DedupeKey != "" {
-		keys = append(keys, s.r.dedupeKey(ev.DedupeKey))
+	if ev.DedupeKey != "" && withMark {
+		keys = append(keys, s.markKey(ev.DedupeKey))
 		ttl = ev.DedupeUntil.Sub(ev.Received).Milliseconds()
 	}
-	args := []any{micros(ev.NextAttempt), micros(ev.Received), ev.ID, ttl,
+	args := []any{micros(ev.NextAttempt), micros(ev.Received), ev.ID, ttl, callID(),
 		"state", "p", "id", ev.ID, "action", ev.Action, "ref", ev.Reference, "code", ev.ActivationCode,
 		"body", ev.Body, "recv", nanos(ev.Received), "recvus", micros(ev.Received), "from", nanos(ev.RetryFrom),
 		"attempts", ev.Attempts, "next", nanos(ev.NextAttempt), "nextus", micros(ev.NextAttempt),
 		"lasterr", ev.LastError, "dead", "0", "dkey", ev.DedupeKey, "duntil", nanos(ev.DedupeUntil), "owner", ""}
-	n, err := redisPutScript.Run(ctx, s.r.c, keys, args...).Int()
+	args = append(args, "ptok", args[4])
+	return keys, args
+}
+
+func (s *RedisSpool) put(ctx context.Context, c redis.Scripter, keys []string, args []any) error {
+	n, err := redisPutScript.Run(ctx, c, keys, args...).Int()
 	if err != nil {
 		return unavailable("spool put", err)
 	}
@@ -397,16 +424,18 @@ func (s *RedisSpool) Stats(ctx context.Context) (SpoolStats, error) {
 
 // Add implements Dedupe (the store's reservation; Put confirms it).
 func (s *RedisSpool) Add(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return s.r.Add(ctx, key, ttl)
+	return s.r.reserveMark(ctx, s.markKey(key), ttl)
 }
 
 // Contains implements Dedupe.
 func (s *RedisSpool) Contains(ctx context.Context, key string) (bool, error) {
-	return s.r.Contains(ctx, key)
+	return s.r.containsMark(ctx, s.markKey(key))
 }
 
 // Remove implements Dedupe.
-func (s *RedisSpool) Remove(ctx context.Context, key string) error { return s.r.Remove(ctx, key) }
+func (s *RedisSpool) Remove(ctx context.Context, key string) error {
+	return s.r.removeMark(ctx, s.markKey(key))
+}
 
 // decodeRedisEvents turns a list of HGETALL replies into events.
 func decodeRedisEvents(reply []any) ([]SpoolEvent, error) {

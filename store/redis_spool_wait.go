@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// ErrNotReplicated is a ReplicatedSpool's Put that could not confirm, within
+// its timeout, that the event reached enough replicas. It wraps
+// ErrUnavailable too: the event is not stored, the webhook is not
+// acknowledged, and the provider retries.
+var ErrNotReplicated = errors.New("the event did not reach enough replicas in time")
+
+// ReplicatedSpool is a view of a RedisSpool whose Put returns only once the
+// event is on the primary and on at least MinReplicas of its replicas
+// (Redis' WAIT), so that an acknowledged webhook survives a failover that
+// promotes one of them. Redis replicates asynchronously: without the wait,
+// an event acknowledged within the replication lag before the primary
+// fails can be missing on the replica promoted in its place.
+//
+// Put writes the event and its de-duplication mark still reserved (another
+// copy meanwhile is told to retry, not that it is a duplicate), waits, and
+// then either confirms the mark or, when fewer replicas answered in time,
+// takes the event back out and fails with ErrNotReplicated. A copy a
+// deliverer claimed in between may then be delivered twice (never lost).
+// Everything but Put is the RedisSpool's.
+type ReplicatedSpool struct {
+	*RedisSpool
+	n       int
+	timeout time.Duration
+}
+
+// WithMinReplicas returns a view of s whose Put waits up to timeout for the
+// event to reach n replicas (n > 0, timeout > 0). Closing the view leaves s
+// open: the view does not own it.
+func (s *RedisSpool) WithMinReplicas(n int, timeout time.Duration) (*ReplicatedSpool, error) {
+	if n <= 0 || timeout <= 0 {
+		return nil, errors.New("spool: min_replicas needs a positive count and timeout")
+	}
+	return &ReplicatedSpool{RedisSpool: s, n: n, timeout: timeout}, nil
+}
+
+// MinReplicas is how many replicas a Put waits for, and for how long.
+func (v *ReplicatedSpool) MinReplicas() (int, time.Duration) { return v.n, v.timeout }
+
+// redisUnputScript takes back an event whose Put did not reach enough
+// replicas: only the one that Put wrote (ptok), and only while pending.
+var redisUnputScript = redis.NewScript(redisRelease + `
+if redis.call('HGET', KEYS[1], 'ptok') ~= ARGV[2] or redis.call('HGET', KEYS[1], 'state') ~= 'p' then return 0 end
+release(KEYS[1], ARGV[1], ARGV[3])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+`)
+
+// Put implements Spool: see ReplicatedSpool.
+func (v *ReplicatedSpool) Put(ctx context.Context, ev SpoolEvent) error {
+	if err := v.checkPut(ctx, ev); err != nil {
+		return err
+	}
+	keys, args := v.putArgs(ev, false)
+	return v.r.onPrimary(ctx, keys[0], func(conn *redis.Conn) error {
+		// WAIT counts the replicas that have every write this connection
+		// made: the Put and the WAIT must share it.
+		if err := v.put(ctx, conn, keys, args); err != nil {
+			return err
+		}
+		got, err := conn.Wait(ctx, v.n, v.timeout).Result()
+		if err == nil && got >= int64(v.n) {
+			if ev.DedupeKey != "" {
+				if err := v.r.confirmMark(ctx, conn, v.markKey(ev.DedupeKey), ev.DedupeUntil.Sub(ev.Received)); err != nil {
+					// The event is stored and replicated: acknowledge it.
+					// The mark stays reserved until it lapses; a copy after
+					// that is accepted again (a duplicate, never a loss).
+					v.log.Warn("stored the event but could not confirm its de-duplication mark", zap.Error(err))
+				}
+			}
+			return nil
+		}
+		if uerr := redisUnputScript.Run(ctx, conn, keys[:3], ev.ID, args[4], v.p+"claims:").Err(); uerr != nil {
+			v.log.Warn("could not take back an event that did not reach enough replicas; it may be delivered twice",
+				zap.String("event_id", ev.ID), zap.Error(uerr))
+		}
+		if err != nil {
+			return unavailable("spool wait", err)
+		}
+		return fmt.Errorf("%w: %w: %d of %d replicas within %v", ErrUnavailable, ErrNotReplicated, got, v.n, v.timeout)
+	})
+}
+
+// Close implements Spool; the view does not own the spool, so it is a no-op.
+func (v *ReplicatedSpool) Close() error { return nil }
+
+// onPrimary runs fn on one connection to the primary that holds key (the
+// server, Sentinel's current primary, or the Cluster node serving key's
+// slot). A Cluster node that no longer serves the slot answers MOVED: the
+// client reloads its map of the slots, and the call fails as unavailable
+// (the caller's retry goes to the right node).
+func (r *Redis) onPrimary(ctx context.Context, key string, fn func(*redis.Conn) error) error {
+	var node *redis.Client
+	switch c := r.c.(type) {
+	case *redis.ClusterClient:
+		n, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			r.health.observe(err, "cluster slots")
+			return unavailable("cluster slots", err)
+		}
+		node = n
+	case *redis.Client:
+		node = c
+	default:
+		return fmt.Errorf("store: unexpected Redis client %T", r.c)
+	}
+	conn := node.Conn()
+	defer conn.Close()
+	cc, cluster := r.c.(*redis.ClusterClient)
+	if cluster {
+		conn.AddHook(healthHook{r.health}) // a node's own client has none
+	}
+	err := fn(conn)
+	if cluster && isRedirect(err) {
+		cc.ReloadState(ctx)
+	}
+	return err
+}
+
+// isRedirect reports a Cluster node's MOVED or ASK answer.
+func isRedirect(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	return strings.HasPrefix(reply.Error(), "MOVED ") || strings.HasPrefix(reply.Error(), "ASK ")
+}
+
+// Interface guards.
+var (
+	_ Spool  = (*ReplicatedSpool)(nil)
+	_ Dedupe = (*ReplicatedSpool)(nil)
+)
