@@ -109,6 +109,9 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	}
 	r.health = newHealth(r.name, o.Logger, o.OnStateChange)
 	r.c.AddHook(healthHook{r.health})
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadHook{cc})
+	}
 	err = r.Ping(ctx)
 	if err == nil {
 		err = r.checkServer(ctx, o.Logger)

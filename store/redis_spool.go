@@ -406,18 +406,32 @@ func (s *RedisSpool) Replay(ctx context.Context, id string, now time.Time) (Spoo
 	return decodeRedisEvent(reply)
 }
 
+// redisStatsScript counts the pending events and dead letters and finds the
+// oldest pending receipt (µs, or false): one command, so that a Cluster
+// client routes (and re-routes) it like any other.
+var redisStatsScript = redis.NewScript(`
+local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), oldest[2] or false}
+`)
+
 // Stats implements Spool.
 func (s *RedisSpool) Stats(ctx context.Context) (SpoolStats, error) {
-	pipe := s.r.c.Pipeline()
-	pending := pipe.ZCard(ctx, s.p+"due")
-	dead := pipe.ZCard(ctx, s.p+"dead")
-	oldest := pipe.ZRangeWithScores(ctx, s.p+"recv", 0, 0)
-	if _, err := pipe.Exec(ctx); err != nil {
+	reply, err := redisStatsScript.Run(ctx, s.r.c, []string{s.p + "due", s.p + "dead", s.p + "recv"}).Slice()
+	if err != nil {
 		return SpoolStats{}, unavailable("spool stats", err)
 	}
-	st := SpoolStats{Pending: int(pending.Val()), DeadLetters: int(dead.Val())}
-	if z := oldest.Val(); len(z) > 0 {
-		st.OldestPending = time.UnixMicro(int64(z[0].Score)).UTC()
+	if len(reply) != 3 {
+		return SpoolStats{}, unavailable("spool stats", fmt.Errorf("unexpected reply of %d values", len(reply)))
+	}
+	pending, _ := reply[0].(int64)
+	dead, _ := reply[1].(int64)
+	st := SpoolStats{Pending: int(pending), DeadLetters: int(dead)}
+	if v, ok := reply[2].(string); ok {
+		us, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return SpoolStats{}, unavailable("spool stats", err)
+		}
+		st.OldestPending = time.UnixMicro(int64(us)).UTC()
 	}
 	return st, nil
 }

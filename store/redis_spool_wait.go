@@ -109,6 +109,7 @@ func (r *Redis) onPrimary(ctx context.Context, key string, fn func(*redis.Conn) 
 	case *redis.ClusterClient:
 		n, err := c.MasterForKey(ctx, key)
 		if err != nil {
+			c.ReloadState(ctx)
 			r.health.observe(err, "cluster slots")
 			return unavailable("cluster slots", err)
 		}
@@ -125,7 +126,7 @@ func (r *Redis) onPrimary(ctx context.Context, key string, fn func(*redis.Conn) 
 		conn.AddHook(healthHook{r.health}) // a node's own client has none
 	}
 	err := fn(conn)
-	if cluster && isRedirect(err) {
+	if cluster && (isRedirect(err) || isOutage(err)) {
 		cc.ReloadState(ctx)
 	}
 	return err

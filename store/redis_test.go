@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,9 +49,17 @@ var redisBackends = []redisBackend{
 // side without taking more of the -parallel slots (the suites mostly
 // wait on Redis' clock).
 func forEachBackend(t *testing.T, f func(t *testing.T, b redisBackend)) {
+	forBackends(t, nil, f)
+}
+
+// forBackends is forEachBackend on the back ends named (all when nil).
+func forBackends(t *testing.T, names []string, f func(t *testing.T, b redisBackend)) {
 	t.Parallel()
 	var wg sync.WaitGroup
 	for _, b := range redisBackends {
+		if names != nil && !slices.Contains(names, b.name) {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -133,13 +133,13 @@ func ParseRedisURL(raw string) (RedisTarget, error) {
 }
 
 // userinfoEnd is the index of the '@' that ends the user-info part of
-// what follows "scheme://", or -1.
+// what follows "scheme://" (the last '@' before the path or query), or -1.
 func userinfoEnd(rest string) int {
-	at := strings.LastIndex(rest, "@")
-	if at < 0 || strings.ContainsAny(rest[:at], "/?") {
-		return -1
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
 	}
-	return at
+	return strings.LastIndex(authority, "@")
 }
 
 func parseSingleURL(raw string, isTLS bool) (RedisTarget, error) {
@@ -265,11 +265,17 @@ func RedactURL(raw string) string {
 	if _, known := schemes[scheme]; !ok || !known {
 		return "redis://[unparseable]"
 	}
-	at := userinfoEnd(rest)
+	// Conservative: a password with a raw '/' or '?' (not percent-escaped)
+	// makes a malformed URL, whose user-info still must not show.
+	at := strings.LastIndex(rest, "@")
 	if at < 0 {
 		return raw
 	}
-	user, _, hasPw := strings.Cut(rest[:at], ":")
+	userinfo := rest[:at]
+	if strings.ContainsAny(userinfo, "/?#") {
+		return scheme + "://xxxxx@" + rest[at+1:]
+	}
+	user, _, hasPw := strings.Cut(userinfo, ":")
 	if hasPw {
 		return scheme + "://" + user + ":xxxxx@" + rest[at+1:]
 	}

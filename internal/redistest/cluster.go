@@ -93,8 +93,14 @@ func startCluster(l life, o ClusterOptions) *Cluster {
 	if o.TLS {
 		args = append(args, "--tls", "--cacert", filepath.Join(base, "ca.pem"))
 	}
-	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		var logs strings.Builder
+		for _, s := range c.nodes {
+			fmt.Fprintf(&logs, "%s:\n%s\n", s.Addr(), s.Logs())
+		}
+		t.Fatalf("redis-cli --cluster create: %v\n%s\n%s", err, out, logs.String())
 	}
 	c.WaitHealthy(t)
 	return c
