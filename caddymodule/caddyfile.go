@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -30,6 +31,9 @@ func readOption(d *caddyfile.Dispenser, module string) (optionLine, error) {
 func (o optionLine) errf(format string, args ...any) error {
 	return o.d.Errf("%s: %s "+format, append([]any{o.module, o.opt}, args...)...)
 }
+
+// at is where the line is, as file:line.
+func (o optionLine) at() string { return fmt.Sprintf("%s:%d", o.d.File(), o.d.Line()) }
 
 // one is the line's single value.
 func (o optionLine) one() (string, error) {

@@ -61,16 +61,32 @@ type Webhook struct {
 	// least 32 bytes; a {env.NAME} or {file.PATH} placeholder.
 	SignSecret string `json:"sign_secret,omitempty"`
 	// Spool is the spool file (bbolt); by default webhooks.spool in
-	// qrphgate's folder of Caddy's data directory. A redis://host:port/db
-	// (rediss:// for TLS) URL puts it on a Redis server that replicas
-	// share: any of them delivers what one acknowledged, and the events a
-	// crashed one had claimed go to the others.
+	// qrphgate's folder of Caddy's data directory. A Redis URL puts it on
+	// a Redis deployment that replicas share: any of them delivers what
+	// one acknowledged, and the events a crashed one had claimed go to the
+	// others. The URL is redis://host:port/db (one server),
+	// redis-cluster://host:port,host:port,... (a Redis Cluster: a seed
+	// list of its nodes) or redis-sentinel://host:port,host:port/MASTERNAME[/db]
+	// (a primary watched by Sentinel: the sentinels' addresses), each
+	// with a rediss form for TLS; see docs/managed-redis.md.
 	Spool string `json:"spool,omitempty"`
-	// Store, a redis://host:port/db (rediss:// for TLS) URL, shares
+	// Store, a Redis URL of any of the spool's forms, shares
 	// de-duplication with the other replicas: a webhook one replica stored
 	// is a duplicate for all. Unset, de-duplication lives in the spool (a
 	// Redis spool shares it already).
 	Store string `json:"store,omitempty"`
+	// MinReplicas, with a Redis spool, holds the acknowledgement until the
+	// event has reached that many replicas of the Redis primary (WAIT), so
+	// that a failover promoting one of them keeps it. When they do not
+	// confirm within MinReplicasTimeout, the event is taken back and the
+	// webhook answered 503 spool_unavailable: the provider retries. 0 (the
+	// default) acknowledges once the primary has the event; Redis
+	// replicates asynchronously, so a failover can then lose an event
+	// acknowledged within the replication lag (docs/managed-redis.md).
+	MinReplicas int `json:"min_replicas,omitempty"`
+	// MinReplicasTimeout bounds the wait for MinReplicas: 1s by default,
+	// at most 5s (the provider gives up on an answer after 10 s).
+	MinReplicasTimeout caddy.Duration `json:"min_replicas_timeout,omitempty"`
 	// DedupeWindow is how long an (activation code, action, reference) triple is remembered;
 	// 72h by default.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
@@ -142,6 +158,9 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMinReplicas(h.MinReplicas, time.Duration(h.MinReplicasTimeout), spec); err != nil {
+		return err
+	}
 	w, key, err := acquireWebhookWorker(spec, h.logger, h.clock)
 	if err != nil {
 		return err
@@ -152,6 +171,9 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	}
 	spool, dedupe, err := h.sharedDedupe(ctx, repl, w)
 	if err != nil {
+		return err
+	}
+	if spool, dedupe, err = h.replicated(spool, dedupe); err != nil {
 		return err
 	}
 	h.inbound, err = proxy.NewInbound(proxy.InboundConfig{
@@ -344,7 +366,7 @@ func (h *Webhook) spoolSpec(repl *caddy.Replacer) (string, error) {
 // does not go through the Caddyfile's checks.
 func (h *Webhook) checkRedisURLs() error {
 	if h.Store != "" {
-		if err := checkRedisSpec(h.Store, webhookStoreSyntax); err != nil {
+		if err := checkRedisSpec("store", h.Store, webhookStoreSyntax); err != nil {
 			return err
 		}
 		if err := checkRedisPassword("store", h.Store, ""); err != nil {
@@ -379,6 +401,53 @@ func (h *Webhook) sharedDedupe(ctx caddy.Context, repl *caddy.Replacer, w *webho
 	}
 	sd := store.NewSharedDedupe(w.spool, r, h.logger)
 	return sd, sd, nil
+}
+
+// Limits of min_replicas and its timeout.
+const (
+	maxMinReplicas            = 16
+	defaultMinReplicasTimeout = time.Second
+	maxMinReplicasTimeout     = 5 * time.Second
+)
+
+// checkMinReplicas is the rule of min_replicas and min_replicas_timeout
+// (JSON and Caddyfile alike): a count the spool can wait for, a timeout
+// well inside the provider's 10 s, and a Redis spool (a file spool has no
+// replicas). spool is the spool as configured or resolved; one that is a
+// placeholder yet is checked once resolved.
+func checkMinReplicas(n int, timeout time.Duration, spool string) error {
+	switch {
+	case n < 0 || n > maxMinReplicas:
+		return fmt.Errorf("min_replicas must be a whole number from 0 to %d", maxMinReplicas)
+	case timeout < 0 || timeout > maxMinReplicasTimeout:
+		return fmt.Errorf("min_replicas_timeout must be a positive duration of at most %v (the provider gives up on an answer after 10s)", maxMinReplicasTimeout)
+	case timeout > 0 && n == 0:
+		return errors.New("min_replicas_timeout needs min_replicas")
+	case n > 0 && !store.IsRedisURL(spool) && !anyPlaceholder.MatchString(spool):
+		return errors.New("min_replicas needs a Redis spool (spool redis://..., redis-cluster://... or redis-sentinel://...): a file spool has no replicas")
+	}
+	return nil
+}
+
+// replicated wraps a Redis spool so that its Put waits for MinReplicas
+// replicas; other spools (and MinReplicas 0) are returned as they are.
+func (h *Webhook) replicated(spool store.Spool, dedupe store.Dedupe) (store.Spool, store.Dedupe, error) {
+	if h.MinReplicas == 0 {
+		return spool, dedupe, nil
+	}
+	rs, ok := spool.(redisSpool)
+	if !ok {
+		return nil, nil, errors.New("min_replicas needs a Redis spool: a file spool has no replicas")
+	}
+	timeout := time.Duration(h.MinReplicasTimeout)
+	if timeout == 0 {
+		timeout = defaultMinReplicasTimeout
+	}
+	v, err := rs.WithMinReplicas(h.MinReplicas, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, v, nil
 }
 
 // Validate implements caddy.Validator.

@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -29,6 +31,8 @@ func init() {
 //		sign_secret      <{env.NAME}|{file.PATH}>   # optional
 //		spool            <path>|<redis-url>         # default <data dir>/qrphgate/webhooks.spool
 //		store            <redis-url>                # optional: de-duplication shared by replicas
+//		min_replicas     <n>                        # Redis spool: acknowledge once n replicas have the event; default 0
+//		min_replicas_timeout <duration>             # how long to wait for them (then 503); default 1s, at most 5s
 //		dedupe_window    <duration>                 # default 72h
 //		redeliver_for    <duration>                 # default 72h
 //		retry_backoff    <base> <max>               # default 2s 15m
@@ -43,15 +47,23 @@ func init() {
 //
 // Secrets must be {env.*} or {file.*} placeholders: a literal (or a {$VAR}
 // the adapter already substituted) is refused here, before it can reach
-// the adapted JSON; so is an inline password in a Redis URL
-// (redis://:{env.REDIS_PASSWORD}@host:port/db; rediss:// for TLS). Unknown and repeated options (other than the
-// repeatable ones) are errors.
+// the adapted JSON; so is an inline password in a Redis URL. A <redis-url>
+// is one of
+//
+//	redis://[:{env.REDIS_PASSWORD}@]host:port/db                         one server
+//	redis-cluster://[:{env.REDIS_PASSWORD}@]host:port,host:port,...      a Redis Cluster (seed nodes)
+//	redis-sentinel://[:{env.REDIS_PASSWORD}@]host:port,host:port/MASTERNAME[/db]  Sentinel
+//
+// with rediss://, rediss-cluster://, rediss-sentinel:// (or ?tls=true) for
+// TLS; see docs/managed-redis.md. Unknown and repeated options (other than
+// the repeatable ones) are errors.
 func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	seen := map[string]bool{}
+	minLine := "" // file:line of min_replicas (or its timeout), for the rule that spans options
 	for d.NextBlock(0) {
 		opt := d.Val()
 		repeatable := opt == "decryption_key" || opt == "allow_ips" || opt == "activation_codes"
@@ -108,6 +120,18 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.Store, err = line.one(); err == nil {
 				err = redisOption(d, opt, h.Store, webhookStoreSyntax)
 			}
+		case "min_replicas":
+			minLine = line.at()
+			h.MinReplicas, err = line.integer(0, maxMinReplicas)
+		case "min_replicas_timeout":
+			minLine = line.at()
+			var v caddy.Duration
+			if v, err = line.duration(false); err == nil {
+				h.MinReplicasTimeout = v
+				if e := checkMinReplicas(1, time.Duration(v), "redis://"); e != nil {
+					return d.Errf("modulus_webhook: %v", e)
+				}
+			}
 		case "dedupe_window":
 			h.DedupeWindow, err = line.duration(false)
 		case "redeliver_for":
@@ -142,19 +166,23 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
+	if err := checkMinReplicas(h.MinReplicas, time.Duration(h.MinReplicasTimeout), h.Spool); err != nil && minLine != "" {
+		return fmt.Errorf("modulus_webhook: %w, at %s", err, minLine)
+	}
 	return nil
 }
 
 const (
-	webhookSpoolSyntax = "modulus_webhook: spool must be a file path or redis://host:port/db (rediss:// for TLS)"
-	webhookStoreSyntax = "modulus_webhook: store must be redis://host:port/db (rediss:// for TLS); de-duplication is kept in the spool otherwise"
+	redisForms         = "redis://host:port/db, redis-cluster://host:port,host:port,... or redis-sentinel://host:port,host:port/MASTERNAME[/db] (rediss://, rediss-cluster://, rediss-sentinel:// for TLS)"
+	webhookSpoolSyntax = "modulus_webhook: spool must be a file path or " + redisForms
+	webhookStoreSyntax = "modulus_webhook: store must be " + redisForms + "; de-duplication is kept in the spool otherwise"
 )
 
 // redisOption checks a Redis URL option: its syntax, and a password only
 // as a placeholder.
 func redisOption(d *caddyfile.Dispenser, opt, v, syntax string) error {
-	if err := checkRedisSpec(v, syntax); err != nil {
-		return d.Errf("%v", err)
+	if err := checkRedisSpec(opt, v, syntax); err != nil {
+		return d.Errf("modulus_webhook: %s", strings.TrimPrefix(err.Error(), "modulus_webhook: "))
 	}
 	if pw := redisPassword(v); pw != "" && !secretPlaceholder.MatchString(pw) {
 		return d.Errf("modulus_webhook: the Redis password in %s must be a {env.NAME} or {file.PATH} placeholder", opt)

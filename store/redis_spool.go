@@ -157,7 +157,7 @@ func (s *RedisSpool) Put(ctx context.Context, ev SpoolEvent) error {
 	if err := s.checkPut(ctx, ev); err != nil {
 		return err
 	}
-	keys, args := s.putArgs(ev, true)
+	keys, args := s.putArgs(ev, true, ev.NextAttempt)
 	return s.put(ctx, s.r.c, keys, args)
 }
 
@@ -175,15 +175,16 @@ func (s *RedisSpool) checkPut(ctx context.Context, ev SpoolEvent) error {
 }
 
 // putArgs are redisPutScript's keys and arguments for ev; withMark adds its
-// de-duplication mark.
-func (s *RedisSpool) putArgs(ev SpoolEvent, withMark bool) ([]string, []any) {
+// de-duplication mark. The event is due (claimable) at due, normally its
+// NextAttempt.
+func (s *RedisSpool) putArgs(ev SpoolEvent, withMark bool, due time.Time) ([]string, []any) {
 	keys := []string{s.evKey(ev.ID), s.p + "due", s.p + "recv"}
 	var ttl int64
 	if ev.DedupeKey != "" && withMark {
 		keys = append(keys, s.markKey(ev.DedupeKey))
 		ttl = ev.DedupeUntil.Sub(ev.Received).Milliseconds()
 	}
-	args := []any{micros(ev.NextAttempt), micros(ev.Received), ev.ID, ttl, callID(),
+	args := []any{micros(due), micros(ev.Received), ev.ID, ttl, callID(),
 		"state", "p", "id", ev.ID, "action", ev.Action, "ref", ev.Reference, "code", ev.ActivationCode,
 		"body", ev.Body, "recv", nanos(ev.Received), "recvus", micros(ev.Received), "from", nanos(ev.RetryFrom),
 		"attempts", ev.Attempts, "next", nanos(ev.NextAttempt), "nextus", micros(ev.NextAttempt),

@@ -24,11 +24,13 @@ var ErrNotReplicated = errors.New("the event did not reach enough replicas in ti
 // an event acknowledged within the replication lag before the primary
 // fails can be missing on the replica promoted in its place.
 //
-// Put writes the event and its de-duplication mark still reserved (another
-// copy meanwhile is told to retry, not that it is a duplicate), waits, and
-// then either confirms the mark or, when fewer replicas answered in time,
-// takes the event back out and fails with ErrNotReplicated. A copy a
-// deliverer claimed in between may then be delivered twice (never lost).
+// Put writes the event held back from delivery and its de-duplication mark
+// still reserved (another copy meanwhile is told to retry, not that it is
+// a duplicate), waits, and then either releases the event and confirms the
+// mark or, when fewer replicas answered in time, takes the event back out
+// and fails with ErrNotReplicated: a refused event is never delivered. A
+// replica that dies in between leaves an event held for putHold, then
+// delivered (and the provider's retry too: a duplicate, never a loss).
 // Everything but Put is the RedisSpool's.
 type ReplicatedSpool struct {
 	*RedisSpool
@@ -49,6 +51,19 @@ func (s *RedisSpool) WithMinReplicas(n int, timeout time.Duration) (*ReplicatedS
 // MinReplicas is how many replicas a Put waits for, and for how long.
 func (v *ReplicatedSpool) MinReplicas() (int, time.Duration) { return v.n, v.timeout }
 
+// putHold is how long after its due time an event whose Put is waiting
+// for replicas stays hidden from Claim: past the wait's timeout, it only
+// delays an event whose replica died before releasing it.
+const putHold = 30 * time.Second
+
+// redisReleaseScript makes an event that reached its replicas due, and
+// confirms its mark (KEYS[2], when given).
+var redisReleaseScript = redis.NewScript(`
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+if KEYS[2] and tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], 's', 'PX', ARGV[3]) end
+return 1
+`)
+
 // redisUnputScript takes back an event whose Put did not reach enough
 // replicas: only the one that Put wrote (ptok), and only while pending.
 var redisUnputScript = redis.NewScript(redisRelease + `
@@ -65,7 +80,7 @@ func (v *ReplicatedSpool) Put(ctx context.Context, ev SpoolEvent) error {
 	if err := v.checkPut(ctx, ev); err != nil {
 		return err
 	}
-	keys, args := v.putArgs(ev, false)
+	keys, args := v.putArgs(ev, false, ev.NextAttempt.Add(v.timeout+putHold))
 	return v.r.onPrimary(ctx, keys[0], func(conn *redis.Conn) error {
 		// WAIT counts the replicas that have every write this connection
 		// made: the Put and the WAIT must share it.
@@ -74,18 +89,22 @@ func (v *ReplicatedSpool) Put(ctx context.Context, ev SpoolEvent) error {
 		}
 		got, err := conn.Wait(ctx, v.n, v.timeout).Result()
 		if err == nil && got >= int64(v.n) {
+			relKeys, ttl := []string{v.p + "due"}, int64(0)
 			if ev.DedupeKey != "" {
-				if err := v.r.confirmMark(ctx, conn, v.markKey(ev.DedupeKey), ev.DedupeUntil.Sub(ev.Received)); err != nil {
-					// The event is stored and replicated: acknowledge it.
-					// The mark stays reserved until it lapses; a copy after
-					// that is accepted again (a duplicate, never a loss).
-					v.log.Warn("stored the event but could not confirm its de-duplication mark", zap.Error(err))
-				}
+				relKeys, ttl = append(relKeys, v.markKey(ev.DedupeKey)), ev.DedupeUntil.Sub(ev.Received).Milliseconds()
+			}
+			if err := redisReleaseScript.Run(ctx, conn, relKeys, ev.ID, micros(ev.NextAttempt), ttl).Err(); err != nil {
+				// The event is stored and replicated: acknowledge it. It
+				// is delivered once its hold ends; its mark stays
+				// reserved until it lapses, and a copy after that is
+				// accepted again (a duplicate, never a loss).
+				v.log.Warn("stored and replicated the event but could not release it for delivery at once",
+					zap.String("event_id", ev.ID), zap.Duration("held_for", v.timeout+putHold), zap.Error(err))
 			}
 			return nil
 		}
 		if uerr := redisUnputScript.Run(ctx, conn, keys[:3], ev.ID, args[4], v.p+"claims:").Err(); uerr != nil {
-			v.log.Warn("could not take back an event that did not reach enough replicas; it may be delivered twice",
+			v.log.Warn("could not take back an event that did not reach enough replicas; it will be delivered after its hold (and perhaps again on the provider's retry)",
 				zap.String("event_id", ev.ID), zap.Error(uerr))
 		}
 		if err != nil {

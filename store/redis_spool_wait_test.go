@@ -61,12 +61,17 @@ func TestReplicatedSpoolPutReachesTheReplica(t *testing.T) {
 	if st, err := s.Stats(ctx); err != nil || st.Pending != 20 {
 		t.Fatalf("stats %+v %v, want 20 pending", st, err)
 	}
+	// Released for delivery at their due time, not held.
+	if evs, err := s.Claim(ctx, time.Now(), time.Minute, 100); err != nil || len(evs) != 20 {
+		t.Fatalf("claimed %d of the 20 acknowledged events (%v)", len(evs), err)
+	}
 }
 
 // Without enough replicas the Put fails (ErrNotReplicated, an
 // ErrUnavailable) within its timeout and takes the event back; while it
 // waits, a copy of the webhook is told to retry (ErrPending), never that
-// it is a duplicate of an event that may not be kept.
+// it is a duplicate of an event that may not be kept, and no deliverer
+// can claim the event.
 func TestReplicatedSpoolRefusesWithoutReplicas(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -91,6 +96,9 @@ func TestReplicatedSpoolRefusesWithoutReplicas(t *testing.T) {
 	})
 	if added, err := s.Add(ctx, "key-1", time.Hour); added || !errors.Is(err, store.ErrPending) {
 		t.Fatalf("a copy during the wait: added %v %v, want ErrPending", added, err)
+	}
+	if evs, err := s.Claim(ctx, time.Now(), time.Minute, 10); err != nil || len(evs) != 0 {
+		t.Fatalf("a deliverer claimed %d events during the wait (%v): a refused event would be delivered", len(evs), err)
 	}
 	err = <-done
 	took := time.Since(start)

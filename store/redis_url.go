@@ -147,6 +147,9 @@ func parseSingleURL(raw string, isTLS bool) (RedisTarget, error) {
 	if err != nil || u.Host == "" {
 		return RedisTarget{}, errRedisURL
 	}
+	if db := strings.TrimPrefix(u.Path, "/"); strings.Trim(db, "0123456789") != "" {
+		return RedisTarget{}, errors.New("store: the Redis database in the URL path must be a number")
+	}
 	opts, err := redis.ParseURL(raw)
 	if err != nil {
 		return RedisTarget{}, fmt.Errorf("store: invalid redis URL for %s", RedactURL(raw))
@@ -212,18 +215,17 @@ func (t *RedisTarget) parsePath(p string) error {
 // other is an error (a typo must not pass silently).
 func (t *RedisTarget) parseQuery(q url.Values) error {
 	for k, vs := range q {
-		v := vs[len(vs)-1]
-		b, err := strconv.ParseBool(v)
+		if k != "tls" && (k != "sentinel_auth" || t.Mode != RedisSentinel) {
+			return fmt.Errorf("store: unknown Redis URL option %q", k)
+		}
+		b, err := strconv.ParseBool(vs[len(vs)-1])
 		if err != nil {
 			return fmt.Errorf("store: the Redis URL option %s must be true or false", k)
 		}
-		switch {
-		case k == "tls":
+		if k == "tls" {
 			t.TLS = t.TLS || b
-		case k == "sentinel_auth" && t.Mode == RedisSentinel:
+		} else {
 			t.SentinelAuth = b
-		default:
-			return fmt.Errorf("store: unknown Redis URL option %q", k)
 		}
 	}
 	return nil

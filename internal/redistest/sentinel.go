@@ -101,7 +101,7 @@ func startSentinel(l life, o SentinelOptions) *Sentinel {
 	return s
 }
 
-// waitReady waits until the primary has every replica in sync and every
+// waitReady waits until the primary has every replica online (in sync) and every
 // sentinel knows the primary, the replicas and the two other sentinels.
 func (s *Sentinel) waitReady(t testing.TB) {
 	t.Helper()
@@ -126,8 +126,8 @@ func (s *Sentinel) waitReady(t testing.TB) {
 			return false, err.Error()
 		}
 		info, err := p.Do(ctx, "INFO", "replication").Text()
-		if err != nil || !strings.Contains(info, fmt.Sprintf("connected_slaves:%d", s.o.Replicas)) {
-			return false, fmt.Sprintf("primary %s: %v %s", primary, err, info)
+		if err != nil || strings.Count(info, "state=online") != s.o.Replicas {
+			return false, fmt.Sprintf("primary %s, want %d replicas online: %v %s", primary, s.o.Replicas, err, info)
 		}
 		return true, ""
 	})
