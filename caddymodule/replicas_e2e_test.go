@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -13,13 +14,13 @@ import (
 
 	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
-	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/proxy"
 )
 
-// Replicas: real qrphgate processes sharing one Redis, each started on a
-// private redis-server (never the shared one on 6379: these tests stop
-// and restart it).
+// Replicas: real qrphgate processes sharing one Redis, each test on a
+// private deployment (never the shared server on 6379: these tests stop
+// and restart it), once per way Redis is deployed: one server, a Redis
+// Cluster and a Sentinel set (replicaBackends).
 
 const replicaRateLimit = 20
 
@@ -172,7 +173,11 @@ func TestReplicasBehaveAsOne(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	srv := redistest.Start(t, redistest.Options{})
+	forEachReplicaBackend(t, testReplicasBehaveAsOne)
+}
+
+func testReplicasBehaveAsOne(t *testing.T, backend replicaBackend) {
+	srv := backend.start(t, false)
 	provider := newProvider(t)
 	app := newRecordingApp(t)
 	appPort := e2e.FreePort(t)
@@ -341,7 +346,11 @@ func TestReplicasSpoolFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	forEachReplicaBackend(t, testReplicasSpoolFailover)
+}
+
+func testReplicasSpoolFailover(t *testing.T, backend replicaBackend) {
+	srv := backend.start(t, true)
 	provider := newProvider(t)
 	hang := &hangingApp{seen: map[string]int{}, quit: make(chan struct{})}
 	hangPort := e2e.FreePort(t)
@@ -397,7 +406,11 @@ func TestReplicasRedisOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	forEachReplicaBackend(t, testReplicasRedisOutage)
+}
+
+func testReplicasRedisOutage(t *testing.T, backend replicaBackend) {
+	srv := backend.start(t, true)
 	provider := newProvider(t)
 	app := newRecordingApp(t)
 	appPort := e2e.FreePort(t)
@@ -446,7 +459,7 @@ func TestReplicasRedisOutage(t *testing.T) {
 		}
 	}
 
-	srv.Restart()
+	srv.Restart(t)
 	for _, r := range []*replica{a, b} {
 		e2e.WaitFor(t, 20*time.Second, "the store to be up again", func() bool { return containsLine(r.metrics(t), "qrphgate_store_up", "} 1") })
 	}
@@ -462,7 +475,14 @@ func TestReplicasRedisOutage(t *testing.T) {
 	}
 	app.setStatus(200)
 	for _, ref := range []string{"ORDER-BEFORE", "ORDER-DURING", "ORDER-LOCAL"} {
-		e2e.WaitFor(t, 30*time.Second, "delivery of "+ref, func() bool { return app.count(ref) >= 1 })
+		st := time.Now()
+		e2e.WaitFor(t, 90*time.Second, "delivery of "+ref, func() bool { return app.count(ref) >= 1 })
+		if os.Getenv("DEBUGX") != "" {
+			t.Logf("%s delivered after %v at %v", ref, time.Since(st), time.Now())
+		}
+	}
+	if os.Getenv("DEBUGX") != "" {
+		t.Logf("A logs:\n%s\nB logs:\n%s", a.g.Logs(), b.g.Logs())
 	}
 	for _, r := range []*replica{a, b} {
 		logs := r.g.Logs()

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,6 +70,17 @@ type RedisSpool struct {
 	unsyncedMu sync.Mutex
 	unsynced   map[string]unsyncedWrite
 	seq        uint64
+
+	// held is what this replica's deliverer claimed and has not finished;
+	// lostClaim is set when a Claim failed after it may have run on the
+	// server (its reply lost). The heartbeat then hands back the claims
+	// the deliverer does not hold (see reconcile), rather than leave them
+	// hidden until their lease ends. Claims hold heldMu for reading,
+	// reconcile for writing, so that no claim is in the air while it
+	// compares.
+	heldMu    sync.RWMutex
+	held      map[string]struct{}
+	lostClaim atomic.Bool
 }
 
 type unsyncedWrite struct {
@@ -109,6 +121,7 @@ func NewRedisSpool(ctx context.Context, r *Redis, o RedisSpoolOptions) (*RedisSp
 	s := &RedisSpool{
 		r: r, name: o.Name, p: r.keys.spool(o.Name), owner: hex.EncodeToString(id), hb: o.Heartbeat, log: o.Logger,
 		stop: make(chan struct{}), done: make(chan struct{}), unsynced: make(map[string]unsyncedWrite),
+		held: make(map[string]struct{}),
 	}
 	r.checkDurability(ctx, s.log)
 	go s.beat()
@@ -231,12 +244,23 @@ func (s *RedisSpool) Claim(ctx context.Context, now time.Time, lease time.Durati
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
+	s.heldMu.RLock()
+	defer s.heldMu.RUnlock()
 	reply, err := redisClaimScript.Run(ctx, s.r.c, []string{s.p + "due", s.p + "claims:" + s.owner},
 		micros(now), micros(now.Add(lease)), max, s.owner, s.p+"ev:", s.p+"claims:").Slice()
 	if err != nil {
+		if !isDialError(err) {
+			s.lostClaim.Store(true) // it may have claimed events nobody here knows of
+		}
 		return nil, unavailable("spool claim", err)
 	}
-	return decodeRedisEvents(reply)
+	evs, err := decodeRedisEvents(reply)
+	s.unsyncedMu.Lock() // guards held's entries against finish
+	for _, ev := range evs {
+		s.held[ev.ID] = struct{}{}
+	}
+	s.unsyncedMu.Unlock()
+	return evs, err
 }
 
 // NextDue implements Spool.
@@ -283,6 +307,7 @@ func (s *RedisSpool) Complete(ctx context.Context, id string) error {
 func (s *RedisSpool) finish(ctx context.Context, id string, op func(context.Context) error) error {
 	err := op(ctx)
 	s.unsyncedMu.Lock()
+	delete(s.held, id)
 	if errors.Is(err, ErrUnavailable) {
 		s.seq++
 		s.unsynced[id] = unsyncedWrite{apply: op, seq: s.seq}

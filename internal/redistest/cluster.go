@@ -132,21 +132,33 @@ func (c *Cluster) RootCAs() *x509.CertPool {
 	return c.certs.pool
 }
 
-// WaitHealthy waits until every running node reports cluster_state:ok and
-// agrees on the number of nodes.
+// WaitHealthy waits until every running node reports cluster_state:ok
+// and every running replica is in sync with its primary.
 func (c *Cluster) WaitHealthy(t testing.TB) {
 	t.Helper()
+	ctx := context.Background()
 	waitFor(t, 60*time.Second, "the cluster to serve every slot", func() (bool, string) {
 		for _, s := range c.nodes {
 			if !s.Running() {
 				continue
 			}
-			info, err := s.Do(context.Background(), "CLUSTER", "INFO").Text()
+			info, err := s.Do(ctx, "CLUSTER", "INFO").Text()
 			if err != nil {
 				return false, err.Error()
 			}
 			if !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
 				return false, s.Addr() + ": " + info
+			}
+			repl, err := s.Do(ctx, "INFO", "replication").Text()
+			if err != nil {
+				return false, err.Error()
+			}
+			if strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
+				return false, s.Addr() + " is a replica out of sync: " + repl
+			}
+			if strings.Contains(repl, "role:master") && strings.Count(repl, "slave") > 0 &&
+				strings.Count(repl, "state=online") != strings.Count(repl, ",state=") {
+				return false, s.Addr() + " has replicas out of sync: " + repl
 			}
 		}
 		return true, ""
