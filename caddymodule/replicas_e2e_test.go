@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +31,7 @@ type replicaOptions struct {
 	localApp       int // forward_to port of the route on a file spool + Redis store
 	forwardTimeout string
 	dir            string
+	minReplicas    int // min_replicas of the route on the Redis spool
 }
 
 // replica is one running gateway and its listeners.
@@ -46,6 +46,10 @@ func replicaCaddyfile(r *replica) string {
 	timeout := o.forwardTimeout
 	if timeout == "" {
 		timeout = "5s"
+	}
+	minReplicas := ""
+	if o.minReplicas > 0 {
+		minReplicas = fmt.Sprintf("min_replicas    %d\n\t\t\tmin_replicas_timeout 2s", o.minReplicas)
 	}
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
@@ -73,6 +77,7 @@ http://127.0.0.1:%d {
 			sign_secret     {env.QRPHGATE_E2E_SIGN}
 			spool           %s
 			retry_backoff   100ms 300ms
+			%s
 		}
 	}
 	route /webhooks/local {
@@ -91,7 +96,7 @@ http://127.0.0.1:%d {
 	modulus_metrics
 }
 `, r.admin, r.api, o.providerURL, o.providerURL, replicaRateLimit, o.redisURL,
-		r.hook, o.sharedApp, timeout, o.redisURL, o.localApp, o.redisURL, r.mets)
+		r.hook, o.sharedApp, timeout, o.redisURL, minReplicas, o.localApp, o.redisURL, r.mets)
 }
 
 func startReplica(t *testing.T, o replicaOptions) *replica {
@@ -397,7 +402,8 @@ func testReplicasSpoolFailover(t *testing.T, backend replicaBackend) {
 //     provider retries; one for a file spool with a Redis store is
 //     accepted and delivered (de-duplication falls back to the replica's
 //     own set);
-//   - the outage and the recovery are logged once per process and show in
+//   - the outage and the recovery are logged once per process (per
+//     transition: a Cluster coming back node by node may flap) and show in
 //     qrphgate_store_up and qrphgate_store_transitions_total;
 //   - after the restart everything works again, and every acknowledged
 //     event is delivered, including those that were pending in the Redis
@@ -475,22 +481,24 @@ func testReplicasRedisOutage(t *testing.T, backend replicaBackend) {
 	}
 	app.setStatus(200)
 	for _, ref := range []string{"ORDER-BEFORE", "ORDER-DURING", "ORDER-LOCAL"} {
-		st := time.Now()
-		e2e.WaitFor(t, 90*time.Second, "delivery of "+ref, func() bool { return app.count(ref) >= 1 })
-		if os.Getenv("DEBUGX") != "" {
-			t.Logf("%s delivered after %v at %v", ref, time.Since(st), time.Now())
-		}
+		e2e.WaitFor(t, 30*time.Second, "delivery of "+ref, func() bool { return app.count(ref) >= 1 })
 	}
-	if os.Getenv("DEBUGX") != "" {
-		t.Logf("A logs:\n%s\nB logs:\n%s", a.g.Logs(), b.g.Logs())
+	// One outage, so one transition each way. A Cluster whose nodes come
+	// back one by one serves some slots before others: a replica may see
+	// it answer, then refuse (CLUSTERDOWN), then answer; each transition
+	// is still logged and counted once, never per request.
+	maxFlaps := 1
+	if backend.name == "cluster" {
+		maxFlaps = 3
 	}
 	for _, r := range []*replica{a, b} {
 		logs := r.g.Logs()
-		if down, up := strings.Count(logs, "store unreachable"), strings.Count(logs, "store reachable again"); down != 1 || up != 1 {
-			t.Errorf("a replica logged the outage %d times and the recovery %d times; want once each", down, up)
+		down, up := strings.Count(logs, "store unreachable"), strings.Count(logs, "store reachable again")
+		if down != up || down < 1 || down > maxFlaps {
+			t.Errorf("a replica logged the outage %d times and the recovery %d times; want once each (at most %d on a cluster)", down, up, maxFlaps)
 		}
-		if !containsLine(r.metrics(t), "qrphgate_store_transitions_total", `to="up"} 1`) {
-			t.Errorf("metrics after the restart:\n%s", grepLines(r.metrics(t), "qrphgate_store"))
+		if !containsLine(r.metrics(t), "qrphgate_store_transitions_total", fmt.Sprintf(`to="up"} %d`, up)) {
+			t.Errorf("metrics after the restart (%d recoveries logged):\n%s", up, grepLines(r.metrics(t), "qrphgate_store"))
 		}
 	}
 }

@@ -187,6 +187,39 @@ func (c *Cluster) Primary(t testing.TB, key string) *Server {
 	return nil
 }
 
+// WaitPromotion waits until the running nodes agree that a node other than
+// old serves key's slot (a replica promoted after old failed) and the
+// cluster serves every slot again; it returns the new primary.
+func (c *Cluster) WaitPromotion(t testing.TB, key string, old *Server) *Server {
+	t.Helper()
+	ctx := context.Background()
+	var primary *Server
+	waitFor(t, 60*time.Second, "the cluster to promote a replica", func() (bool, string) {
+		var owner *Server
+		for _, s := range c.nodes {
+			if !s.Running() {
+				continue
+			}
+			slot, err := s.Do(ctx, "CLUSTER", "KEYSLOT", key).Int()
+			if err != nil {
+				return false, err.Error()
+			}
+			o, err := c.slotOwner(ctx, s, slot)
+			if err != nil {
+				return false, err.Error()
+			}
+			if o == old || (owner != nil && o != owner) {
+				return false, fmt.Sprintf("%s says %s serves %q", s.Addr(), o.Addr(), key)
+			}
+			owner = o
+		}
+		primary = owner
+		return owner != nil, "no running node"
+	})
+	c.WaitHealthy(t)
+	return primary
+}
+
 // slotOwner asks s which node serves slot.
 func (c *Cluster) slotOwner(ctx context.Context, s *Server, slot int) (*Server, error) {
 	nodes, err := s.Do(ctx, "CLUSTER", "NODES").Text()

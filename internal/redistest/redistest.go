@@ -223,6 +223,25 @@ func (s *Server) Ping() bool {
 	return err == nil && line == "+PONG\r\n"
 }
 
+// replicaOf sets the primary a stopped server replicates from when it
+// starts (nil: none, it starts as a primary).
+func (s *Server) replicaOf(primary *Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	args := make([]string, 0, len(s.args)+3)
+	for i := 0; i < len(s.args); i++ {
+		if s.args[i] == "--replicaof" && i+2 < len(s.args) {
+			i += 2
+			continue
+		}
+		args = append(args, s.args[i])
+	}
+	if primary != nil {
+		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port()))
+	}
+	s.args = args
+}
+
 // Running reports whether the process is alive (it may not answer yet).
 func (s *Server) Running() bool {
 	s.mu.Lock()

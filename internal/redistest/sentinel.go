@@ -244,12 +244,29 @@ func (s *Sentinel) Stop() {
 	}
 }
 
-// Restart starts the stopped data servers again (the primary first) and
-// waits until the deployment is whole.
+// Restart starts the stopped data servers again and waits until the
+// deployment is whole. The one the sentinels name as the primary (all of
+// them were stopped) comes back as the primary; any other as a replica of
+// the current primary, as an operator brings back a failed primary after
+// a failover (by itself it would come back as a second primary with stale
+// data until the sentinels demote it).
 func (s *Sentinel) Restart(t testing.TB) {
 	t.Helper()
+	addr, err := s.primaryAddr(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary, err := s.byAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !primary.Running() {
+		primary.replicaOf(nil)
+		primary.Restart()
+	}
 	for _, srv := range s.servers {
 		if !srv.Running() {
+			srv.replicaOf(primary)
 			srv.Restart()
 		}
 	}
