@@ -42,8 +42,8 @@ type Redis struct {
 
 // RedisOptions tune OpenRedis.
 type RedisOptions struct {
-	// Prefix namespaces every key ("qrphgate:" when empty); it must not
-	// contain { or }.
+	// Prefix namespaces every key (the URL's key_prefix, or "qrphgate:",
+	// when empty); it must not contain { or }.
 	Prefix string
 	// DialTimeout, ReadTimeout and WriteTimeout bound each operation; a slow
 	// Redis must not hold a payment call for long. Zero means 2s, 1s, 1s.
@@ -93,6 +93,9 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 		return nil, fmt.Errorf("store: %s asks to skip TLS verification (skip_verify); trust the server's CA instead (SSL_CERT_FILE or the system store)", RedactURL(rawURL))
 	}
 	prefix := o.Prefix
+	if prefix == "" {
+		prefix = t.KeyPrefix
+	}
 	if prefix == "" {
 		prefix = "qrphgate:"
 	}

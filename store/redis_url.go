@@ -38,7 +38,8 @@ func (m RedisMode) String() string {
 
 // RedisURLForms is the list of accepted forms, for error messages.
 const RedisURLForms = "redis://[:password@]host:port/db, redis-cluster://[:password@]host:port,host:port,...[/?tls=true] " +
-	"or redis-sentinel://[:password@]host:port,host:port/MASTERNAME[/db] (rediss://, rediss-cluster://, rediss-sentinel:// for TLS)"
+	"or redis-sentinel://[:password@]host:port,host:port/MASTERNAME[/db] (rediss://, rediss-cluster://, rediss-sentinel:// for TLS; " +
+	"each takes ?key_prefix=...)"
 
 // RedisTarget is a parsed Redis URL: where the deployment is and how to
 // reach it. Its String never shows the password.
@@ -57,6 +58,10 @@ type RedisTarget struct {
 	// SentinelAuth sends the password to the sentinels too (?sentinel_auth=true):
 	// for sentinels that are protected with the servers' password.
 	SentinelAuth bool
+	// KeyPrefix (?key_prefix=..., every form) namespaces every key instead
+	// of "qrphgate:", so that deployments can share a Redis Cluster (which
+	// has no databases to keep them apart); "" means the default.
+	KeyPrefix string
 
 	username, password string
 	single             *redis.Options // redis:// and rediss://: go-redis' own parse (its query options)
@@ -93,10 +98,17 @@ func ParseRedisURL(raw string) (RedisTarget, error) {
 	if !ok || !known {
 		return RedisTarget{}, errRedisURL
 	}
-	if kind.mode == RedisSingle {
-		return parseSingleURL(raw, kind.tls)
+	raw, prefix, err := cutKeyPrefix(raw)
+	if err != nil {
+		return RedisTarget{}, err
 	}
-	t := RedisTarget{Mode: kind.mode, TLS: kind.tls}
+	if kind.mode == RedisSingle {
+		t, err := parseSingleURL(raw, kind.tls)
+		t.KeyPrefix = prefix
+		return t, err
+	}
+	rest = strings.TrimPrefix(raw, scheme+"://")
+	t := RedisTarget{Mode: kind.mode, TLS: kind.tls, KeyPrefix: prefix}
 	// [user:password@]hosts[/path][?query]; the password may hold any
 	// character percent-escaped (a raw '@' too), so the host list starts
 	// after the last '@' that comes before any '/' or '?'.
@@ -157,6 +169,36 @@ func parseSingleURL(raw string, isTLS bool) (RedisTarget, error) {
 	t := RedisTarget{Mode: RedisSingle, Addrs: []string{opts.Addr}, DB: opts.DB, TLS: isTLS, single: opts}
 	t.username, t.password = opts.Username, opts.Password
 	return t, nil
+}
+
+// keyPrefixChars are the characters a key_prefix may hold: no hash-tag
+// braces, nothing a key name would need quoted.
+const keyPrefixChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-"
+
+// cutKeyPrefix takes the key_prefix option (every form has it) out of raw's
+// query, so that the rest parses as the form's own.
+func cutKeyPrefix(raw string) (string, string, error) {
+	base, query, ok := strings.Cut(raw, "?")
+	if !ok || !strings.Contains(query, "key_prefix") {
+		return raw, "", nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", "", errors.New("store: the Redis URL's query is malformed")
+	}
+	vs, ok := q["key_prefix"]
+	if !ok {
+		return raw, "", nil
+	}
+	prefix := vs[len(vs)-1]
+	if prefix == "" || len(prefix) > 64 || strings.Trim(prefix, keyPrefixChars) != "" {
+		return "", "", errors.New("store: the Redis URL option key_prefix must be 1 to 64 letters, digits or :_.-")
+	}
+	q.Del("key_prefix")
+	if len(q) == 0 {
+		return base, prefix, nil
+	}
+	return base + "?" + q.Encode(), prefix, nil
 }
 
 func parseUserinfo(s string) (user, password string, err error) {

@@ -1,9 +1,15 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/qrphgate/qrphgate/internal/testenv"
 
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -25,6 +31,8 @@ func TestParseRedisURL(t *testing.T) {
 		{"redis-sentinel://:FAKE-pw@s1:26379,s2:26379,s3:26379/mymaster/3", "redis-sentinel mymaster@s1:26379,s2:26379,s3:26379/3", false, false},
 		{"rediss-sentinel://:FAKE-pw@s1:26379/mymaster/0?sentinel_auth=true", "redis-sentinel mymaster@s1:26379/0", true, true},
 		{"redis-sentinel://s1:26379/mymaster?tls=true", "redis-sentinel mymaster@s1:26379/0", true, false},
+		{"redis-cluster://a:1,b:2/?key_prefix=qrphgate-sandbox:&tls=true", "redis-cluster a:1,b:2", true, false},
+		{"redis://127.0.0.1:6379/1?key_prefix=staging:", "redis 127.0.0.1:6379/1", false, false},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			got, err := store.ParseRedisURL(tc.raw)
@@ -65,6 +73,9 @@ func TestParseRedisURLRejects(t *testing.T) {
 		{"redis-sentinel://:FAKE-pw@s1:26379/mymaster/-1", "must be a number"},
 		{"redis-sentinel://:FAKE-pw@s1:26379/mymaster/0/extra", "must be a number"},
 		{"redis-sentinel://:FAKE-pw@s1:26379/mymaster?sentinel_auth=yes%", "malformed"},
+		{"redis-cluster://:FAKE-pw@a:1/?key_prefix=", "key_prefix must be"},
+		{"redis-cluster://:FAKE-pw@a:1/?key_prefix={tag}", "key_prefix must be"},
+		{"redis://:FAKE-pw@a:1/0?key_prefix=has%20space", "key_prefix must be"},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			_, err := store.ParseRedisURL(tc.raw)
@@ -124,4 +135,34 @@ func FuzzParseRedisURL(f *testing.F) {
 			t.Fatalf("RedactURL shows the password: %s", store.RedactURL(raw))
 		}
 	})
+}
+
+// key_prefix is every form's option, and the store's keys live under it.
+func TestRedisURLKeyPrefix(t *testing.T) {
+	for raw, want := range map[string]string{
+		"redis://127.0.0.1:6379/0":                               "",
+		"redis://127.0.0.1:6379/0?key_prefix=staging:":           "staging:",
+		"rediss://127.0.0.1:6379/0?dial_timeout=3&key_prefix=p:": "p:",
+		"redis-cluster://a:1/?key_prefix=sbx.qrphgate:":          "sbx.qrphgate:",
+		"redis-sentinel://s:1/m/2?tls=true&key_prefix=prod-":     "prod-",
+	} {
+		got, err := store.ParseRedisURL(raw)
+		if err != nil || got.KeyPrefix != want {
+			t.Errorf("%s: key prefix %q, %v; want %q", raw, got.KeyPrefix, err, want)
+		}
+	}
+	prefix := testPrefix()
+	r, err := store.OpenRedis(context.Background(), testRedisURL+"?key_prefix="+prefix, store.RedisOptions{})
+	if err != nil {
+		testenv.Missing(t, "redis on 127.0.0.1:6379: %v", err)
+	}
+	t.Cleanup(func() { _ = r.Close(); dropKeys(t, prefix) })
+	if _, err := r.Take(context.Background(), "acct", 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer c.Close()
+	if n, err := c.Exists(context.Background(), prefix+"budget:acct").Result(); err != nil || n != 1 {
+		t.Fatalf("the window is not under the URL's key_prefix: %d %v", n, err)
+	}
 }
