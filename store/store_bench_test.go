@@ -32,6 +32,7 @@ func BenchmarkRateBudgetTake(b *testing.B) {
 	for _, name := range []string{"memory", "file", "redis", "redis-cluster", "redis-sentinel"} {
 		b.Run(name, func(b *testing.B) {
 			budget := backends[name](b)
+			b.ResetTimer() // a shared Cluster or Sentinel set starts on first use
 			b.SetParallelism(16)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -49,6 +50,7 @@ func BenchmarkRateBudgetTake(b *testing.B) {
 func BenchmarkSpoolPut(b *testing.B) {
 	var seq atomic.Int64
 	run := func(b *testing.B, s store.Spool) {
+		b.ResetTimer()
 		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
