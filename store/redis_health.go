@@ -159,34 +159,6 @@ func (k healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	}
 }
 
-// reloadHook makes a Cluster client reload its map of the slots when a
-// command fails for want of a node. The client reloads on MOVED, which
-// only a live node can answer; a command whose node died keeps dialing it
-// until a failover is noticed some other way.
-type reloadHook struct{ c *redis.ClusterClient }
-
-func (reloadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (k reloadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if isOutage(err) {
-			k.c.ReloadState(ctx)
-		}
-		return err
-	}
-}
-
-func (k reloadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		if isOutage(err) {
-			k.c.ReloadState(ctx)
-		}
-		return err
-	}
-}
-
 // watch pings the server every interval, so the state (and its metric)
 // follows the server even when no request touches it.
 func (r *Redis) watch(every time.Duration) {

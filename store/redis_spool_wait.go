@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -116,49 +115,6 @@ func (v *ReplicatedSpool) Put(ctx context.Context, ev SpoolEvent) error {
 
 // Close implements Spool; the view does not own the spool, so it is a no-op.
 func (v *ReplicatedSpool) Close() error { return nil }
-
-// onPrimary runs fn on one connection to the primary that holds key (the
-// server, Sentinel's current primary, or the Cluster node serving key's
-// slot). A Cluster node that no longer serves the slot answers MOVED: the
-// client reloads its map of the slots, and the call fails as unavailable
-// (the caller's retry goes to the right node).
-func (r *Redis) onPrimary(ctx context.Context, key string, fn func(*redis.Conn) error) error {
-	var node *redis.Client
-	switch c := r.c.(type) {
-	case *redis.ClusterClient:
-		n, err := c.MasterForKey(ctx, key)
-		if err != nil {
-			c.ReloadState(ctx)
-			r.health.observe(err, "cluster slots")
-			return unavailable("cluster slots", err)
-		}
-		node = n
-	case *redis.Client:
-		node = c
-	default:
-		return fmt.Errorf("store: unexpected Redis client %T", r.c)
-	}
-	conn := node.Conn()
-	defer conn.Close()
-	cc, cluster := r.c.(*redis.ClusterClient)
-	if cluster {
-		conn.AddHook(healthHook{r.health}) // a node's own client has none
-	}
-	err := fn(conn)
-	if cluster && (isRedirect(err) || isOutage(err)) {
-		cc.ReloadState(ctx)
-	}
-	return err
-}
-
-// isRedirect reports a Cluster node's MOVED or ASK answer.
-func isRedirect(err error) bool {
-	var reply redis.Error
-	if !errors.As(err, &reply) {
-		return false
-	}
-	return strings.HasPrefix(reply.Error(), "MOVED ") || strings.HasPrefix(reply.Error(), "ASK ")
-}
 
 // Interface guards.
 var (
