@@ -103,8 +103,10 @@ type API struct {
 
 	// Store is where the rate budget and idempotency cache live: memory
 	// (default), file:///absolute/path (kept across restarts of this
-	// sidecar) or redis://host:port/db (rediss:// for TLS), shared by
-	// replicas.
+	// sidecar) or a Redis deployment shared by replicas:
+	// redis://host:port/db (one server), redis-cluster://host:port,host:port,...
+	// (a Redis Cluster) or redis-sentinel://host:port,host:port/MASTERNAME[/db]
+	// (Sentinel), each with a rediss form for TLS (docs/managed-redis.md).
 	Store string `json:"store,omitempty"`
 
 	// Policy is an optional override file for the embedded default policy.

@@ -37,9 +37,16 @@ func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 //		retries          <N>
 //		auth_failures    <N>
 //		circuit_breaker  failures <N> window <duration> open <duration> probes <N>
-//		store            memory|file:///path|redis://host:port/db
+//		store            memory|file:///path|<redis-url>
 //		policy           <path>
 //	}
+//
+// A <redis-url> is redis://[:{env.REDIS_PASSWORD}@]host:port/db (one
+// server), redis-cluster://[:{env.REDIS_PASSWORD}@]host:port,host:port,...
+// (a Redis Cluster) or
+// redis-sentinel://[:{env.REDIS_PASSWORD}@]host:port,host:port/MASTERNAME[/db]
+// (Sentinel), with rediss://, rediss-cluster://, rediss-sentinel:// (or
+// ?tls=true) for TLS; see docs/managed-redis.md.
 //
 // circuit_breaker takes its settings as pairs on one line, as above, or as a
 // block with one setting per line (a Caddyfile block cannot open and close

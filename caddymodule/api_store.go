@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -40,7 +39,9 @@ func (f fileStore) Destruct() error { return f.Close() }
 // anyPlaceholder matches a {...} placeholder inside a store URL.
 var anyPlaceholder = regexp.MustCompile(`\{[^{}]+\}`)
 
-const storeSyntax = "store must be memory, file:///absolute/path or redis://host:port/db (rediss:// for TLS)"
+const storeSyntax = "store must be memory, file:///absolute/path, redis://host:port/db, " +
+	"redis-cluster://host:port,host:port,... or redis-sentinel://host:port,host:port/MASTERNAME[/db] " +
+	"(rediss://, rediss-cluster://, rediss-sentinel:// for TLS)"
 
 // checkStoreSpec validates the store option's syntax (Caddyfile time);
 // placeholders (a password from {env.*}, a directory) stand for any value.
@@ -54,23 +55,44 @@ func checkStoreSpec(spec string) error {
 		}
 		return nil
 	}
-	return checkRedisSpec(spec, storeSyntax)
+	return checkRedisSpec("store", spec, storeSyntax)
 }
 
-// checkRedisSpec validates a redis:// or rediss:// URL, or fails with syntax.
-func checkRedisSpec(spec, syntax string) error {
-	u, err := url.Parse(anyPlaceholder.ReplaceAllString(spec, "placeholder"))
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+// checkRedisSpec validates a Redis URL of any form (store.ParseRedisURL)
+// given to option opt, or fails with syntax when it is not one. Each
+// placeholder stands for a value: in the address list, for a whole entry
+// (an {env.NAME} may hold host:port, or several).
+func checkRedisSpec(opt, spec, syntax string) error {
+	if !store.IsRedisURL(spec) {
 		return errors.New(syntax)
 	}
-	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
-		for _, c := range db {
-			if c < '0' || c > '9' {
-				return errors.New("store: the Redis database in the URL path must be a number")
-			}
-		}
+	if _, err := store.ParseRedisURL(probeRedisURL(spec)); err != nil {
+		return fmt.Errorf("%s: %s", opt, strings.TrimPrefix(err.Error(), "store: "))
 	}
 	return nil
+}
+
+// probeRedisURL replaces the placeholders of a Redis URL with values that
+// parse, so that the rest of its syntax can be checked before they are
+// resolved.
+func probeRedisURL(spec string) string {
+	scheme, rest, _ := strings.Cut(spec, "://")
+	userinfo := ""
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		userinfo, rest = rest[:at+1], rest[at+1:]
+	}
+	hosts, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		hosts, tail = rest[:i], rest[i:]
+	}
+	entries := strings.Split(hosts, ",")
+	for i, e := range entries {
+		if anyPlaceholder.MatchString(e) {
+			entries[i] = "placeholder:1"
+		}
+	}
+	return scheme + "://" + anyPlaceholder.ReplaceAllString(userinfo, "placeholder") +
+		strings.Join(entries, ",") + anyPlaceholder.ReplaceAllString(tail, "0")
 }
 
 // openOutboundStore opens the store named by spec: "memory" (the default,

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -45,12 +46,15 @@ type optionLine struct {
 	module string
 	opt    string
 	args   []string
+	file   string
+	line   int
 }
 
 // readOption reads the current option's values and refuses a block after
 // them.
 func readOption(d *caddyfile.Dispenser, module string) (optionLine, error) {
-	o := optionLine{d: d, module: module, opt: d.Val(), args: d.RemainingArgs()}
+	o := optionLine{d: d, module: module, opt: d.Val(), file: d.File(), line: d.Line()}
+	o.args = d.RemainingArgs()
 	if d.NextBlock(d.Nesting()) {
 		return o, o.errf("takes no block")
 	}
@@ -68,6 +72,15 @@ func (o optionLine) fail(err error) error {
 		return nil
 	}
 	return o.d.Errf("%s: %v", o.module, err)
+}
+
+// failAt is fail for a rule checked after the block (one that spans
+// options): the error names this line's file and line, not the cursor's.
+func (o optionLine) failAt(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w, at %s:%d", o.module, err, o.file, o.line)
 }
 
 // one is the line's single value.

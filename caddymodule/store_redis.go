@@ -40,7 +40,7 @@ func (c redisConn) Destruct() error {
 	return c.Close()
 }
 
-// acquireRedis returns the pooled connection for a redis:// or rediss://
+// acquireRedis returns the pooled connection for a Redis URL (any form)
 // spec whose placeholders are already resolved, and the function that
 // releases it. The server need not be reachable yet: calls fail with
 // store.ErrUnavailable (the documented failure mode) until it answers.
@@ -123,7 +123,7 @@ func checkRedisPassword(field, raw, environment string) error {
 	return nil
 }
 
-// resolveRedisURL resolves the placeholders of a redis:// or rediss:// spec.
+// resolveRedisURL resolves the placeholders of a Redis URL (any form).
 // Values in the user-info part (the password) are percent-escaped: pasted
 // raw, a password with '/', '@', '#' or '%' would break the URL, and could
 // even be parsed as its host, which logs and errors show.

@@ -75,17 +75,35 @@ type Webhook struct {
 	SignSecrets []string `json:"sign_secrets,omitempty"`
 
 	// Spool is the spool file (bbolt); by default webhooks.spool in
-	// qrphgate's folder of Caddy's data directory. A redis://host:port/db
-	// (rediss:// for TLS) URL puts it on a Redis server that replicas
-	// share: any of them delivers what one acknowledged, and the events a
-	// crashed one had claimed go to the others.
+	// qrphgate's folder of Caddy's data directory. A Redis URL puts it on
+	// a Redis deployment that replicas share: any of them delivers what
+	// one acknowledged, and the events a crashed one had claimed go to the
+	// others. The URL is redis://host:port/db (one server),
+	// redis-cluster://host:port,host:port,... (a Redis Cluster: a seed
+	// list of its nodes) or redis-sentinel://host:port,host:port/MASTERNAME[/db]
+	// (a primary watched by Sentinel: the sentinels' addresses), each
+	// with a rediss form for TLS; see docs/managed-redis.md.
 	Spool string `json:"spool,omitempty"`
 
-	// Store, a redis://host:port/db (rediss:// for TLS) URL, shares
+	// Store, a Redis URL of any of the spool's forms, shares
 	// de-duplication with the other replicas: a webhook one replica stored
 	// is a duplicate for all. Unset, de-duplication lives in the spool (a
 	// Redis spool shares it already).
 	Store string `json:"store,omitempty"`
+
+	// MinReplicas, with a Redis spool, holds the acknowledgement until the
+	// event has reached that many replicas of the Redis primary (WAIT), so
+	// that a failover promoting one of them keeps it. When they do not
+	// confirm within MinReplicasTimeout, the event is taken back and the
+	// webhook answered 503 spool_unavailable: the provider retries. 0 (the
+	// default) acknowledges once the primary has the event; Redis
+	// replicates asynchronously, so a failover can then lose an event
+	// acknowledged within the replication lag (docs/managed-redis.md).
+	MinReplicas int `json:"min_replicas,omitempty"`
+
+	// MinReplicasTimeout bounds the wait for MinReplicas: 1s by default,
+	// at most 5s (the provider gives up on an answer after 10 s).
+	MinReplicasTimeout caddy.Duration `json:"min_replicas_timeout,omitempty"`
 
 	// DedupeWindow is how long an event (action and reference, with the
 	// merchant when the decrypted payload names one) is remembered; 72h by
@@ -192,6 +210,9 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMinReplicas(h.MinReplicas, time.Duration(h.MinReplicasTimeout), spec); err != nil {
+		return err
+	}
 	w, key, err := acquireWebhookWorker(spec, h.logger, h.clock)
 	if err != nil {
 		return err
@@ -206,6 +227,9 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	onConfigStart(app, func() { w.activate(reg) })
 	spool, dedupe, err := h.sharedDedupe(ctx, repl, w)
 	if err != nil {
+		return err
+	}
+	if spool, dedupe, err = h.replicated(spool, dedupe); err != nil {
 		return err
 	}
 	app.useForExpiryEvents(w.deliverer) // the ledger's QRPH_EXPIRED events go through this spool
@@ -399,6 +423,27 @@ func (h *Webhook) spoolSpec(repl *caddy.Replacer) (string, error) {
 		return "", fmt.Errorf("spool: %w", err)
 	}
 	return abs, nil
+}
+
+// replicated wraps a Redis spool so that its Put waits for MinReplicas
+// replicas; other spools (and MinReplicas 0) are returned as they are.
+func (h *Webhook) replicated(spool store.Spool, dedupe store.Dedupe) (store.Spool, store.Dedupe, error) {
+	if h.MinReplicas == 0 {
+		return spool, dedupe, nil
+	}
+	rs, ok := spool.(redisSpool)
+	if !ok {
+		return nil, nil, errors.New("min_replicas needs a Redis spool: a file spool has no replicas")
+	}
+	timeout := time.Duration(h.MinReplicasTimeout)
+	if timeout == 0 {
+		timeout = defaultMinReplicasTimeout
+	}
+	v, err := rs.WithMinReplicas(h.MinReplicas, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, v, nil
 }
 
 // sharedDedupe returns the spool and de-duplication set the pipeline uses:

@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"time"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -27,6 +29,8 @@ func init() {
 //		sign_secret      <{env.NAME}|{file.PATH}>   # optional; repeatable: each signs (a rotation)
 //		spool            <path>|<redis-url>         # default <data dir>/qrphgate/webhooks.spool
 //		store            <redis-url>                # optional: de-duplication shared by replicas
+//		min_replicas     <n>                        # Redis spool: acknowledge once n replicas have the event; default 0
+//		min_replicas_timeout <duration>             # how long to wait for them (then 503); default 1s, at most 5s
 //		dedupe_window    <duration>                 # default 72h
 //		redeliver_for    <duration>                 # default 72h
 //		retry_backoff    <base> <max>               # default 2s 15m
@@ -44,12 +48,23 @@ func init() {
 //
 // Secrets must be {env.*} or {file.*} placeholders: a literal (or a {$VAR}
 // the adapter already substituted) is refused here, before it can reach
-// the adapted JSON; so is an inline password in a Redis URL
-// (redis://:{env.REDIS_PASSWORD}@host:port/db; rediss:// for TLS). Unknown and repeated options (other than the
-// repeatable ones) are errors.
+// the adapted JSON; so is an inline password in a Redis URL. A <redis-url>
+// is one of
+//
+//	redis://[:{env.REDIS_PASSWORD}@]host:port/db                         one server
+//	redis-cluster://[:{env.REDIS_PASSWORD}@]host:port,host:port,...      a Redis Cluster (seed nodes)
+//	redis-sentinel://[:{env.REDIS_PASSWORD}@]host:port,host:port/MASTERNAME[/db]  Sentinel
+//
+// with rediss://, rediss-cluster://, rediss-sentinel:// (or ?tls=true) for
+// TLS; see docs/managed-redis.md. Unknown and repeated options (other than
+// the repeatable ones) are errors.
 func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	repeatable := []string{"decryption_key", "allow_ips", "activation_codes", "sign_secret"}
-	return eachOption(d, "modulus_webhook", repeatable, func(opt string) error {
+	// min_replicas needs a Redis spool, and min_replicas_timeout needs
+	// min_replicas, either of which may come later: that part of the rule
+	// runs after the block, at the first of the two lines.
+	var minReplicasAt *optionLine
+	err := eachOption(d, "modulus_webhook", repeatable, func(opt string) error {
 		line, err := readOption(d, "modulus_webhook")
 		if err != nil {
 			return err
@@ -120,6 +135,20 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.ActionFields, err = line.some()
 		case "reference_fields":
 			h.ReferenceFields, err = line.some()
+		case "min_replicas":
+			if h.MinReplicas, err = line.integer(0, maxMinReplicas); err == nil {
+				minReplicasAt = &line
+			}
+			return err
+		case "min_replicas_timeout":
+			h.MinReplicasTimeout, err = line.duration()
+			if err == nil {
+				err = line.fail(checkMinReplicas(1, time.Duration(h.MinReplicasTimeout), "redis://"))
+			}
+			if minReplicasAt == nil {
+				minReplicasAt = &line
+			}
+			return err
 		default:
 			return unknownOption(d, "modulus_webhook", opt)
 		}
@@ -128,6 +157,10 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return line.fail(checkRule(webhookRules, h, opt))
 	})
+	if err != nil || minReplicasAt == nil {
+		return err
+	}
+	return minReplicasAt.failAt(checkRule(webhookRules, h, "min_replicas"))
 }
 
 func parseWebhookCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy/inbound"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // maxWebhookBody is the largest max_body: a webhook is a few hundred bytes.
@@ -70,6 +72,9 @@ var webhookRules = []optionRule[*Webhook]{
 	{"rate_limit", func(h *Webhook) error { return checkRateLimit("rate_limit", h.RateLimit) }},
 	{"rate_limit_per_ip", func(h *Webhook) error { return checkRateLimit("rate_limit_per_ip", h.RateLimitPerIP) }},
 	{"read_timeout", func(h *Webhook) error { return checkReadTimeout(h.ReadTimeout) }},
+	{"min_replicas", func(h *Webhook) error {
+		return checkMinReplicas(h.MinReplicas, time.Duration(h.MinReplicasTimeout), h.Spool)
+	}},
 	{"action_fields", func(h *Webhook) error { return checkNames("action_fields", h.ActionFields) }},
 	{"reference_fields", func(h *Webhook) error { return checkNames("reference_fields", h.ReferenceFields) }},
 }
@@ -77,14 +82,40 @@ var webhookRules = []optionRule[*Webhook]{
 var errMaxBody = fmt.Errorf("max_body must be a size from 1B to %s, such as 64KB", humanize.IBytes(maxWebhookBody))
 
 const (
-	webhookSpoolSyntax = "spool must be a file path or redis://host:port/db (rediss:// for TLS)"
-	webhookStoreSyntax = "store must be redis://host:port/db (rediss:// for TLS); de-duplication is kept in the spool otherwise"
+	redisForms         = "redis://host:port/db, redis-cluster://host:port,host:port,... or redis-sentinel://host:port,host:port/MASTERNAME[/db] (rediss://, rediss-cluster://, rediss-sentinel:// for TLS)"
+	webhookSpoolSyntax = "spool must be a file path or " + redisForms
+	webhookStoreSyntax = "store must be " + redisForms + "; de-duplication is kept in the spool otherwise"
 )
+
+// Limits of min_replicas and its timeout.
+const (
+	maxMinReplicas            = 16
+	defaultMinReplicasTimeout = time.Second
+	maxMinReplicasTimeout     = 5 * time.Second
+)
+
+// checkMinReplicas is the rule of min_replicas and min_replicas_timeout: a
+// count the spool can wait for, a timeout well inside the provider's 10 s,
+// and a Redis spool (a file spool has no replicas). spool is the spool as
+// configured; one that is a placeholder is checked once resolved.
+func checkMinReplicas(n int, timeout time.Duration, spool string) error {
+	switch {
+	case n < 0 || n > maxMinReplicas:
+		return errRange("min_replicas", 0, maxMinReplicas)
+	case timeout < 0 || timeout > maxMinReplicasTimeout:
+		return fmt.Errorf("min_replicas_timeout must be a positive duration of at most %v (the provider gives up on an answer after 10s)", maxMinReplicasTimeout)
+	case timeout > 0 && n == 0:
+		return errors.New("min_replicas_timeout needs min_replicas")
+	case n > 0 && !store.IsRedisURL(spool) && !anyPlaceholder.MatchString(spool):
+		return errors.New("min_replicas needs a Redis spool (spool redis://..., redis-cluster://... or redis-sentinel://...): a file spool has no replicas")
+	}
+	return nil
+}
 
 // checkRedisOption is the rule of a Redis URL option: its syntax, and a
 // password only as a placeholder (an inline one would sit in the config).
 func checkRedisOption(opt, v, syntax string) error {
-	if err := checkRedisSpec(v, syntax); err != nil {
+	if err := checkRedisSpec(opt, v, syntax); err != nil {
 		return err
 	}
 	return checkRedisPassword(opt, v, "")

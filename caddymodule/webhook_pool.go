@@ -36,8 +36,9 @@ var (
 )
 
 func init() {
-	registerSpoolOpener("redis", openRedisSpool)
-	registerSpoolOpener("rediss", openRedisSpool)
+	for _, scheme := range []string{"redis", "rediss", "redis-cluster", "rediss-cluster", "redis-sentinel", "rediss-sentinel"} {
+		registerSpoolOpener(scheme, openRedisSpool)
+	}
 }
 
 // redisSpoolName is the queue's name on its server: every replica naming
@@ -59,7 +60,7 @@ func (s redisSpool) Close() error { return errors.Join(s.RedisSpool.Close(), s.r
 // openRedisSpool opens the spool replicas share on a Redis server (spec has
 // its placeholders resolved).
 func openRedisSpool(spec string, logger *zap.Logger) (store.Spool, error) {
-	if err := checkRedisSpec(spec, "spool: want redis://host:port/db or rediss://..."); err != nil {
+	if err := checkRedisSpec("spool", spec, webhookSpoolSyntax); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

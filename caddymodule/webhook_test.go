@@ -184,6 +184,16 @@ func TestWebhookProvisionErrors(t *testing.T) {
 		{"store not redis", func(h *Webhook) { h.Store = "memory" }, "store must be redis://host:port/db"},
 		{"store inline password", func(h *Webhook) { h.Store = "redis://:" + testSignSecret + "@127.0.0.1:1/0" }, "store: give the Redis password as {env.NAME}"},
 		{"spool inline password", func(h *Webhook) { h.Spool = "redis://:" + testSignSecret + "@127.0.0.1:1/0" }, "spool: give the Redis password as {env.NAME}"},
+		{"spool cluster inline password", func(h *Webhook) { h.Spool = "redis-cluster://:" + testSignSecret + "@127.0.0.1:1,127.0.0.1:2" }, "spool: give the Redis password as {env.NAME}"},
+		{"store sentinel without master", func(h *Webhook) { h.Store = "redis-sentinel://127.0.0.1:1" }, "store: a Redis Sentinel URL names the primary"},
+		{"min_replicas with a file spool", func(h *Webhook) { h.MinReplicas = 1 }, "min_replicas needs a Redis spool"},
+		{"min_replicas negative", func(h *Webhook) { h.MinReplicas = -1 }, "min_replicas must be a whole number from 0 to 16"},
+		{"min_replicas_timeout too long", func(h *Webhook) {
+			h.Spool, h.MinReplicas, h.MinReplicasTimeout = "redis://127.0.0.1:1/0", 1, caddy.Duration(6*time.Second)
+		}, "min_replicas_timeout must be a positive duration of at most 5s"},
+		{"min_replicas_timeout alone", func(h *Webhook) {
+			h.Spool, h.MinReplicasTimeout = "redis://127.0.0.1:1/0", caddy.Duration(time.Second)
+		}, "min_replicas_timeout needs min_replicas"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testWebhook(t, "http://127.0.0.1:1/x")

@@ -1,4 +1,4 @@
 package store
 
 // LedgerRedisPrefix is the key prefix of the Redis store under l.
-func LedgerRedisPrefix(l *RedisLedger) string { return l.r.prefix }
+func LedgerRedisPrefix(l *RedisLedger) string { return l.r.keys.prefix }

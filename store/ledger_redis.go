@@ -41,7 +41,7 @@ const redisLedgerTag = "{ledger}"
 // NewRedisLedger returns the ledger on r's server. Closing it leaves r
 // open: the caller owns it.
 func NewRedisLedger(r *Redis) *RedisLedger {
-	return &RedisLedger{r: r, p: r.prefix + redisLedgerTag + ":"}
+	return &RedisLedger{r: r, p: r.keys.prefix + redisLedgerTag + ":"}
 }
 
 func (l *RedisLedger) recKey(id string) string { return l.p + "rec:" + id }

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 
@@ -37,24 +36,21 @@ func TestFileLedger(t *testing.T) {
 	})
 }
 
-// The Redis ledger on the shared server, each subtest under its own
-// prefix; Reopen is a second client on the same prefix (the server keeps
-// the data, as for a restarted replica).
+// The Redis ledger on every Redis deployment (single server, Cluster,
+// Sentinel), each subtest under its own prefix; Reopen is a second client
+// on the same prefix (the server keeps the data, as for a restarted
+// replica).
 func TestRedisLedger(t *testing.T) {
-	t.Parallel()
-	storetest.Ledger(t, storetest.LedgerHarness{
-		Open: func(t *testing.T) store.Ledger { return store.NewRedisLedger(openTestRedis(t)) },
-		Reopen: func(t *testing.T, l store.Ledger) store.Ledger {
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-			prefix := store.LedgerRedisPrefix(l.(*store.RedisLedger))
-			r, err := store.OpenRedis(context.Background(), testRedisURL, store.RedisOptions{Prefix: prefix})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = r.Close() })
-			return store.NewRedisLedger(r)
-		},
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		storetest.Ledger(t, storetest.LedgerHarness{
+			Open: func(t *testing.T) store.Ledger { return store.NewRedisLedger(openBackend(t, b, store.RedisOptions{})) },
+			Reopen: func(t *testing.T, l store.Ledger) store.Ledger {
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				prefix := store.LedgerRedisPrefix(l.(*store.RedisLedger))
+				return store.NewRedisLedger(openBackend(t, b, store.RedisOptions{Prefix: prefix}))
+			},
+		})
 	})
 }

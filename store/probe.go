@@ -42,7 +42,7 @@ func (s *BoltSpool) Probe(ctx context.Context) error {
 // that answers PING but refuses writes (a read-only replica, maxmemory with
 // noeviction) fails it.
 func (r *Redis) ProbeWrite(ctx context.Context) error {
-	if err := r.c.Set(ctx, r.prefix+"health:probe", time.Now().UnixNano(), time.Minute).Err(); err != nil {
+	if err := r.c.Set(ctx, r.keys.prefix+"health:probe", time.Now().UnixNano(), time.Minute).Err(); err != nil {
 		return unavailable("probe write", err)
 	}
 	return nil

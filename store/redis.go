@@ -3,11 +3,11 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -22,12 +22,16 @@ import (
 // the server, and the sliding window uses the server's clock (TIME), so
 // replicas with skewed clocks still share one window.
 //
+// It reaches one server, a Redis Cluster or a primary watched by Sentinel
+// (see ParseRedisURL); every script touches one slot (see redisKeys).
+//
 // Every command's outcome feeds a health state (State): the first failure
 // to reach the server logs once and calls OnStateChange, and so does the
 // first answer after it.
 type Redis struct {
-	c       *redis.Client
-	prefix  string
+	c       redis.UniversalClient // *redis.Client (single, Sentinel) or *redis.ClusterClient
+	target  RedisTarget
+	keys    redisKeys
 	reserve time.Duration
 	name    string
 	health  *health
@@ -38,7 +42,8 @@ type Redis struct {
 
 // RedisOptions tune OpenRedis.
 type RedisOptions struct {
-	// Prefix namespaces every key ("qrphgate:" when empty).
+	// Prefix namespaces every key (the URL's key_prefix, or "qrphgate:",
+	// when empty); it must not contain { or }.
 	Prefix string
 	// DialTimeout, ReadTimeout and WriteTimeout bound each operation; a slow
 	// Redis must not hold a payment call for long. Zero means 2s, 1s, 1s.
@@ -60,66 +65,61 @@ type RedisOptions struct {
 	// OnStateChange is called on every transition with the store's Name
 	// (up true: reachable again), after it is logged.
 	OnStateChange func(name string, up bool)
-	// RootCAs, for a rediss:// URL, are the certificate authorities the
-	// server's certificate is verified against (a private CA); nil means
-	// the system roots. The host name is checked either way. Ignored for
-	// redis://.
+	// RootCAs, for a TLS URL (rediss://, rediss-cluster://,
+	// rediss-sentinel:// or ?tls=true), are the certificate authorities
+	// the servers' certificates are verified against (a private CA); nil
+	// means the system roots. The host name is checked either way.
 	RootCAs *x509.CertPool
 }
 
-// OpenRedis connects to redis://[user:password@]host:port/db or rediss://
-// (TLS 1.2 or newer, the server verified against the system roots or
-// o.RootCAs). The password belongs in the URL only after placeholder resolution;
-// errors never repeat the URL.
+// OpenRedis connects to the deployment rawURL names (see ParseRedisURL):
+// redis://[user:password@]host:port/db, a Redis Cluster through
+// redis-cluster://[user:password@]host:port,host:port,... or a primary
+// watched by Sentinel through
+// redis-sentinel://[user:password@]host:port,host:port/MASTERNAME[/db];
+// rediss, rediss-cluster and rediss-sentinel (or ?tls=true) speak TLS 1.2
+// or newer, the servers verified against the system roots or o.RootCAs.
+// The password belongs in the URL only after placeholder resolution;
+// errors never repeat it.
 func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, errors.New("store: want redis://[:password@]host:port/db or rediss://...")
-	}
-	opts, err := redis.ParseURL(rawURL)
+	t, err := ParseRedisURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("store: invalid redis URL for %s", RedactURL(rawURL))
+		return nil, err
 	}
-	if opts.TLSConfig != nil && opts.TLSConfig.InsecureSkipVerify {
+	if t.single != nil && t.single.TLSConfig != nil && t.single.TLSConfig.InsecureSkipVerify {
 		// go-redis honours ?skip_verify=true; an unverified server could
 		// read every key and idempotent answer, so a private CA belongs in
 		// the trust store (SSL_CERT_FILE) instead.
 		return nil, fmt.Errorf("store: %s asks to skip TLS verification (skip_verify); trust the server's CA instead (SSL_CERT_FILE or the system store)", RedactURL(rawURL))
 	}
-	if opts.TLSConfig != nil && o.RootCAs != nil {
-		opts.TLSConfig.RootCAs = o.RootCAs
-	}
-	opts.DialTimeout = orDefault(o.DialTimeout, 2*time.Second)
-	opts.ReadTimeout = orDefault(o.ReadTimeout, time.Second)
-	opts.WriteTimeout = orDefault(o.WriteTimeout, time.Second)
-	// Fail fast rather than queue behind a dead server; callers apply the
-	// documented failure mode. One dial attempt per command, and the
-	// client's dial breaker kept out of the way: it trips after PoolSize
-	// failed dials in a row and then answers with the remembered error,
-	// even for a while after the server is back (seen as a flap right
-	// after recovery). A refused dial costs microseconds, so recovery is
-	// seen by the first command after it. Connections are still opened
-	// only on demand. No command is retried either: a script whose reply
-	// was lost may already have run, and running it again is not harmless
-	// (a retried Begin would find its own claim and wait on itself).
-	opts.MaxRetries = -1
-	opts.DialerRetries = 1
-	opts.PoolSize = max(opts.PoolSize, 1<<16)
 	prefix := o.Prefix
 	if prefix == "" {
+		prefix = t.KeyPrefix
+	}
+	if prefix == "" {
 		prefix = "qrphgate:"
+	}
+	keys, err := newRedisKeys(prefix, t.Mode)
+	if err != nil {
+		return nil, err
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
 	r := &Redis{
-		c: redis.NewClient(opts), prefix: prefix, reserve: orDefault(o.Reservation, time.Minute),
-		name: fmt.Sprintf("redis %s/%d", opts.Addr, opts.DB),
-		stop: make(chan struct{}), watched: make(chan struct{}),
+		c: t.newClient(o), target: t, keys: keys, reserve: orDefault(o.Reservation, time.Minute),
+		name: t.String(), stop: make(chan struct{}), watched: make(chan struct{}),
 	}
 	r.health = newHealth(r.name, o.Logger, o.OnStateChange)
 	r.c.AddHook(healthHook{r.health})
-	if err := r.Ping(ctx); err != nil && !o.AllowDown {
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadHook{cc})
+	}
+	err = r.Ping(ctx)
+	if err == nil {
+		err = r.checkServer(ctx, o.Logger)
+	}
+	if err != nil && (!o.AllowDown || !errors.Is(err, ErrUnavailable)) {
 		_ = r.c.Close()
 		return nil, err
 	}
@@ -131,21 +131,72 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	return r, nil
 }
 
-// Name identifies the server for logs and metrics: address and database,
-// never the password.
+// newClient builds the go-redis client for t. Every mode fails fast rather
+// than queue behind a dead server; callers apply the documented failure
+// mode. One dial attempt per command, and the client's dial breaker kept
+// out of the way: it trips after PoolSize failed dials in a row and then
+// answers with the remembered error, even for a while after the server is
+// back (seen as a flap right after recovery). A refused dial costs
+// microseconds, so recovery is seen by the first command after it.
+// Connections are opened only on demand.
+//
+// No command is retried on one server or under Sentinel: a script whose
+// reply was lost may already have run. A Cluster client follows MOVED and
+// ASK (resharding) and retries a command a few times when its node fails
+// or is busy (TRYAGAIN, CLUSTERDOWN, a dropped connection), which is what
+// carries it across a failover; so every script is safe to run twice (see
+// takeScript, beginScript, redisPutScript) or its second run only delays
+// (a spool claim's events wait for their lease to end).
+func (t RedisTarget) newClient(o RedisOptions) redis.UniversalClient {
+	dial, read, write := orDefault(o.DialTimeout, 2*time.Second), orDefault(o.ReadTimeout, time.Second), orDefault(o.WriteTimeout, time.Second)
+	const poolSize = 1 << 16
+	switch t.Mode {
+	case RedisCluster:
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: t.Addrs, Username: t.username, Password: t.password, TLSConfig: t.tlsConfig(rootCAs(o.RootCAs)),
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			MaxRetries: -1, MaxRedirects: 3, DialerRetries: 1, PoolSize: poolSize,
+		})
+	case RedisSentinel:
+		fo := &redis.FailoverOptions{
+			MasterName: t.Master, SentinelAddrs: t.Addrs, Username: t.username, Password: t.password, DB: t.DB,
+			TLSConfig:   t.tlsConfig(rootCAs(o.RootCAs)),
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			MaxRetries: -1, DialerRetries: 1, PoolSize: poolSize,
+		}
+		if t.SentinelAuth {
+			fo.SentinelUsername, fo.SentinelPassword = t.username, t.password
+		}
+		return redis.NewFailoverClient(fo)
+	}
+	opts := *t.single
+	if opts.TLSConfig != nil && o.RootCAs != nil {
+		opts.TLSConfig = opts.TLSConfig.Clone()
+		opts.TLSConfig.RootCAs = o.RootCAs
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = dial, read, write
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	opts.PoolSize = max(opts.PoolSize, poolSize)
+	return redis.NewClient(&opts)
+}
+
+func rootCAs(pool *x509.CertPool) *tls.Config {
+	if pool == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: pool}
+}
+
+// Name identifies the deployment for logs and metrics (RedisTarget.String):
+// mode, addresses and database, never the password.
 func (r *Redis) Name() string { return r.name }
 
 // State reports whether the server was reachable at the last command.
 func (r *Redis) State() RedisState { return r.health.state() }
 
-// RedactURL hides the password of a redis URL for logs and errors.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "redis://[unparseable]"
-	}
-	return u.Redacted()
-}
+// Mode is how the deployment is reached.
+func (r *Redis) Mode() RedisMode { return r.target.Mode }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
@@ -176,14 +227,17 @@ func (r *Redis) Close() error {
 	return err
 }
 
-// unavailable wraps a Redis failure as ErrUnavailable. go-redis errors carry
-// no credentials, but keep the text short anyway.
+// unavailable wraps a Redis failure as ErrUnavailable (and the failure
+// itself, for errors.As). go-redis errors carry no credentials, but keep
+// the text short anyway.
 func unavailable(op string, err error) error {
-	return fmt.Errorf("%w: redis %s: %v", ErrUnavailable, op, err)
+	return fmt.Errorf("%w: redis %s: %w", ErrUnavailable, op, err)
 }
 
 // takeScript admits one call if the sliding window has room. Scores are
-// server microseconds; entries at or before now-window have left.
+// server microseconds; entries at or before now-window have left. ARGV[3]
+// names the call: run again (a Cluster client's retry), the script finds
+// it admitted rather than take a second slot.
 var takeScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -191,6 +245,7 @@ local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return {1, n, 0} end
 if n < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
@@ -209,9 +264,7 @@ return redis.call('ZCARD', KEYS[1])
 
 // Take implements RateBudget.
 func (r *Redis) Take(ctx context.Context, key string, limit int, window time.Duration) (Grant, error) {
-	id := make([]byte, 12)
-	_, _ = rand.Read(id)
-	res, err := takeScript.Run(ctx, r.c, []string{r.prefix + "budget:" + key}, limit, window.Microseconds(), hex.EncodeToString(id)).Int64Slice()
+	res, err := takeScript.Run(ctx, r.c, []string{r.keys.budget(key)}, limit, window.Microseconds(), callID()).Int64Slice()
 	if err != nil {
 		return Grant{}, unavailable("take", err)
 	}
@@ -223,18 +276,23 @@ func (r *Redis) Take(ctx context.Context, key string, limit int, window time.Dur
 
 // Usage implements RateBudget.
 func (r *Redis) Usage(ctx context.Context, key string, window time.Duration) (int, error) {
-	n, err := usageScript.Run(ctx, r.c, []string{r.prefix + "budget:" + key}, window.Microseconds()).Int()
+	n, err := usageScript.Run(ctx, r.c, []string{r.keys.budget(key)}, window.Microseconds()).Int()
 	if err != nil {
 		return 0, unavailable("usage", err)
 	}
 	return n, nil
 }
 
-// An idempotency key is a hash {s: "claimed"|"completed", fp, v}.
+// An idempotency key is a hash {s: "claimed"|"completed", fp, v, tok}.
+// tok names the Begin call that claimed it: run again (a Cluster client's
+// retry), the script finds its own claim and hands it back rather than
+// have the caller wait on itself until the lease ends. Earlier releases
+// wrote no tok and ignore it.
 var beginScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 's', 'fp', 'v')
-if cur[1] then return cur end
-redis.call('HSET', KEYS[1], 's', 'claimed', 'fp', ARGV[1])
+local cur = redis.call('HMGET', KEYS[1], 's', 'fp', 'v', 'tok')
+if cur[1] == 'claimed' and cur[4] == ARGV[3] then return {'owner', ARGV[1], false} end
+if cur[1] then return {cur[1], cur[2], cur[3]} end
+redis.call('HSET', KEYS[1], 's', 'claimed', 'fp', ARGV[1], 'tok', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {'owner', ARGV[1], false}
 `)
@@ -254,8 +312,6 @@ local cur = redis.call('HMGET', KEYS[1], 's', 'fp')
 if cur[1] == 'claimed' and cur[2] == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 `)
-
-func (r *Redis) idemKey(key string) string { return r.prefix + "idem:" + key }
 
 func claimFromReply(reply any) (Claim, error) {
 	vals, ok := reply.([]any)
@@ -282,7 +338,7 @@ func claimFromReply(reply any) (Claim, error) {
 
 // Begin implements Idempotency.
 func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.Duration) (Claim, error) {
-	reply, err := beginScript.Run(ctx, r.c, []string{r.idemKey(key)}, fingerprint, lease.Milliseconds()).Result()
+	reply, err := beginScript.Run(ctx, r.c, []string{r.keys.idem(key)}, fingerprint, lease.Milliseconds(), callID()).Result()
 	if err != nil {
 		return Claim{}, unavailable("begin", err)
 	}
@@ -295,7 +351,7 @@ func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.D
 
 // Complete implements Idempotency.
 func (r *Redis) Complete(ctx context.Context, key, fingerprint string, value []byte, ttl time.Duration) error {
-	if err := completeScript.Run(ctx, r.c, []string{r.idemKey(key)}, fingerprint, value, ttl.Milliseconds()).Err(); err != nil {
+	if err := completeScript.Run(ctx, r.c, []string{r.keys.idem(key)}, fingerprint, value, ttl.Milliseconds()).Err(); err != nil {
 		return unavailable("complete", err)
 	}
 	return nil
@@ -303,15 +359,23 @@ func (r *Redis) Complete(ctx context.Context, key, fingerprint string, value []b
 
 // Release implements Idempotency.
 func (r *Redis) Release(ctx context.Context, key, fingerprint string) error {
-	if err := releaseScript.Run(ctx, r.c, []string{r.idemKey(key)}, fingerprint).Err(); err != nil {
+	if err := releaseScript.Run(ctx, r.c, []string{r.keys.idem(key)}, fingerprint).Err(); err != nil {
 		return unavailable("release", err)
 	}
 	return nil
 }
 
+// callID names one call of a script, so that a second run of it (a
+// Cluster client's retry) can tell it from another call.
+func callID() string {
+	id := make([]byte, 12)
+	_, _ = rand.Read(id)
+	return hex.EncodeToString(id)
+}
+
 // Get implements Idempotency.
 func (r *Redis) Get(ctx context.Context, key string) (Claim, error) {
-	vals, err := r.c.HMGet(ctx, r.idemKey(key), "s", "fp", "v").Result()
+	vals, err := r.c.HMGet(ctx, r.keys.idem(key), "s", "fp", "v").Result()
 	if err != nil {
 		return Claim{}, unavailable("get", err)
 	}
@@ -324,8 +388,6 @@ func (r *Redis) Get(ctx context.Context, key string) (Claim, error) {
 	}
 	return c, nil
 }
-
-func (r *Redis) dedupeKey(key string) string { return r.prefix + "dedupe:" + key }
 
 // A de-duplication key holds "r" while reserved (Add) and "s" once its
 // event is stored (Confirm, or a Redis spool's Put); any other value is
@@ -343,7 +405,12 @@ return 1
 // carrying the key, makes it seen for the whole dedupe window. A
 // reservation held by someone else is ErrPending.
 func (r *Redis) Add(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	res, err := reserveScript.Run(ctx, r.c, []string{r.dedupeKey(key)}, min(ttl, r.reserve).Milliseconds()).Int()
+	return r.reserveMark(ctx, r.keys.dedupe(key), ttl)
+}
+
+// reserveMark is Add on the mark named k (the store's or a spool's).
+func (r *Redis) reserveMark(ctx context.Context, k string, ttl time.Duration) (bool, error) {
+	res, err := reserveScript.Run(ctx, r.c, []string{k}, min(ttl, r.reserve).Milliseconds()).Int()
 	if err != nil {
 		return false, unavailable("add", err)
 	}
@@ -359,10 +426,14 @@ func (r *Redis) Add(ctx context.Context, key string, ttl time.Duration) (bool, e
 // Confirm marks key as seen for ttl: its event is durably stored. It
 // replaces a reservation (or its absence, if the reservation lapsed).
 func (r *Redis) Confirm(ctx context.Context, key string, ttl time.Duration) error {
+	return r.confirmMark(ctx, r.c, r.keys.dedupe(key), ttl)
+}
+
+func (r *Redis) confirmMark(ctx context.Context, c redis.Cmdable, k string, ttl time.Duration) error {
 	if ttl <= 0 {
 		return nil
 	}
-	if err := r.c.Set(ctx, r.dedupeKey(key), "s", ttl).Err(); err != nil {
+	if err := c.Set(ctx, k, "s", ttl).Err(); err != nil {
 		return unavailable("confirm", err)
 	}
 	return nil
@@ -370,7 +441,11 @@ func (r *Redis) Confirm(ctx context.Context, key string, ttl time.Duration) erro
 
 // Contains implements Dedupe.
 func (r *Redis) Contains(ctx context.Context, key string) (bool, error) {
-	n, err := r.c.Exists(ctx, r.dedupeKey(key)).Result()
+	return r.containsMark(ctx, r.keys.dedupe(key))
+}
+
+func (r *Redis) containsMark(ctx context.Context, k string) (bool, error) {
+	n, err := r.c.Exists(ctx, k).Result()
 	if err != nil {
 		return false, unavailable("contains", err)
 	}
@@ -379,7 +454,11 @@ func (r *Redis) Contains(ctx context.Context, key string) (bool, error) {
 
 // Remove implements Dedupe.
 func (r *Redis) Remove(ctx context.Context, key string) error {
-	if err := r.c.Del(ctx, r.dedupeKey(key)).Err(); err != nil {
+	return r.removeMark(ctx, r.keys.dedupe(key))
+}
+
+func (r *Redis) removeMark(ctx context.Context, k string) error {
+	if err := r.c.Del(ctx, k).Err(); err != nil {
 		return unavailable("remove", err)
 	}
 	return nil
@@ -387,8 +466,7 @@ func (r *Redis) Remove(ctx context.Context, key string) error {
 
 // String describes the store for logs, without the password.
 func (r *Redis) String() string {
-	o := r.c.Options()
-	return fmt.Sprintf("redis %s db %d (prefix %s)", o.Addr, o.DB, strings.TrimSuffix(r.prefix, ":"))
+	return fmt.Sprintf("%s (prefix %s)", r.name, strings.TrimSuffix(r.keys.prefix, ":"))
 }
 
 // Interface guards.

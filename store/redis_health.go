@@ -116,6 +116,12 @@ func isOutage(err error) bool {
 	return true
 }
 
+// isDialError reports a failure to connect: the command was never sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // healthHook feeds every dial and command result to health.
 type healthHook struct{ h *health }
 

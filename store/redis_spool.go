@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,7 +23,8 @@ import (
 // their lease would end.
 //
 // Layout under <prefix><name>: (the Redis store's prefix, then the spool's
-// name), each operation one Lua script, atomic on the server:
+// name; <prefix>{<name>}: on a Cluster, so that every key of the spool is in
+// one slot), each operation one Lua script, atomic on the server:
 //
 //	due           sorted set: pending event ids by due time (µs; a claimed
 //	              event's score is the end of its lease)
@@ -31,15 +34,21 @@ import (
 //	claims:<o>    set: the ids replica o has claimed
 //	owners        sorted set: replica ids by last heartbeat (server ms)
 //
-// The de-duplication marks are the Redis store's own keys, so `store` and
-// `spool` on one server agree, and a Put writes its event's mark in the
-// same script as the event: never a mark without its event.
+// The de-duplication marks are the Redis store's own keys on one server
+// (redisKeys), so `store` and `spool` on one server agree, and the
+// spool's own keys (…:dedupe:<key>) on a Cluster; either way a Put writes
+// its event's mark in the same script as the event: never a mark without
+// its event.
 //
-// Durability is the server's: Put returns once Redis has the event, which
-// survives a Redis restart only with appendonly yes (and a crash of its
-// machine only with appendfsync always). OpenRedisSpool logs a warning when
-// the server says otherwise. Redis Cluster is not supported (the scripts
-// touch keys they compute).
+// Durability is the server's: Put returns once the primary has the event,
+// which survives a Redis restart only with appendonly yes (and a crash of
+// its machine only with appendfsync always), and a failover only once a
+// replica has it too: replication is asynchronous, so an event acknowledged
+// just before the primary fails can be missing on the replica promoted in
+// its place. WithMinReplicas returns a view whose Put waits for that. The
+// spool logs a warning when a primary has appendonly off. The scripts
+// compute the names of some keys they touch; on a Cluster every one of them
+// carries the spool's hash tag, so they are all in the script's slot.
 type RedisSpool struct {
 	r     *Redis
 	name  string
@@ -61,6 +70,17 @@ type RedisSpool struct {
 	unsyncedMu sync.Mutex
 	unsynced   map[string]unsyncedWrite
 	seq        uint64
+
+	// held is what this replica's deliverer claimed and has not finished;
+	// lostClaim is set when a Claim failed after it may have run on the
+	// server (its reply lost). The heartbeat then hands back the claims
+	// the deliverer does not hold (see reconcile), rather than leave them
+	// hidden until their lease ends. Claims hold heldMu for reading,
+	// reconcile for writing, so that no claim is in the air while it
+	// compares.
+	heldMu    sync.RWMutex
+	held      map[string]struct{}
+	lostClaim atomic.Bool
 }
 
 type unsyncedWrite struct {
@@ -93,28 +113,19 @@ func NewRedisSpool(ctx context.Context, r *Redis, o RedisSpoolOptions) (*RedisSp
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if strings.ContainsAny(o.Name, "{}") {
+		return nil, errors.New("spool: the name of a Redis spool must not contain { or }")
+	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	s := &RedisSpool{
-		r: r, name: o.Name, p: r.prefix + o.Name + ":", owner: hex.EncodeToString(id), hb: o.Heartbeat, log: o.Logger,
+		r: r, name: o.Name, p: r.keys.spool(o.Name), owner: hex.EncodeToString(id), hb: o.Heartbeat, log: o.Logger,
 		stop: make(chan struct{}), done: make(chan struct{}), unsynced: make(map[string]unsyncedWrite),
+		held: make(map[string]struct{}),
 	}
-	s.checkDurability(ctx)
+	r.checkDurability(ctx, s.log)
 	go s.beat()
 	return s, nil
-}
-
-// checkDurability warns when the server would lose acknowledged events on a
-// restart. Managed servers may refuse CONFIG; then nothing is said.
-func (s *RedisSpool) checkDurability(ctx context.Context) {
-	cfg, err := s.r.c.ConfigGet(ctx, "appendonly").Result()
-	if err != nil {
-		return
-	}
-	if cfg["appendonly"] != "yes" {
-		s.log.Warn("the Redis server behind the spool has appendonly off: a Redis restart loses every pending webhook; set appendonly yes and appendfsync always",
-			zap.String("store", s.r.Name()))
-	}
 }
 
 // Name is the spool's name on its server.
@@ -128,13 +139,23 @@ func (s *RedisSpool) Owner() string { return s.owner }
 
 func (s *RedisSpool) evKey(id string) string { return s.p + "ev:" + id }
 
+// markKey names the de-duplication mark of key (see redisKeys).
+func (s *RedisSpool) markKey(key string) string { return s.r.keys.spoolDedupe(s.name, key) }
+
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func nanos(t time.Time) string { return strconv.FormatInt(unixNano(t), 10) }
 
+// redisPutScript stores an event (and, with KEYS[4], its de-duplication
+// mark). ARGV[5] names the Put call: run again (a Cluster client's retry),
+// the script finds its own event and succeeds rather than report it as an
+// existing one.
 var redisPutScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'ptok') == ARGV[5] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 if KEYS[4] and tonumber(ARGV[4]) > 0 then
@@ -146,6 +167,14 @@ return 1
 // Put implements Spool. With ev.DedupeKey set, the key is marked seen for
 // DedupeUntil-Received in the same script as the event.
 func (s *RedisSpool) Put(ctx context.Context, ev SpoolEvent) error {
+	if err := s.checkPut(ctx, ev); err != nil {
+		return err
+	}
+	keys, args := s.putArgs(ev, true, ev.NextAttempt)
+	return s.put(ctx, s.r.c, keys, args)
+}
+
+func (s *RedisSpool) checkPut(ctx context.Context, ev SpoolEvent) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -155,19 +184,31 @@ func (s *RedisSpool) Put(ctx context.Context, ev SpoolEvent) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
+	return nil
+}
+
+// putArgs are redisPutScript's keys and arguments for ev; withMark adds its
+// de-duplication mark. The event is due (claimable) at due, normally its
+// NextAttempt.
+func (s *RedisSpool) putArgs(ev SpoolEvent, withMark bool, due time.Time) ([]string, []any) {
 	keys := []string{s.evKey(ev.ID), s.p + "due", s.p + "recv"}
 	var ttl int64
-	if ev.DedupeKey != "" {
-		keys = append(keys, s.r.dedupeKey(ev.DedupeKey))
+	if ev.DedupeKey != "" && withMark {
+		keys = append(keys, s.markKey(ev.DedupeKey))
 		ttl = ev.DedupeUntil.Sub(ev.Received).Milliseconds()
 	}
-	args := []any{micros(ev.NextAttempt), micros(ev.Received), ev.ID, ttl,
+	args := []any{micros(due), micros(ev.Received), ev.ID, ttl, callID(),
 		"state", "p", "id", ev.ID, "action", ev.Action, "ref", ev.Reference, "code", ev.ActivationCode,
 		"body", ev.Body, "recv", nanos(ev.Received), "recvus", micros(ev.Received), "from", nanos(ev.RetryFrom),
 		"attempts", ev.Attempts, "next", nanos(ev.NextAttempt), "nextus", micros(ev.NextAttempt),
 		"lasterr", ev.LastError, "dead", "0", "dkey", ev.DedupeKey, "duntil", nanos(ev.DedupeUntil), "owner", "",
 		"src", ev.Source, "recon", ev.Reconciliation}
-	n, err := redisPutScript.Run(ctx, s.r.c, keys, args...).Int()
+	args = append(args, "ptok", args[4])
+	return keys, args
+}
+
+func (s *RedisSpool) put(ctx context.Context, c redis.Scripter, keys []string, args []any) error {
+	n, err := redisPutScript.Run(ctx, c, keys, args...).Int()
 	if err != nil {
 		return unavailable("spool put", err)
 	}
@@ -204,12 +245,23 @@ func (s *RedisSpool) Claim(ctx context.Context, now time.Time, lease time.Durati
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
+	s.heldMu.RLock()
+	defer s.heldMu.RUnlock()
 	reply, err := redisClaimScript.Run(ctx, s.r.c, []string{s.p + "due", s.p + "claims:" + s.owner},
 		micros(now), micros(now.Add(lease)), max, s.owner, s.p+"ev:", s.p+"claims:").Slice()
 	if err != nil {
+		if !isDialError(err) {
+			s.lostClaim.Store(true) // it may have claimed events nobody here knows of
+		}
 		return nil, unavailable("spool claim", err)
 	}
-	return decodeRedisEvents(reply)
+	evs, err := decodeRedisEvents(reply)
+	s.unsyncedMu.Lock() // guards held's entries against finish
+	for _, ev := range evs {
+		s.held[ev.ID] = struct{}{}
+	}
+	s.unsyncedMu.Unlock()
+	return evs, err
 }
 
 // NextDue implements Spool.
@@ -256,6 +308,7 @@ func (s *RedisSpool) Complete(ctx context.Context, id string) error {
 func (s *RedisSpool) finish(ctx context.Context, id string, op func(context.Context) error) error {
 	err := op(ctx)
 	s.unsyncedMu.Lock()
+	delete(s.held, id)
 	if errors.Is(err, ErrUnavailable) {
 		s.seq++
 		s.unsynced[id] = unsyncedWrite{apply: op, seq: s.seq}
@@ -380,34 +433,50 @@ func (s *RedisSpool) Replay(ctx context.Context, id string, now time.Time) (Spoo
 	return decodeRedisEvent(reply)
 }
 
+// redisStatsScript counts the pending events and dead letters and finds the
+// oldest pending receipt (µs, or false): one command, so that a Cluster
+// client routes (and re-routes) it like any other.
+var redisStatsScript = redis.NewScript(`
+local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), oldest[2] or false}
+`)
+
 // Stats implements Spool.
 func (s *RedisSpool) Stats(ctx context.Context) (SpoolStats, error) {
-	pipe := s.r.c.Pipeline()
-	pending := pipe.ZCard(ctx, s.p+"due")
-	dead := pipe.ZCard(ctx, s.p+"dead")
-	oldest := pipe.ZRangeWithScores(ctx, s.p+"recv", 0, 0)
-	if _, err := pipe.Exec(ctx); err != nil {
+	reply, err := redisStatsScript.Run(ctx, s.r.c, []string{s.p + "due", s.p + "dead", s.p + "recv"}).Slice()
+	if err != nil {
 		return SpoolStats{}, unavailable("spool stats", err)
 	}
-	st := SpoolStats{Pending: int(pending.Val()), DeadLetters: int(dead.Val())}
-	if z := oldest.Val(); len(z) > 0 {
-		st.OldestPending = time.UnixMicro(int64(z[0].Score)).UTC()
+	if len(reply) != 3 {
+		return SpoolStats{}, unavailable("spool stats", fmt.Errorf("unexpected reply of %d values", len(reply)))
+	}
+	pending, _ := reply[0].(int64)
+	dead, _ := reply[1].(int64)
+	st := SpoolStats{Pending: int(pending), DeadLetters: int(dead)}
+	if v, ok := reply[2].(string); ok {
+		us, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return SpoolStats{}, unavailable("spool stats", err)
+		}
+		st.OldestPending = time.UnixMicro(int64(us)).UTC()
 	}
 	return st, nil
 }
 
 // Add implements Dedupe (the store's reservation; Put confirms it).
 func (s *RedisSpool) Add(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return s.r.Add(ctx, key, ttl)
+	return s.r.reserveMark(ctx, s.markKey(key), ttl)
 }
 
 // Contains implements Dedupe.
 func (s *RedisSpool) Contains(ctx context.Context, key string) (bool, error) {
-	return s.r.Contains(ctx, key)
+	return s.r.containsMark(ctx, s.markKey(key))
 }
 
 // Remove implements Dedupe.
-func (s *RedisSpool) Remove(ctx context.Context, key string) error { return s.r.Remove(ctx, key) }
+func (s *RedisSpool) Remove(ctx context.Context, key string) error {
+	return s.r.removeMark(ctx, s.markKey(key))
+}
 
 // decodeRedisEvents turns a list of HGETALL replies into events.
 func decodeRedisEvents(reply []any) ([]SpoolEvent, error) {

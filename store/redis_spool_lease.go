@@ -82,6 +82,9 @@ func (s *RedisSpool) beat() {
 			if n := s.resync(ctx); n > 0 {
 				s.log.Info("applied the spool writes the Redis server missed while it was down", zap.Int("writes", n))
 			}
+			if n, err := s.reconcile(ctx); err == nil && n > 0 {
+				s.log.Warn("handed back events a claim had taken before its answer was lost", zap.Int("events", n))
+			}
 		}
 		cancel()
 		select {
@@ -90,6 +93,59 @@ func (s *RedisSpool) beat() {
 		case <-t.C:
 		}
 	}
+}
+
+// redisReconcileScript hands back this owner's claims (KEYS[1]) on the
+// events its deliverer does not hold (ARGV[3]...): those a claim whose
+// answer was lost had taken. It returns how many it handed back.
+var redisReconcileScript = redis.NewScript(`
+local held = {}
+for i = 3, #ARGV do held[ARGV[i]] = true end
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if not held[id] then
+    local k = ARGV[2] .. id
+    if redis.call('HGET', k, 'owner') == ARGV[1] then
+      redis.call('HSET', k, 'owner', '')
+      if redis.call('HGET', k, 'state') == 'p' then
+        redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'nextus'), id)
+        n = n + 1
+      end
+    end
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return n
+`)
+
+// reconcile, after a claim whose answer was lost, hands back the events
+// it may have claimed: every claim of this replica that its deliverer does
+// not hold. Without it they would wait for their lease to end.
+func (s *RedisSpool) reconcile(ctx context.Context) (int, error) {
+	if !s.lostClaim.Load() {
+		return 0, nil
+	}
+	s.heldMu.Lock() // no claim in the air
+	defer s.heldMu.Unlock()
+	s.unsyncedMu.Lock()
+	if len(s.unsynced) > 0 {
+		// A delivered event's Complete is still to be applied: handing
+		// its claim back first would deliver it again.
+		s.unsyncedMu.Unlock()
+		return 0, nil
+	}
+	args := make([]any, 0, len(s.held)+2)
+	args = append(args, s.owner, s.p+"ev:")
+	for id := range s.held {
+		args = append(args, id)
+	}
+	s.unsyncedMu.Unlock()
+	n, err := redisReconcileScript.Run(ctx, s.r.c, []string{s.p + "claims:" + s.owner, s.p + "due"}, args...).Int()
+	if err != nil {
+		return 0, unavailable("spool reconcile", err)
+	}
+	s.lostClaim.Store(false)
+	return n, nil
 }
 
 // stopBeating ends the heartbeat without handing anything back (a crash,

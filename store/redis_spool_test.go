@@ -30,38 +30,41 @@ func openTestRedisSpool(t *testing.T, r *store.Redis, name string, hb time.Durat
 }
 
 func TestRedisSpool(t *testing.T) {
-	t.Parallel()
-	r := openTestRedis(t)
-	storetest.Spool(t, storetest.SpoolHarness{
-		Open: func(t *testing.T) store.Spool { return openTestRedisSpool(t, r, "", 0) },
-		Reopen: func(t *testing.T, s store.Spool) store.Spool {
-			name := s.(*store.RedisSpool).Name()
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			return openTestRedisSpool(t, r, name, 0)
-		},
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		r := openBackend(t, b, store.RedisOptions{})
+		storetest.Spool(t, storetest.SpoolHarness{
+			Open: func(t *testing.T) store.Spool { return openTestRedisSpool(t, r, "", 0) },
+			Reopen: func(t *testing.T, s store.Spool) store.Spool {
+				name := s.(*store.RedisSpool).Name()
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				return openTestRedisSpool(t, r, name, 0)
+			},
+		})
 	})
 }
 
 func TestRedisSpoolDedupe(t *testing.T) {
-	t.Parallel()
-	storetest.Dedupe(t, openTestRedisSpool(t, openTestRedis(t), "", 0), realHarness)
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		storetest.Dedupe(t, openTestRedisSpool(t, openBackend(t, b, store.RedisOptions{}), "", 0), realHarness)
+	})
 }
 
 // The reservation suite: Redis keeps a reservation after its holder dies,
 // until it lapses; the file spool loses it with the process.
 func TestRedisSpoolReservations(t *testing.T) {
-	t.Parallel()
-	r := openTestRedisWith(t, store.RedisOptions{Reservation: time.Second})
-	storetest.Reservations(t, storetest.ReservationHarness{
-		Harness: realHarness, Now: time.Now, Reservation: time.Second,
-		Open: func(t *testing.T) storetest.SpoolDedupe { return openTestRedisSpool(t, r, "", 0) },
-		Crash: func(t *testing.T, s storetest.SpoolDedupe) storetest.SpoolDedupe {
-			rs := s.(*store.RedisSpool)
-			store.CrashRedisSpool(rs)
-			return openTestRedisSpool(t, r, rs.Name(), 0)
-		},
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		r := openBackend(t, b, store.RedisOptions{Reservation: time.Second})
+		storetest.Reservations(t, storetest.ReservationHarness{
+			Harness: realHarness, Now: time.Now, Reservation: time.Second,
+			Open: func(t *testing.T) storetest.SpoolDedupe { return openTestRedisSpool(t, r, "", 0) },
+			Crash: func(t *testing.T, s storetest.SpoolDedupe) storetest.SpoolDedupe {
+				rs := s.(*store.RedisSpool)
+				store.CrashRedisSpool(rs)
+				return openTestRedisSpool(t, r, rs.Name(), 0)
+			},
+		})
 	})
 }
 
@@ -87,26 +90,30 @@ func TestBoltReservations(t *testing.T) {
 // A file spool per replica, de-duplication shared through Redis: the
 // "other process" of the crash test is another replica with its own file.
 func TestSharedDedupeReservations(t *testing.T) {
-	t.Parallel()
-	r := openTestRedisWith(t, store.RedisOptions{Reservation: time.Second})
-	replica := func(t *testing.T) storetest.SpoolDedupe {
-		b := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), time.Now)
-		t.Cleanup(func() { _ = b.Close() })
-		return store.NewSharedDedupe(b, r, nil)
-	}
-	storetest.Reservations(t, storetest.ReservationHarness{
-		Harness: realHarness, Now: time.Now, Reservation: time.Second,
-		Open:  replica,
-		Crash: func(t *testing.T, _ storetest.SpoolDedupe) storetest.SpoolDedupe { return replica(t) },
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		r := openBackend(t, b, store.RedisOptions{Reservation: time.Second})
+		replica := func(t *testing.T) storetest.SpoolDedupe {
+			b := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), time.Now)
+			t.Cleanup(func() { _ = b.Close() })
+			return store.NewSharedDedupe(b, r, nil)
+		}
+		storetest.Reservations(t, storetest.ReservationHarness{
+			Harness: realHarness, Now: time.Now, Reservation: time.Second,
+			Open:  replica,
+			Crash: func(t *testing.T, _ storetest.SpoolDedupe) storetest.SpoolDedupe { return replica(t) },
+		})
 	})
 }
 
 // Two replicas on one Redis spool: every event is claimed by exactly one of
 // them, however they race.
 func TestRedisSpoolReplicasClaimEachEventOnce(t *testing.T) {
-	t.Parallel()
+	forEachBackend(t, testRedisSpoolReplicasClaimEachEventOnce)
+}
+
+func testRedisSpoolReplicasClaimEachEventOnce(t *testing.T, bk redisBackend) {
 	ctx := context.Background()
-	r := openTestRedis(t)
+	r := openBackend(t, bk, store.RedisOptions{})
 	a := openTestRedisSpool(t, r, "shared", 0)
 	b := openTestRedisSpool(t, r, "shared", 0)
 	now := time.Now()
@@ -156,9 +163,12 @@ func TestRedisSpoolReplicasClaimEachEventOnce(t *testing.T) {
 // events back long before the lease it asked for ends. A replica that
 // closes cleanly hands its claims back at once.
 func TestRedisSpoolTakesOverFromASilentReplica(t *testing.T) {
-	t.Parallel()
+	forEachBackend(t, testRedisSpoolTakesOverFromASilentReplica)
+}
+
+func testRedisSpoolTakesOverFromASilentReplica(t *testing.T, bk redisBackend) {
 	ctx := context.Background()
-	r := openTestRedis(t)
+	r := openBackend(t, bk, store.RedisOptions{})
 	const hb = 600 * time.Millisecond
 	a := openTestRedisSpool(t, r, "takeover", hb)
 	b := openTestRedisSpool(t, r, "takeover", hb)

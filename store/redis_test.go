@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/internal/testenv"
 	"github.com/qrphgate/qrphgate/store"
 	"github.com/qrphgate/qrphgate/store/storetest"
@@ -20,8 +23,62 @@ import (
 
 const testRedisURL = "redis://127.0.0.1:6379/0"
 
-// openTestRedis connects to the Redis on 127.0.0.1:6379 (which .ci/run
-// starts) under a prefix no other run uses.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
+}
+
+// redisBackend is one way Redis is deployed: the shared server on
+// 127.0.0.1:6379 (which .ci/run starts), or this test process's shared
+// Redis Cluster or Sentinel set (internal/redistest). Every test of the
+// Redis back ends runs on each.
+type redisBackend struct {
+	name string
+	url  func(t testing.TB) string
+}
+
+var redisBackends = []redisBackend{
+	{"single", func(testing.TB) string { return testRedisURL }},
+	{"cluster", func(t testing.TB) string { return redistest.SharedCluster(t).URL() }},
+	{"sentinel", func(t testing.TB) string { return redistest.SharedSentinel(t).URL() }},
+}
+
+// forEachBackend runs f as a subtest per back end, all at once: t is
+// parallel with the package's other tests, and its back ends run side by
+// side without taking more of the -parallel slots (the suites mostly
+// wait on Redis' clock).
+func forEachBackend(t *testing.T, f func(t *testing.T, b redisBackend)) {
+	forBackends(t, nil, f)
+}
+
+// forBackends is forEachBackend on the back ends named (all when nil).
+func forBackends(t *testing.T, names []string, f func(t *testing.T, b redisBackend)) {
+	t.Parallel()
+	var wg sync.WaitGroup
+	for _, b := range redisBackends {
+		if names != nil && !slices.Contains(names, b.name) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(b.name, func(t *testing.T) { f(t, b) })
+		}()
+	}
+	wg.Wait()
+}
+
+var prefixSeq atomic.Int64
+
+// testPrefix is a key prefix no other test (or earlier run against the
+// shared server) uses.
+func testPrefix() string {
+	return fmt.Sprintf("qrphgate-test:%d:%d:", time.Now().UnixNano(), prefixSeq.Add(1))
+}
+
+// openTestRedis connects to the shared server on 127.0.0.1:6379 under a
+// prefix no other run uses.
 func openTestRedis(t *testing.T) *store.Redis {
 	t.Helper()
 	return openTestRedisWith(t, store.RedisOptions{})
@@ -29,14 +86,26 @@ func openTestRedis(t *testing.T) *store.Redis {
 
 func openTestRedisWith(t testing.TB, o store.RedisOptions) *store.Redis {
 	t.Helper()
-	o.Prefix = fmt.Sprintf("qrphgate-test:%d:", time.Now().UnixNano())
-	r, err := store.OpenRedis(context.Background(), testRedisURL, o)
+	return openBackend(t, redisBackends[0], o)
+}
+
+// openBackend connects to b under a fresh prefix (o.Prefix when set); the
+// store is closed, and on the shared server its keys dropped, when the
+// test ends.
+func openBackend(t testing.TB, b redisBackend, o store.RedisOptions) *store.Redis {
+	t.Helper()
+	if o.Prefix == "" {
+		o.Prefix = testPrefix()
+	}
+	r, err := store.OpenRedis(context.Background(), b.url(t), o)
 	if err != nil {
-		testenv.Missing(t, "redis on 127.0.0.1:6379: %v", err)
+		testenv.Missing(t, "redis (%s): %v", b.name, err)
 	}
 	t.Cleanup(func() {
 		_ = r.Close()
-		dropKeys(t, o.Prefix)
+		if b.name == "single" {
+			dropKeys(t, o.Prefix)
+		}
 	})
 	return r
 }
@@ -64,48 +133,47 @@ func dropKeys(t testing.TB, prefix string) {
 var realHarness = storetest.Harness{Unit: 500 * time.Millisecond, Advance: time.Sleep}
 
 func TestRedisRateBudget(t *testing.T) {
-	t.Parallel()
-	storetest.RateBudget(t, openTestRedis(t), realHarness)
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		storetest.RateBudget(t, openBackend(t, b, store.RedisOptions{}), realHarness)
+	})
 }
 
 func TestRedisIdempotency(t *testing.T) {
-	t.Parallel()
-	storetest.Idempotency(t, openTestRedis(t), realHarness)
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		storetest.Idempotency(t, openBackend(t, b, store.RedisOptions{}), realHarness)
+	})
 }
 
 func TestRedisDedupe(t *testing.T) {
-	t.Parallel()
-	storetest.Dedupe(t, openTestRedis(t), realHarness)
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		storetest.Dedupe(t, openBackend(t, b, store.RedisOptions{}), realHarness)
+	})
 }
 
 // Two clients stand for two replicas: they share one budget.
 func TestRedisBudgetSharedAcrossClients(t *testing.T) {
-	t.Parallel()
-	prefix := fmt.Sprintf("qrphgate-test:shared:%d:", time.Now().UnixNano())
-	var replicas []*store.Redis
-	for i := 0; i < 2; i++ {
-		r, err := store.OpenRedis(context.Background(), testRedisURL, store.RedisOptions{Prefix: prefix})
-		if err != nil {
-			testenv.Missing(t, "redis: %v", err)
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		prefix := testPrefix()
+		replicas := []*store.Redis{
+			openBackend(t, b, store.RedisOptions{Prefix: prefix}),
+			openBackend(t, b, store.RedisOptions{Prefix: prefix}),
 		}
-		defer r.Close()
-		replicas = append(replicas, r)
-	}
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < 100; i++ {
-		wg.Add(1)
-		go func(r *store.Redis) {
-			defer wg.Done()
-			if g, err := r.Take(context.Background(), "acct", 30, time.Minute); err == nil && g.OK {
-				admitted.Add(1)
-			}
-		}(replicas[i%2])
-	}
-	wg.Wait()
-	if admitted.Load() != 30 {
-		t.Fatalf("%d admitted across two clients, want exactly 30", admitted.Load())
-	}
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for i := 0; i < 100; i++ {
+			wg.Add(1)
+			go func(r *store.Redis) {
+				defer wg.Done()
+				if g, err := r.Take(context.Background(), "acct", 30, time.Minute); err == nil && g.OK {
+					admitted.Add(1)
+				}
+			}(replicas[i%2])
+		}
+		wg.Wait()
+		if admitted.Load() != 30 {
+			t.Fatalf("%d admitted across two clients, want exactly 30", admitted.Load())
+		}
+	})
 }
 
 func TestRedisUnavailable(t *testing.T) {

@@ -25,13 +25,14 @@ func BenchmarkRateBudgetTake(b *testing.B) {
 			b.Cleanup(func() { _ = f.Close() })
 			return f
 		},
-		"redis": func(b *testing.B) store.RateBudget {
-			return openTestRedisWith(b, store.RedisOptions{})
-		},
 	}
-	for _, name := range []string{"memory", "file", "redis"} {
+	for _, rb := range redisBackends {
+		backends[benchName(rb)] = func(b *testing.B) store.RateBudget { return openBackend(b, rb, store.RedisOptions{}) }
+	}
+	for _, name := range []string{"memory", "file", "redis", "redis-cluster", "redis-sentinel"} {
 		b.Run(name, func(b *testing.B) {
 			budget := backends[name](b)
+			b.ResetTimer() // a shared Cluster or Sentinel set starts on first use
 			b.SetParallelism(16)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -49,6 +50,7 @@ func BenchmarkRateBudgetTake(b *testing.B) {
 func BenchmarkSpoolPut(b *testing.B) {
 	var seq atomic.Int64
 	run := func(b *testing.B, s store.Spool) {
+		b.ResetTimer()
 		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -67,12 +69,43 @@ func BenchmarkSpoolPut(b *testing.B) {
 		defer s.Close()
 		run(b, s)
 	})
-	b.Run("redis", func(b *testing.B) {
-		s, err := store.NewRedisSpool(context.Background(), openTestRedisWith(b, store.RedisOptions{}), store.RedisSpoolOptions{})
+	redisSpool := func(b *testing.B, rb redisBackend) *store.RedisSpool {
+		s, err := store.NewRedisSpool(context.Background(), openBackend(b, rb, store.RedisOptions{}), store.RedisSpoolOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer s.Close()
-		run(b, s)
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	for _, rb := range redisBackends {
+		b.Run(benchName(rb), func(b *testing.B) { run(b, redisSpool(b, rb)) })
+	}
+	// The acknowledgement that survives a failover: each Put waits for
+	// the event to reach the Sentinel set's replica (WAIT 1).
+	b.Run("redis-sentinel-min-replicas-1", func(b *testing.B) {
+		v, err := redisSpool(b, backendNamed(b, "sentinel")).WithMinReplicas(1, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, v)
 	})
+}
+
+func backendNamed(t testing.TB, name string) redisBackend {
+	for _, rb := range redisBackends {
+		if rb.name == name {
+			return rb
+		}
+	}
+	t.Fatalf("no Redis back end %q", name)
+	return redisBackend{}
+}
+
+// benchName names a Redis back end in the benchmarks: redis (one server),
+// redis-cluster, redis-sentinel.
+func benchName(rb redisBackend) string {
+	if rb.name == "single" {
+		return "redis"
+	}
+	return "redis-" + rb.name
 }

@@ -57,7 +57,7 @@ func NewMemoryWindows() *Windows {
 // from the server yet: the store's scripts are loaded on the first hit the
 // server answers, and until then every hit fails with ErrUnavailable.
 func NewRedisWindows(r *Redis) *Windows {
-	return &Windows{prefix: r.prefix + windowsPrefix, redis: r}
+	return &Windows{prefix: r.keys.prefix + windowsPrefix, redis: r}
 }
 
 // redisRetryEvery bounds how often hits try a server known to be down (its

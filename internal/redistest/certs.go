@@ -15,6 +15,24 @@ import (
 	"time"
 )
 
+// certSet is a deployment's throwaway CA and server certificate, written
+// to dir.
+type certSet struct {
+	dir  string
+	pool *x509.CertPool
+}
+
+func newCertSet(t testing.TB, dir string) *certSet {
+	return &certSet{dir: dir, pool: writeTestCerts(t, dir)}
+}
+
+// args are the redis-server (and redis-sentinel) options that serve the
+// certificate; clients need none.
+func (c *certSet) args() []string {
+	return []string{"--tls-cert-file", filepath.Join(c.dir, "server.pem"), "--tls-key-file", filepath.Join(c.dir, "server.key"),
+		"--tls-ca-cert-file", filepath.Join(c.dir, "ca.pem"), "--tls-auth-clients", "no"}
+}
+
 // writeTestCerts writes a throwaway CA (ca.pem) and a server certificate
 // for 127.0.0.1 signed by it (server.pem, server.key) into dir, and returns
 // a pool holding the CA. Test use only: the keys live in a temp directory
@@ -53,8 +71,10 @@ func writeTestCerts(t testing.TB, dir string) *x509.CertPool {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		// Client auth too: the nodes of a TLS cluster present it to each
+		// other on the cluster bus, which always checks it.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {

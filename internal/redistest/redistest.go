@@ -1,6 +1,14 @@
-// Package redistest runs a private redis-server for tests that stop, kill
-// and restart it. Those tests must never touch the shared server on
-// 127.0.0.1:6379, which other tests use at the same time.
+// Package redistest runs private Redis deployments for tests: one
+// redis-server (Start), a Redis Cluster (StartCluster) and a primary with
+// replicas watched by three sentinels (StartSentinel), each on free ports of
+// 127.0.0.1 with its own temporary directory, stopped by PID when the test
+// ends. Tests that stop, kill and restart servers must use them and never
+// the shared server on 127.0.0.1:6379, which other tests use at the same
+// time.
+//
+// SharedCluster and SharedSentinel start one deployment per test process
+// for tests that only read and write (under key prefixes of their own);
+// the package's TestMain stops them with StopShared.
 package redistest
 
 import (
@@ -22,7 +30,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/testenv"
 )
 
-// Options describe the server.
+// Options describe a server.
 type Options struct {
 	// AppendOnly turns on the append-only file with appendfsync always,
 	// as a Redis holding a webhook spool must run; otherwise the server
@@ -35,7 +43,8 @@ type Options struct {
 	TLS bool
 }
 
-// Server is a redis-server process on a free port of 127.0.0.1.
+// Server is a redis-server (or redis-sentinel) process on a free port of
+// 127.0.0.1.
 type Server struct {
 	t    testing.TB
 	port int
@@ -54,47 +63,77 @@ type Server struct {
 // under CI.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		testenv.Missing(t, "redis-server: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &Server{t: t, port: port}
-	dir := t.TempDir()
-	s.args = []string{"--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--daemonize", "no", "--logfile", "", "--protected-mode", "no"}
-	if o.TLS {
-		s.cas = writeTestCerts(t, dir)
-		s.tls = &tls.Config{RootCAs: s.cas, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-		s.args = append(s.args, "--port", "0", "--tls-port", strconv.Itoa(port),
-			"--tls-cert-file", filepath.Join(dir, "server.pem"), "--tls-key-file", filepath.Join(dir, "server.key"),
-			"--tls-ca-cert-file", filepath.Join(dir, "ca.pem"), "--tls-auth-clients", "no")
-	} else {
-		s.args = append(s.args, "--port", strconv.Itoa(port))
-	}
-	if o.AppendOnly {
-		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		s.args = append(s.args, "--appendonly", "no")
-	}
-	s.args = append([]string{bin}, s.args...)
-	t.Cleanup(func() {
-		s.Kill()
-		if t.Failed() {
-			t.Logf("redis-server output:\n%s", s.Logs())
-		}
-	})
+	s := newServer(life{t: t}, "redis-server", o, t.TempDir(), nil, nil)
 	s.Restart()
 	return s
 }
 
+// newServer prepares a redis-server (bin "redis-server") in dir with the
+// given extra arguments, or a redis-sentinel (bin "redis-sentinel") reading
+// dir/sentinel.conf, which the caller writes. With o.TLS, certs are the
+// deployment's certificates (nil: new ones in dir). The process is killed
+// when l ends.
+func newServer(l life, bin string, o Options, dir string, extra []string, certs *certSet) *Server {
+	t := l.t
+	t.Helper()
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		what := bin
+		if bin == "redis-sentinel" {
+			what = "redis-sentinel (Debian package redis-sentinel)"
+		}
+		testenv.Missing(t, "%s: %v", what, err)
+	}
+	s := &Server{t: t, port: freePort(t)}
+	if bin == "redis-sentinel" {
+		s.args = []string{filepath.Join(dir, "sentinel.conf")}
+	}
+	s.args = append(s.args, "--bind", "127.0.0.1", "--dir", dir, "--daemonize", "no", "--logfile", "", "--protected-mode", "no")
+	if bin == "redis-server" {
+		s.args = append(s.args, "--save", "")
+		if o.AppendOnly {
+			s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
+		} else {
+			s.args = append(s.args, "--appendonly", "no")
+		}
+	}
+	if o.TLS {
+		if certs == nil {
+			certs = newCertSet(t, dir)
+		}
+		s.cas = certs.pool
+		s.tls = &tls.Config{RootCAs: s.cas, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+		s.args = append(s.args, "--port", "0", "--tls-port", strconv.Itoa(s.port))
+		s.args = append(s.args, certs.args()...)
+	} else {
+		s.args = append(s.args, "--port", strconv.Itoa(s.port))
+	}
+	s.args = append(append([]string{path}, s.args...), extra...)
+	l.onEnd(func() {
+		s.Kill()
+		if !l.shared && t.Failed() {
+			t.Logf("%s %s output:\n%s", bin, s.Addr(), s.Logs())
+		}
+	})
+	return s
+}
+
+// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // Addr is host:port.
 func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// Port is the port the server listens on.
+func (s *Server) Port() int { return s.port }
 
 // URL is the URL of database 0: rediss:// for a TLS server.
 func (s *Server) URL() string {
@@ -107,6 +146,14 @@ func (s *Server) URL() string {
 // RootCAs holds the CA that signed a TLS server's certificate; nil without
 // TLS.
 func (s *Server) RootCAs() *x509.CertPool { return s.cas }
+
+// TLSConfig is what a client needs to reach a TLS server; nil without TLS.
+func (s *Server) TLSConfig() *tls.Config {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Clone()
+}
 
 // Logs returns what the server printed.
 func (s *Server) Logs() string {
@@ -136,7 +183,7 @@ func (s *Server) Restart() {
 	cmd.Stdout, cmd.Stderr = lockedWriter{s}, lockedWriter{s}
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
-		s.t.Fatalf("starting redis-server: %v", err)
+		s.t.Fatalf("starting %s: %v", s.args[0], err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -148,7 +195,7 @@ func (s *Server) Restart() {
 			testenv.Missing(s.t, "redis-server with TLS support (this one was built without it; Debian's redis-server has it):\n%s", s.Logs())
 		}
 		if exited(done) || time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not answer PING:\n%s", s.Addr(), s.Logs())
+			s.t.Fatalf("%s on %s did not answer PING:\n%s", filepath.Base(s.args[0]), s.Addr(), s.Logs())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -174,6 +221,32 @@ func (s *Server) Ping() bool {
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return err == nil && line == "+PONG\r\n"
+}
+
+// replicaOf sets the primary a stopped server replicates from when it
+// starts (nil: none, it starts as a primary).
+func (s *Server) replicaOf(primary *Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	args := make([]string, 0, len(s.args)+3)
+	for i := 0; i < len(s.args); i++ {
+		if s.args[i] == "--replicaof" && i+2 < len(s.args) {
+			i += 2
+			continue
+		}
+		args = append(args, s.args[i])
+	}
+	if primary != nil {
+		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port()))
+	}
+	s.args = args
+}
+
+// Running reports whether the process is alive (it may not answer yet).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil && !exited(s.done)
 }
 
 // Stop sends SIGTERM (Redis flushes its append-only file) and waits.

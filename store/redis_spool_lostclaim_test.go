@@ -1,0 +1,111 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qrphgate/qrphgate/store"
+)
+
+// replyDropper is a TCP proxy to a Redis server that, while drop is set,
+// passes requests on and then hangs up instead of passing the reply back:
+// a command that ran on the server but whose answer was lost.
+type replyDropper struct {
+	l    net.Listener
+	to   string
+	drop atomic.Bool
+	wg   sync.WaitGroup
+}
+
+func newReplyDropper(t *testing.T, to string) *replyDropper {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &replyDropper{l: l, to: to}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() { _ = l.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *replyDropper) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.to)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := s.Read(buf)
+				if err != nil || p.drop.Load() {
+					_ = c.Close()
+					_ = s.Close()
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// A claim runs on the server but its answer is lost (the connection
+// drops): the events it took are handed back by the next heartbeat, not
+// hidden until their lease ends; events the deliverer holds stay its own.
+func TestRedisSpoolHandsBackALostClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prefix := testPrefix()
+	proxy := newReplyDropper(t, "127.0.0.1:6379")
+	r, err := store.OpenRedis(ctx, "redis://"+proxy.l.Addr().String()+"/0", store.RedisOptions{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(); dropKeys(t, prefix) })
+	const hb = 600 * time.Millisecond
+	s := openTestRedisSpool(t, r, "lost", hb)
+	now := time.Now()
+	for _, id := range []string{"held", "lost"} {
+		if err := s.Put(ctx, store.SpoolEvent{ID: id, Body: []byte("{}"), Received: now, RetryFrom: now, NextAttempt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if evs, err := s.Claim(ctx, now, time.Hour, 1); err != nil || len(evs) != 1 || evs[0].ID != "held" {
+		t.Fatalf("first claim: %v %v", evs, err)
+	}
+	proxy.drop.Store(true)
+	if _, err := s.Claim(ctx, now, time.Hour, 10); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("claim with its answer lost: %v, want ErrUnavailable", err)
+	}
+	proxy.drop.Store(false)
+	// The lost claim took "lost" for an hour; the heartbeat hands it back.
+	var got []store.SpoolEvent
+	waitUntil(t, "the lost claim's event to be claimable again", func() bool {
+		evs, err := s.Claim(ctx, time.Now(), time.Hour, 10)
+		if err != nil {
+			return false
+		}
+		got = append(got, evs...)
+		return len(got) > 0
+	})
+	if len(got) != 1 || got[0].ID != "lost" {
+		t.Fatalf("claimed again %v, want only the lost claim's event (the held one is the deliverer's)", got)
+	}
+}
