@@ -66,7 +66,7 @@ func NewStore(clk clock.Clock) *Store {
 		clk: clk, ctx: ctx, cancel: cancel,
 		qrs: make(map[string]*qrRecord), byPayload: make(map[string]string),
 		webhooks: make(map[string]*webhook), inboxSeen: make(map[string]int),
-		budget: store.NewMemory(clk.Now),
+		budget: store.NewMemory(clk),
 	}
 }
 

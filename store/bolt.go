@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/qrphgate/qrphgate/internal/clock"
 )
 
 // Buckets of the spool file.
@@ -20,8 +22,9 @@ var (
 
 // BoltOptions tune OpenBolt; the zero value is the production setting.
 type BoltOptions struct {
-	// Now is the clock for de-duplication expiry; nil means time.Now.
-	Now func() time.Time
+	// Clock is the time source of de-duplication expiry; clock.Real() when
+	// nil.
+	Clock clock.Clock
 	// LockTimeout is how long to wait for another process to release the
 	// file; 5s when zero.
 	LockTimeout time.Duration
@@ -58,8 +61,8 @@ type BoltSpool struct {
 // index of pending events. The file is locked: a second process (or a second
 // OpenBolt in this one) waits LockTimeout, then fails.
 func OpenBolt(path string, o BoltOptions) (*BoltSpool, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real()
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = 5 * time.Second
@@ -75,7 +78,7 @@ func OpenBolt(path string, o BoltOptions) (*BoltSpool, error) {
 		return nil, err
 	}
 	s := &BoltSpool{
-		db: db, path: path, now: o.Now,
+		db: db, path: path, now: o.Clock.Now,
 		index:    newPendingIndex(),
 		reserved: make(map[string]time.Time),
 		stop:     make(chan struct{}),

@@ -12,13 +12,14 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store"
 	"github.com/qrphgate/qrphgate/store/storetest"
 )
 
-func openBolt(t *testing.T, path string, now func() time.Time) *store.BoltSpool {
+func openBolt(t *testing.T, path string, c clock.Clock) *store.BoltSpool {
 	t.Helper()
-	s, err := store.OpenBolt(path, store.BoltOptions{Now: now, LockTimeout: 200 * time.Millisecond, SweepEvery: -1})
+	s, err := store.OpenBolt(path, store.BoltOptions{Clock: c, LockTimeout: 200 * time.Millisecond, SweepEvery: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,10 +27,10 @@ func openBolt(t *testing.T, path string, now func() time.Time) *store.BoltSpool 
 }
 
 func TestBoltDedupe(t *testing.T) {
-	clock := storetest.NewClock()
-	s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), clock.Now)
+	clk := clock.NewFake(time.Time{})
+	s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), clk)
 	defer s.Close()
-	storetest.Dedupe(t, s, storetest.Harness{Unit: time.Minute, Advance: clock.Advance})
+	storetest.Dedupe(t, s, storetest.Harness{Unit: time.Minute, Advance: clk.Advance})
 }
 
 func event(id, key string, until time.Time) store.SpoolEvent {
@@ -43,15 +44,15 @@ func event(id, key string, until time.Time) store.SpoolEvent {
 // carrying the key makes it survive a restart until DedupeUntil.
 func TestBoltDedupeIsDurableOnlyWithItsEvent(t *testing.T) {
 	ctx := context.Background()
-	clock := storetest.NewClock()
+	clk := clock.NewFake(time.Time{})
 	path := filepath.Join(t.TempDir(), "spool.db")
-	s := openBolt(t, path, clock.Now)
+	s := openBolt(t, path, clk)
 	for _, k := range []string{"stored", "reserved-only"} {
 		if added, err := s.Add(ctx, k, time.Hour); err != nil || !added {
 			t.Fatalf("add %s: %v %v", k, added, err)
 		}
 	}
-	if err := s.Put(ctx, event("e1", "stored", clock.Now().Add(time.Hour))); err != nil {
+	if err := s.Put(ctx, event("e1", "stored", clk.Now().Add(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
 	if added, _ := s.Add(ctx, "stored", time.Hour); added {
@@ -59,7 +60,7 @@ func TestBoltDedupeIsDurableOnlyWithItsEvent(t *testing.T) {
 	}
 	_ = s.Close() // a restart (the reservation was never made durable)
 
-	s = openBolt(t, path, clock.Now)
+	s = openBolt(t, path, clk)
 	defer s.Close()
 	if added, _ := s.Add(ctx, "stored", time.Hour); added {
 		t.Fatal("the durable mark did not survive a restart")
@@ -67,7 +68,7 @@ func TestBoltDedupeIsDurableOnlyWithItsEvent(t *testing.T) {
 	if added, _ := s.Add(ctx, "reserved-only", time.Hour); !added {
 		t.Fatal("a reservation without its event survived a restart: the provider's retry would be lost")
 	}
-	clock.Advance(time.Hour + time.Second)
+	clk.Advance(time.Hour + time.Second)
 	if in, _ := s.Contains(ctx, "stored"); in {
 		t.Fatal("the durable mark outlived DedupeUntil")
 	}
@@ -81,15 +82,15 @@ func TestBoltDedupeIsDurableOnlyWithItsEvent(t *testing.T) {
 
 func TestBoltRemoveDropsTheDurableMark(t *testing.T) {
 	ctx := context.Background()
-	clock := storetest.NewClock()
+	clk := clock.NewFake(time.Time{})
 	path := filepath.Join(t.TempDir(), "spool.db")
-	s := openBolt(t, path, clock.Now)
-	_ = s.Put(ctx, event("e1", "k", clock.Now().Add(time.Hour)))
+	s := openBolt(t, path, clk)
+	_ = s.Put(ctx, event("e1", "k", clk.Now().Add(time.Hour)))
 	if err := s.Remove(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()
-	s = openBolt(t, path, clock.Now)
+	s = openBolt(t, path, clk)
 	defer s.Close()
 	if in, _ := s.Contains(ctx, "k"); in {
 		t.Fatal("Remove did not reach the file")

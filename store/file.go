@@ -7,6 +7,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/qrphgate/qrphgate/internal/clock"
 )
 
 // Buckets of the file store.
@@ -17,8 +19,8 @@ var (
 
 // FileOptions tune OpenFile; the zero value is the production setting.
 type FileOptions struct {
-	// Now is the store's clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the store's time source; clock.Real() when nil.
+	Clock clock.Clock
 	// LockTimeout is how long to wait for another process to release the
 	// file; 5s when zero.
 	LockTimeout time.Duration
@@ -43,8 +45,8 @@ type FileStore struct {
 // OpenFile opens (creating if needed) the file store at path and loads it,
 // dropping expired answers and claims.
 func OpenFile(path string, o FileOptions) (*FileStore, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real()
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = 5 * time.Second
@@ -53,8 +55,8 @@ func OpenFile(path string, o FileOptions) (*FileStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FileStore{mem: NewMemory(o.Now), db: db, path: path}
-	if err := f.load(o.Now()); err != nil {
+	f := &FileStore{mem: NewMemory(o.Clock), db: db, path: path}
+	if err := f.load(o.Clock.Now()); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("loading store %s: %w", path, err)
 	}

@@ -9,13 +9,14 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store"
 	"github.com/qrphgate/qrphgate/store/storetest"
 )
 
-func openFile(t *testing.T, path string, now func() time.Time) *store.FileStore {
+func openFile(t *testing.T, path string, c clock.Clock) *store.FileStore {
 	t.Helper()
-	f, err := store.OpenFile(path, store.FileOptions{Now: now, LockTimeout: 200 * time.Millisecond})
+	f, err := store.OpenFile(path, store.FileOptions{Clock: c, LockTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,8 +25,8 @@ func openFile(t *testing.T, path string, now func() time.Time) *store.FileStore 
 }
 
 func fileHarness(t *testing.T) (*store.FileStore, storetest.Harness) {
-	clock := storetest.NewClock()
-	return openFile(t, filepath.Join(t.TempDir(), "store.db"), clock.Now), storetest.Harness{Unit: time.Minute, Advance: clock.Advance}
+	clk := clock.NewFake(time.Time{})
+	return openFile(t, filepath.Join(t.TempDir(), "store.db"), clk), storetest.Harness{Unit: time.Minute, Advance: clk.Advance}
 }
 
 func TestFileRateBudget(t *testing.T) {
@@ -43,9 +44,9 @@ func TestFileIdempotency(t *testing.T) {
 // expired while it was down.
 func TestFileSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
-	clock := storetest.NewClock()
+	clk := clock.NewFake(time.Time{})
 	path := filepath.Join(t.TempDir(), "store.db")
-	f, err := store.OpenFile(path, store.FileOptions{Now: clock.Now})
+	f, err := store.OpenFile(path, store.FileOptions{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestFileSurvivesRestart(t *testing.T) {
 		if g, _ := f.Take(ctx, "acct", 3, time.Minute); !g.OK {
 			t.Fatalf("take %d refused", i)
 		}
-		clock.Advance(10 * time.Second)
+		clk.Advance(10 * time.Second)
 	}
 	if c, _ := f.Begin(ctx, "done", "fp", time.Minute); c.State != store.Claimed {
 		t.Fatal(c)
@@ -70,8 +71,8 @@ func TestFileSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	clock.Advance(5 * time.Second) // 35 s after the first call
-	f = openFile(t, path, clock.Now)
+	clk.Advance(5 * time.Second) // 35 s after the first call
+	f = openFile(t, path, clk)
 	if g, _ := f.Take(ctx, "acct", 3, time.Minute); g.OK || g.Used != 3 {
 		t.Fatalf("after a restart the window lost its calls: %+v", g)
 	}
@@ -90,7 +91,7 @@ func TestFileSurvivesRestart(t *testing.T) {
 	if c, _ := f.Get(ctx, "short"); c.State != 0 {
 		t.Fatalf("an answer that expired while down came back: %+v", c)
 	}
-	clock.Advance(time.Minute)
+	clk.Advance(time.Minute)
 	if c, _ := f.Begin(ctx, "crashed", "fp2", time.Minute); c.State != store.Claimed {
 		t.Fatalf("the crashed call's lease did not end: %+v", c)
 	}

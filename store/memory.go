@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/qrphgate/qrphgate/internal/clock"
 )
 
 // Memory implements RateBudget, Idempotency and Dedupe in process memory.
@@ -54,14 +56,14 @@ type memClaim struct {
 
 const sweepEvery = time.Minute
 
-// NewMemory returns an empty Memory store. now may be nil (time.Now); tests
-// pass a fake clock.
-func NewMemory(now func() time.Time) *Memory {
-	if now == nil {
-		now = time.Now
+// NewMemory returns an empty Memory store on clock c (clock.Real() when
+// nil; tests pass a fake clock).
+func NewMemory(c clock.Clock) *Memory {
+	if c == nil {
+		c = clock.Real()
 	}
 	return &Memory{
-		now:     now,
+		now:     c.Now,
 		budgets: make(map[string][]time.Time),
 		claims:  make(map[string]memClaim),
 		dedupe:  make(map[string]time.Time),

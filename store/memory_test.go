@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store"
 	"github.com/qrphgate/qrphgate/store/storetest"
 )
 
 func memoryHarness() (*store.Memory, storetest.Harness) {
-	clock := storetest.NewClock()
-	return store.NewMemory(clock.Now), storetest.Harness{Unit: time.Minute, Advance: clock.Advance}
+	clk := clock.NewFake(time.Time{})
+	return store.NewMemory(clk), storetest.Harness{Unit: time.Minute, Advance: clk.Advance}
 }
 
 func TestMemoryRateBudget(t *testing.T) {
@@ -32,16 +33,16 @@ func TestMemoryDedupe(t *testing.T) {
 // The sliding-window guarantee, as a property over many random-ish arrival
 // patterns: no 60 s window ever holds more admitted calls than the limit.
 func TestMemorySlidingWindowProperty(t *testing.T) {
-	clock := storetest.NewClock()
-	m := store.NewMemory(clock.Now)
+	clk := clock.NewFake(time.Time{})
+	m := store.NewMemory(clk)
 	const limit, window = 100, time.Minute
 	var admitted []time.Time
 	seed := uint64(1)
 	for i := 0; i < 20000; i++ {
 		seed = seed*6364136223846793005 + 1442695040888963407
-		clock.Advance(time.Duration(seed>>40%1500) * time.Millisecond) // bursts and gaps, 0-1.5 s
+		clk.Advance(time.Duration(seed>>40%1500) * time.Millisecond) // bursts and gaps, 0-1.5 s
 		if g, _ := m.Take(context.Background(), "acct", limit, window); g.OK {
-			admitted = append(admitted, clock.Now())
+			admitted = append(admitted, clk.Now())
 		}
 	}
 	lo := 0
@@ -59,13 +60,13 @@ func TestMemorySlidingWindowProperty(t *testing.T) {
 }
 
 func TestMemorySweepBoundsGrowth(t *testing.T) {
-	clock := storetest.NewClock()
-	m := store.NewMemory(clock.Now)
+	clk := clock.NewFake(time.Time{})
+	m := store.NewMemory(clk)
 	ctx := context.Background()
 	for i := 0; i < 1000; i++ {
 		_, _ = m.Add(ctx, "k"+string(rune(i)), time.Second)
 	}
-	clock.Advance(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	_, _ = m.Add(ctx, "fresh", time.Second)
 	if in, _ := m.Contains(ctx, "k"+string(rune(5))); in {
 		t.Fatal("expired key still present")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store"
 	"github.com/qrphgate/qrphgate/store/storetest"
 )
@@ -57,7 +58,7 @@ func TestRedisSpoolReservations(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b redisBackend) {
 		r := openBackend(t, b, store.RedisOptions{Reservation: time.Second})
 		storetest.Reservations(t, storetest.ReservationHarness{
-			Harness: realHarness, Now: time.Now, Reservation: time.Second,
+			Harness: realHarness, Clock: clock.Real(), Reservation: time.Second,
 			Open: func(t *testing.T) storetest.SpoolDedupe { return openTestRedisSpool(t, r, "", 0) },
 			Crash: func(t *testing.T, s storetest.SpoolDedupe) storetest.SpoolDedupe {
 				rs := s.(*store.RedisSpool)
@@ -69,18 +70,18 @@ func TestRedisSpoolReservations(t *testing.T) {
 }
 
 func TestBoltReservations(t *testing.T) {
-	clock := storetest.NewClock()
+	clk := clock.NewFake(time.Time{})
 	storetest.Reservations(t, storetest.ReservationHarness{
-		Harness: storetest.Harness{Unit: time.Minute, Advance: clock.Advance}, Now: clock.Now,
+		Harness: storetest.Harness{Unit: time.Minute, Advance: clk.Advance}, Clock: clk,
 		Open: func(t *testing.T) storetest.SpoolDedupe {
-			s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), clock.Now)
+			s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), clk)
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
 		Crash: func(t *testing.T, s storetest.SpoolDedupe) storetest.SpoolDedupe {
 			b := s.(*store.BoltSpool)
 			_ = b.Close() // what survives is what is in the file
-			b = openBolt(t, b.Path(), clock.Now)
+			b = openBolt(t, b.Path(), clk)
 			t.Cleanup(func() { _ = b.Close() })
 			return b
 		},
@@ -93,12 +94,12 @@ func TestSharedDedupeReservations(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b redisBackend) {
 		r := openBackend(t, b, store.RedisOptions{Reservation: time.Second})
 		replica := func(t *testing.T) storetest.SpoolDedupe {
-			b := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), time.Now)
+			b := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), nil)
 			t.Cleanup(func() { _ = b.Close() })
 			return store.NewSharedDedupe(b, r, nil)
 		}
 		storetest.Reservations(t, storetest.ReservationHarness{
-			Harness: realHarness, Now: time.Now, Reservation: time.Second,
+			Harness: realHarness, Clock: clock.Real(), Reservation: time.Second,
 			Open:  replica,
 			Crash: func(t *testing.T, _ storetest.SpoolDedupe) storetest.SpoolDedupe { return replica(t) },
 		})

@@ -52,7 +52,7 @@ type inboundFixture struct {
 func newInboundFixture(t testing.TB, mutate func(*Config)) *inboundFixture {
 	t.Helper()
 	f := &inboundFixture{spool: storetest.NewMemorySpool(), clock: clock.NewFake(time.Time{})}
-	f.dedupe = store.NewMemory(f.clock.Now)
+	f.dedupe = store.NewMemory(f.clock)
 	core, logs := observer.New(zapcore.DebugLevel)
 	f.logs = logs
 	k1, _ := crypto.NewKey("decryption_key[1]", testWebhookKey, crypto.EncodingUTF8)

@@ -72,7 +72,7 @@ func newHarness(t *testing.T, o hopts) *harness {
 		fo.Now = h.clock.Now
 	}
 	h.fake = fakemodulus.New(t, fo)
-	h.mem = store.NewMemory(h.clock.Now)
+	h.mem = store.NewMemory(h.clock)
 	if o.env == "" {
 		o.env = policy.Sandbox
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -19,8 +20,9 @@ type SpoolDedupe interface {
 // ReservationHarness adapts the reservation suite to a back end.
 type ReservationHarness struct {
 	Harness
-	// Now is the back end's current time (DedupeUntil is computed from it).
-	Now func() time.Time
+	// Clock is the back end's time source (DedupeUntil is computed from
+	// it).
+	Clock clock.Clock
 	// Reservation is how long an unconfirmed reservation outlives a crash
 	// of its holder: the Redis store's Reservation option; 0 for a back end
 	// whose reservations die with the process (the file spool).
@@ -43,7 +45,7 @@ func Reservations(t *testing.T, h ReservationHarness) {
 	window := 6 * h.Unit
 	put := func(t *testing.T, s store.Spool, id, key string) {
 		t.Helper()
-		now := h.Now()
+		now := h.Clock.Now()
 		ev := sampleEvent(id)
 		ev.Received, ev.RetryFrom, ev.NextAttempt = now, now, now
 		ev.DedupeKey, ev.DedupeUntil = key, now.Add(window)
