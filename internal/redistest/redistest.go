@@ -41,6 +41,10 @@ type Options struct {
 	// certificate. A redis-server built without TLS skips the test outside
 	// CI and fails it under CI.
 	TLS bool
+	// Args are further redis-server arguments, such as
+	// "--rename-command", "CONFIG", "" (a managed server that refuses
+	// CONFIG).
+	Args []string
 }
 
 // Server is a redis-server (or redis-sentinel) process on a free port of
@@ -63,7 +67,7 @@ type Server struct {
 // under CI.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	s := newServer(life{t: t}, "redis-server", o, t.TempDir(), nil, nil)
+	s := newServer(life{t: t}, "redis-server", o, t.TempDir(), o.Args, nil)
 	s.Restart()
 	return s
 }
