@@ -11,7 +11,7 @@ import (
 // plain Go, and only caddymodule/ and cmd/ import Caddy.
 func TestEngineImportsNoCaddy(t *testing.T) {
 	var pkgs []string
-	for _, dir := range []string{"proxy", "policy", "crypto", "sandbox", "store", "ledger"} {
+	for _, dir := range []string{"proxy", "policy", "crypto", "sandbox", "store", "ledger", "preflight"} {
 		if _, err := os.Stat(dir); err == nil {
 			pkgs = append(pkgs, "./"+dir+"/...")
 		}
@@ -38,7 +38,8 @@ func TestEngineImportsNoCaddy(t *testing.T) {
 // policy, crypto and store; proxy/outbound and proxy/inbound may use proxy
 // as well, and never each other; the payments ledger (ledger) uses store
 // and policy, and neither direction imports it (each has its own small
-// interface, which caddymodule wires to it). All may use internal/ helpers
+// interface, which caddymodule wires to it); preflight (the go-live
+// checks) may use policy, crypto and store. All may use internal/ helpers
 // (the clock).
 func TestEngineDependencyDirection(t *testing.T) {
 	const mod = "github.com/qrphgate/qrphgate/"
@@ -51,6 +52,7 @@ func TestEngineDependencyDirection(t *testing.T) {
 		"proxy/inbound":  {"proxy", "policy", "crypto", "store", "internal"},
 		"ledger":         {"policy", "store", "internal"},
 		"proxy/health":   {"internal"},
+		"preflight":      {"policy", "crypto", "store", "internal"},
 	}
 	for dir, ok := range allowed {
 		if _, err := os.Stat(dir); err != nil {
