@@ -198,7 +198,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // WriteText writes the checklist for a terminal: a heading, one line per
 // check (status, id, subject, reason, fix), the test payment if any, and
-// the summary.
+// the summary. Measured times are in the reasons (and in elapsed_ms of
+// the JSON form).
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	mode := "offline checks (add --live for the provider and the certificate)"
@@ -215,23 +216,20 @@ func (r *Report) WriteText(w io.Writer) error {
 		if c.Subject != "" {
 			line = "[" + c.Subject + "] " + line
 		}
-		if c.ElapsedMS != nil {
-			line += fmt.Sprintf(" (%s ms)", formatMS(*c.ElapsedMS))
-		}
 		if c.Fix != "" {
 			line += " -- fix: " + c.Fix
 		}
 		fmt.Fprintf(&b, "%-4s  %-*s  %s\n", c.Status, width, c.ID, line)
 	}
 	if p := r.TestPayment; p != nil {
-		fmt.Fprintf(&b, "\ntest payment: QR %s for %s %s (reference %s), created through %s.\n", p.ID, p.Currency, p.Amount, p.Reference, viaText(p.Via))
+		fmt.Fprintf(&b, "\ntest payment: QR %s for %s %s (reference %s), created through %s.\n", p.ID, p.Currency, p.Amount, p.Reference, p.Through())
 		if p.QRImage != "" {
 			fmt.Fprintf(&b, "  scan it with a banking app: %s\n", p.QRImage)
 		}
 		fmt.Fprintf(&b, "  watch its status: %s\n", p.StatusCommand)
 	}
 	s := r.Summary
-	verdict := "nothing fails"
+	verdict := "Nothing fails"
 	if !r.Passed {
 		verdict = "NOT READY: fix the fail lines"
 	}
@@ -240,13 +238,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	return err
 }
 
-func viaText(via string) string {
-	if via == "gateway" {
+// Through says in words who created the QR (Via).
+func (p *TestPayment) Through() string {
+	if p.Via == "gateway" {
 		return "the running gateway"
 	}
-	return "preflight's own outbound engine (no gateway answered at the modulus_api address)"
-}
-
-func formatMS(ms float64) string {
-	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", ms), "0"), ".")
+	return "preflight's own outbound engine (no gateway listens at the modulus_api address)"
 }
