@@ -162,10 +162,10 @@ func apiSchemes(a *pfAPI, env policy.Environment) preflight.Verdict {
 	case len(plain) == 0:
 		return preflight.Pass("the upstreams are https")
 	case env.Name == policy.Production:
-		return preflight.Failure(strings.Join(plain, " and ")+" use plain http in production",
+		return preflight.Failure("plain http in production: "+strings.Join(plain, " and "),
 			"remove them: the production defaults are https")
 	}
-	return preflight.Warning(strings.Join(plain, " and ")+" use plain http to a loopback address: a simulator, not the real sandbox",
+	return preflight.Warning("plain http to a loopback address, a simulator, not the real sandbox: "+strings.Join(plain, " and "),
 		"for the real sandbox, remove qr_url and webhooks_url (the sandbox defaults are https)")
 }
 

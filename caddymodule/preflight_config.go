@@ -44,6 +44,9 @@ type pfConfig struct {
 	adminOff     bool
 	// certFiles are the certificate files the tls app loads.
 	certFiles []string
+	// httpPort and httpsPort are the http app's http_port and https_port
+	// when the config sets them.
+	httpPort, httpsPort string
 	// provisionErr is Caddy's verdict on the config with stand-ins.
 	provisionErr error
 	// storage is the config's certificate storage (nil until provisioned).
@@ -71,6 +74,7 @@ type pfHandler struct {
 	server *pfServer
 	hosts  []string
 	paths  []string
+	config *pfConfig
 }
 
 // loadPreflightConfig reads and adapts the config file as `qrphgate run`
@@ -137,6 +141,12 @@ func (c *pfConfig) walk() {
 		}
 	}
 	httpApp, _ := apps["http"].(map[string]any)
+	if n, ok := httpApp["http_port"].(json.Number); ok {
+		c.httpPort = n.String()
+	}
+	if n, ok := httpApp["https_port"].(json.Number); ok {
+		c.httpsPort = n.String()
+	}
 	servers, _ := httpApp["servers"].(map[string]any)
 	for _, name := range slices.Sorted(maps.Keys(servers)) {
 		raw, _ := servers[name].(map[string]any)
@@ -186,7 +196,7 @@ func (c *pfConfig) walkRoutes(srv *pfServer, routes any, hosts, paths []string) 
 			case handlerAPI, handlerWebhook, handlerSandbox:
 				delete(handler, "handler")
 				raw, _ := json.Marshal(handler)
-				c.handlers = append(c.handlers, &pfHandler{kind: name, raw: raw, server: srv, hosts: h, paths: p})
+				c.handlers = append(c.handlers, &pfHandler{kind: name, raw: raw, server: srv, hosts: h, paths: p, config: c})
 				// Caddy provisions a stand-in in its place (provision).
 				for k := range handler {
 					delete(handler, k)
@@ -200,8 +210,9 @@ func (c *pfConfig) walkRoutes(srv *pfServer, routes any, hosts, paths []string) 
 
 // provision has Caddy provision the config (without starting it) with
 // stand-ins for the modulus handlers, which record their servers' TLS.
-// Caddy's default log keeps only errors, on stderr: the checklist reports
-// what matters.
+// Caddy's default log is silenced (only a fatal error would reach
+// stderr): the checklist reports what matters, and a CI job that merges
+// stderr into the --json output still gets JSON.
 func (c *pfConfig) provision() {
 	probe := newPreflightProbe()
 	defer probe.unregister()
@@ -224,7 +235,7 @@ func (c *pfConfig) provision() {
 		logs["default"] = def
 	}
 	def["writer"] = map[string]any{"output": "stderr"}
-	def["level"] = "ERROR"
+	def["level"] = "FATAL"
 
 	b, err := json.Marshal(c.root)
 	if err == nil {
@@ -282,6 +293,10 @@ func (c *pfConfig) of(kind string) []*pfHandler {
 // (empty unless one path matcher without wildcards leads to it).
 type site struct {
 	scheme, host, port, path string
+	// publicPort is the port clients use: port, except for a site on the
+	// http_port or https_port the config moved (a container that maps 443
+	// to 8443 sets https_port 8443), taken as on 80 or 443.
+	publicPort string
 	// named is true when host comes from a host matcher (the name clients
 	// use), not from the listen address.
 	named bool
@@ -311,23 +326,30 @@ func (h *pfHandler) site() site {
 	if len(h.paths) == 1 && !strings.ContainsAny(h.paths[0], "*{") {
 		s.path = h.paths[0]
 	}
+	s.publicPort = s.port
+	switch {
+	case s.scheme == "https" && s.port != "" && s.port == h.config.httpsPort:
+		s.publicPort = "443"
+	case s.scheme == "http" && s.port != "" && s.port == h.config.httpPort:
+		s.publicPort = "80"
+	}
 	return s
 }
 
 // hostPort is host:port, the port left out when it is the scheme's default.
-func (s site) hostPort() string {
+func (s site) hostPort(port string) string {
 	host := s.host
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	if s.port == "" || (s.scheme == "https" && s.port == "443") || (s.scheme == "http" && s.port == "80") {
+	if port == "" || (s.scheme == "https" && port == "443") || (s.scheme == "http" && port == "80") {
 		return host
 	}
-	return host + ":" + s.port
+	return host + ":" + port
 }
 
-// String is the site as a URL, for check subjects.
-func (s site) String() string { return s.scheme + "://" + s.hostPort() + s.path }
+// String is the site as clients see it, for check subjects.
+func (s site) String() string { return s.scheme + "://" + s.hostPort(s.publicPort) + s.path }
 
 // publicURL is the URL the provider posts to, when the config says it: a
 // host name, a port and an exact path.
@@ -338,7 +360,7 @@ func (s site) publicURL() (string, error) {
 	case s.path == "":
 		return "", errors.New("no single exact path leads to it")
 	}
-	return s.scheme + "://" + s.hostPort() + s.path, nil
+	return s.String(), nil
 }
 
 // baseURL is a loopback-reachable base URL of a site (modulus_api's, for
@@ -347,7 +369,7 @@ func (s site) baseURL() string {
 	if s.host == "" {
 		s.host = "127.0.0.1"
 	}
-	return s.scheme + "://" + s.hostPort()
+	return s.scheme + "://" + s.hostPort(s.port)
 }
 
 func asList(v any) []any {

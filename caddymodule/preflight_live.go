@@ -207,7 +207,7 @@ func (run *pfRun) checkCertificate(ctx context.Context, w *pfWebhook) {
 	if !w.h.server.known || !w.h.server.tls {
 		return // webhook.tls says why
 	}
-	host, port := w.site.host, w.site.port
+	host, port := w.site.host, w.site.publicPort
 	if run.o.WebhookURL != "" {
 		if u, err := url.Parse(run.o.WebhookURL); err == nil && u.Hostname() != "" {
 			host, port = u.Hostname(), u.Port()
@@ -215,6 +215,9 @@ func (run *pfRun) checkCertificate(ctx context.Context, w *pfWebhook) {
 				port = "443"
 			}
 		}
+	}
+	if port == "" {
+		port = "443"
 	}
 	if host == "" || !w.site.named && run.o.WebhookURL == "" {
 		run.r.Add("live.certificate", w.subject, preflight.Warning("cannot tell the site's host name", "pass --webhook-url https://your.host/webhooks/path"))
