@@ -12,6 +12,14 @@
 #
 # /data holds Caddy's certificates and the webhook spool (decrypted payloads
 # waiting for the app): mount a volume there.
+#
+# The go-live checklist (docs/to-production.md, "Preflight"), as a CI or
+# init step with the same environment and volume; exit status 1 when a
+# check fails, --json for the pipeline, --live once the credentials and the
+# public webhook site are in place:
+#
+#   docker run --rm -v qrphgate-data:/data --env-file .env qrphgate \
+#     modulus preflight --config /etc/qrphgate/Caddyfile --adapter caddyfile --json
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

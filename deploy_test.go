@@ -213,6 +213,32 @@ func TestComposeFile(t *testing.T) {
 		!strings.Contains(string(example), "http://:9180 {") || !strings.Contains(string(example), "handle /readyz {\n\t\tmodulus_health") {
 		t.Errorf("qrphgate healthcheck %s does not probe Caddyfile.example's /readyz", test)
 	}
+
+	// The one-shot preflight runs qrphgate's config with its environment
+	// and volumes, and qrphgate waits for it to pass.
+	pre := at(c, "services", "preflight")
+	if pre == nil {
+		t.Fatal("no preflight service")
+	}
+	if cond := at(c, "services", "qrphgate", "depends_on", "preflight", "condition"); cond != "service_completed_successfully" {
+		t.Errorf("qrphgate depends on preflight with condition %v", cond)
+	}
+	if fmt.Sprint(at(pre, "volumes")) != fmt.Sprint(vols) || at(pre, "env_file") != at(c, "services", "qrphgate", "env_file") ||
+		fmt.Sprint(at(pre, "environment")) != fmt.Sprint(at(c, "services", "qrphgate", "environment")) {
+		t.Error("preflight does not run with qrphgate's volumes and environment")
+	}
+	checkPreflightArgs(t, "compose preflight", at(pre, "command"), "/etc/qrphgate/Caddyfile")
+}
+
+// checkPreflightArgs: an init or CI step runs `modulus preflight` on the
+// config the gateway runs.
+func checkPreflightArgs(t *testing.T, what string, args any, config string) {
+	t.Helper()
+	l, _ := args.([]any)
+	got := fmt.Sprint(l)
+	if len(l) < 4 || l[0] != "modulus" || l[1] != "preflight" || !strings.Contains(got, "--config "+config) {
+		t.Errorf("%s runs %v, want modulus preflight --config %s", what, got, config)
+	}
 }
 
 // exampleEnv is what Caddyfile.example expects, with obviously fake values.
@@ -250,6 +276,11 @@ func TestCaddyfileExample(t *testing.T) {
 	}
 	if out, err := e2e.Run(t, dir, "validate", "--config", abs, "--adapter", "caddyfile"); err != nil || !strings.Contains(out, "Valid configuration") {
 		t.Fatalf("validate: %v\n%s", err, out)
+	}
+	// The offline preflight the Dockerfile and Compose show passes on it.
+	if out, err := e2e.Run(t, dir, "modulus", "preflight", "--config", abs, "--adapter", "caddyfile"); err != nil ||
+		!strings.Contains(out, " 0 fail.") || !strings.Contains(out, "ok    webhook.spool") {
+		t.Fatalf("preflight: %v\n%s", err, out)
 	}
 	// Without the allowlist the example must refuse to start, not allow all.
 	os.Unsetenv("QRPHGATE_WEBHOOK_IPS")
@@ -335,6 +366,34 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if at(sidecar, "envFrom", 0, "secretRef", "name") != secretName {
 		t.Error("the sidecar does not take its environment from the Secret")
+	}
+	// The preflight init container runs the sidecar's config with the
+	// sidecar's image, environment and mounts.
+	var pre any
+	inits, _ := at(pod, "initContainers").([]any)
+	for _, c := range inits {
+		if at(c, "name") == "preflight" {
+			pre = c
+		}
+	}
+	if pre == nil {
+		t.Fatal("no preflight init container")
+	}
+	sidecarArgs, _ := at(sidecar, "args").([]any)
+	config := ""
+	for i, a := range sidecarArgs {
+		if a == "--config" && i+1 < len(sidecarArgs) {
+			config, _ = sidecarArgs[i+1].(string)
+		}
+	}
+	checkPreflightArgs(t, "the preflight init container", at(pre, "args"), config)
+	for _, k := range []string{"image", "env", "envFrom", "volumeMounts"} {
+		if fmt.Sprint(at(pre, k)) != fmt.Sprint(at(sidecar, k)) {
+			t.Errorf("the preflight init container's %s differs from the sidecar's", k)
+		}
+	}
+	if at(pre, "securityContext", "readOnlyRootFilesystem") != true || at(pre, "securityContext", "allowPrivilegeEscalation") != false {
+		t.Error("the preflight init container should have a read-only root and no privilege escalation")
 	}
 	// Every secretKeyRef names a key of the Secret.
 	for _, c := range containers {
