@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
 
@@ -58,6 +59,11 @@ directory qrphgate runs in, with its environment: relative paths and
 			if o.TestPayment != "" {
 				if _, err := preflight.CheckTestAmount(o.TestPayment, false); err != nil {
 					return err
+				}
+			}
+			if o.WebhookURL != "" {
+				if u, err := url.Parse(o.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+					return errors.New("--webhook-url must be an absolute URL such as https://pay.example.com/webhooks/modulus")
 				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

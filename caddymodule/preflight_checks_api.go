@@ -38,6 +38,9 @@ func (run *pfRun) resolveAPI(h *pfHandler) *pfAPI {
 	}
 	a.m.logger = nopLogger
 	a.cfg, a.err = a.m.config(run.repl)
+	// Activation codes are secrets in production: no report shows one.
+	run.secrets = append(run.secrets, a.cfg.DefaultMerchant)
+	run.secrets = append(run.secrets, a.cfg.Merchants...)
 	return a
 }
 

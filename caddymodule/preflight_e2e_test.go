@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -186,7 +185,7 @@ func TestPreflightQuickstartLive(t *testing.T) {
 	}
 
 	// The simulator has the QR; paying it delivers the result to the inbox.
-	state := get(t, qs.Sandbox+"/sandbox/api/state")
+	state := getBody(t, qs.Sandbox+"/sandbox/api/state")
 	if !strings.Contains(state, id) {
 		t.Fatalf("the simulator does not know QR %s:\n%s", id, state)
 	}
@@ -199,7 +198,7 @@ func TestPreflightQuickstartLive(t *testing.T) {
 		t.Fatalf("paying the test QR: %d", resp.StatusCode)
 	}
 	e2e.WaitFor(t, 30*time.Second, "the test payment's webhook in the inbox", func() bool {
-		return strings.Contains(get(t, qs.Sandbox+"/sandbox/inbox"), "PREFLIGHT-")
+		return strings.Contains(getBody(t, qs.Sandbox+"/sandbox/inbox"), "PREFLIGHT-")
 	})
 
 	js := runPreflightBinary(t, dir, nil, "--config", "Caddyfile", "--live", "--json")
@@ -225,6 +224,51 @@ func TestPreflightQuickstartLive(t *testing.T) {
 	}
 	assertNoSecrets(t, text.stdout+js.stdout, secrets...)
 
+	// A URL nothing is registered for (--webhook-url), then a registration
+	// disabled through the gateway: each fails with the command that fixes it.
+	other := runPreflightBinary(t, dir, nil, "--config", "Caddyfile", "--live", "--json", "--webhook-url", qs.Webhook+"-elsewhere")
+	rep = other.report(t)
+	for _, c := range rep.Find("live.webhook_registered") {
+		if c.Status != preflight.Fail || !strings.Contains(c.Fix, "curl -X POST "+qs.API+"/v1/webhooks") || !strings.Contains(c.Reason, "registered for: "+qs.Webhook) {
+			t.Errorf("unregistered URL: %+v", c)
+		}
+	}
+	if other.code != 1 || len(rep.Find("live.webhook_registered")) != 2 {
+		t.Errorf("unregistered URL: exit %d", other.code)
+	}
+	var list struct {
+		Webhooks []struct{ ID, WebhookAction string }
+	}
+	if err := json.Unmarshal([]byte(getBody(t, qs.API+"/v1/webhooks")), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range list.Webhooks {
+		if w.WebhookAction != "QRPH_DECLINED" {
+			continue
+		}
+		req, _ := http.NewRequest(http.MethodPut, qs.API+"/v1/webhooks/"+w.ID, strings.NewReader(`{"webhookStatus":"DISABLED"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("disabling webhook %s: %d", w.ID, resp.StatusCode)
+		}
+	}
+	disabled := runPreflightBinary(t, dir, nil, "--config", "Caddyfile", "--live", "--json")
+	rep = disabled.report(t)
+	if disabled.code != 1 || checkStatus(t, rep, "live.webhook_registered", "QRPH_SUCCESS") != preflight.OK ||
+		checkStatus(t, rep, "live.webhook_registered", "QRPH_DECLINED") != preflight.Fail {
+		t.Fatalf("a disabled registration: exit %d:\n%s", disabled.code, disabled.stdout)
+	}
+	for _, c := range rep.Find("live.webhook_registered") {
+		if strings.Contains(c.Subject, "QRPH_DECLINED") && (!strings.Contains(c.Reason, "DISABLED") || !strings.Contains(c.Fix, "curl -X PUT "+qs.API+"/v1/webhooks/")) {
+			t.Errorf("disabled: %+v", c)
+		}
+	}
+
 	qs.Stop()
 	down := runPreflightBinary(t, dir, nil, "--config", "Caddyfile", "--live", "--json")
 	rep = down.report(t)
@@ -237,17 +281,6 @@ func TestPreflightQuickstartLive(t *testing.T) {
 		}
 	}
 	assertNoSecrets(t, down.stdout, secrets...)
-}
-
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // apiOnlyConfig is a config with one modulus_api (on a port where nothing
@@ -372,11 +405,17 @@ func TestPreflightTestPayment(t *testing.T) {
 			t.Errorf("%d create-QR calls went out", n)
 		}
 	})
-	t.Run("malformed amount", func(t *testing.T) {
+	t.Run("malformed flags", func(t *testing.T) {
 		dir := apiOnlyConfig(t, "sandbox", "PF_TEST_SECRET_KEY", "http://127.0.0.1:9")
-		run := runPreflightBinary(t, dir, env, "--config", "Caddyfile", "--test-payment", "1")
-		if run.code == 0 || run.stdout != "" || !strings.Contains(run.stderr, "--test-payment") {
-			t.Errorf("exit %d, stdout %q, stderr %q", run.code, run.stdout, run.stderr)
+		for _, args := range [][]string{
+			{"--config", "Caddyfile", "--test-payment", "1"},
+			{"--config", "Caddyfile", "--live", "--webhook-url", "pay.example.com/hook"},
+			{"--live"},
+		} {
+			run := runPreflightBinary(t, dir, env, args...)
+			if run.code == 0 || run.stdout != "" || run.stderr == "" {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q", args, run.code, run.stdout, run.stderr)
+			}
 		}
 	})
 }

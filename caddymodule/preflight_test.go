@@ -181,14 +181,7 @@ http://hooks.test:8080 {
 	if err := os.WriteFile(config, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadPreflightConfig(config, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.provision()
-	if c.provisionErr != nil {
-		t.Fatal(c.provisionErr)
-	}
+	c := provisionedConfig(t, config)
 	hooks := c.of(handlerWebhook)
 	if len(hooks) != 2 || len(c.of(handlerAPI)) != 1 || !c.adminOff {
 		t.Fatalf("found %d webhooks, %d apis, admin off %v", len(hooks), len(c.of(handlerAPI)), c.adminOff)
@@ -237,22 +230,8 @@ http://hooks.test:8080 {
 // A site on the https_port the config moved (a container mapping 443 to
 // 8443) is public on 443; the gateway's own address keeps its port.
 func TestPreflightSitePublicPort(t *testing.T) {
-	dir := t.TempDir()
-	setPreflightEnv(t, dir)
-	src, err := os.ReadFile(filepath.Join("testdata", "preflight", "production.caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "Caddyfile")
-	moved := strings.Replace(string(src), "	admin localhost:2999\n", "	admin localhost:2999\n	http_port 8080\n	https_port 8443\n", 1)
-	if err := os.WriteFile(config, []byte(moved), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := loadPreflightConfig(config, "caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.provision()
+	config := productionVariant(t, "	admin localhost:2999\n", "	admin localhost:2999\n	http_port 8080\n	https_port 8443\n")
+	c := provisionedConfig(t, config)
 	hook, api := c.of(handlerWebhook)[0].site(), c.of(handlerAPI)[0].site()
 	if u, err := hook.publicURL(); err != nil || u != "https://pay.example.com/webhooks/modulus" || hook.port != "8443" {
 		t.Errorf("webhook site %+v: public URL %q %v", hook, u, err)
@@ -260,6 +239,41 @@ func TestPreflightSitePublicPort(t *testing.T) {
 	if api.baseURL() != "http://127.0.0.1:2090" {
 		t.Errorf("api base %q", api.baseURL())
 	}
+}
+
+// productionVariant writes testdata/preflight/production.caddyfile with
+// one change to a fresh directory, sets the environment it reads, and
+// returns the file's path.
+func productionVariant(t *testing.T, old, new string) string {
+	t.Helper()
+	dir := t.TempDir()
+	setPreflightEnv(t, dir)
+	src, err := os.ReadFile(filepath.Join("testdata", "preflight", "production.caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), old) {
+		t.Fatalf("production.caddyfile lacks %q", old)
+	}
+	config := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(config, []byte(strings.Replace(string(src), old, new, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return config
+}
+
+// provisionedConfig loads and provisions a Caddyfile as preflight does.
+func provisionedConfig(t *testing.T, path string) *pfConfig {
+	t.Helper()
+	c, err := loadPreflightConfig(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.provision()
+	if c.provisionErr != nil {
+		t.Fatal(c.provisionErr)
+	}
+	return c
 }
 
 func TestIsPublicName(t *testing.T) {
@@ -291,17 +305,7 @@ func TestPreflightRedisPersistence(t *testing.T) {
 		{"managed", managed.URL(), preflight.Warn, "unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			setPreflightEnv(t, dir)
-			src, err := os.ReadFile(filepath.Join("testdata", "preflight", "production.caddyfile"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			config := filepath.Join(dir, "Caddyfile")
-			cfg := strings.Replace(string(src), "spool {env.PF_SPOOL}", "spool "+tc.url, 1)
-			if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			config := productionVariant(t, "spool {env.PF_SPOOL}", "spool "+tc.url)
 			r := runPreflight(context.Background(), fixedMachine(preflightOptions{Config: config}))
 			reach, pers := r.Find("redis.reachable"), r.Find("redis.persistence")
 			if len(reach) != 1 || reach[0].Status != preflight.OK || reach[0].ElapsedMS == nil {
