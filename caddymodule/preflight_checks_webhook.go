@@ -147,17 +147,20 @@ func (run *pfRun) webhookKeys(w *pfWebhook) preflight.Verdict {
 
 func (run *pfRun) webhookSignSecret(w *pfWebhook) preflight.Verdict {
 	const fix = `set sign_secret {env.QRPHGATE_SIGNING_SECRET}, made with echo "whsec_$(openssl rand -base64 32)", and verify Webhook-Signature in the app`
-	if w.m.SignSecret == "" {
+	raw := w.m.SignSecrets
+	if w.m.SignSecret != "" {
+		raw = []string{w.m.SignSecret}
+	}
+	if len(raw) == 0 {
 		return prodOnly(w.production, "no sign_secret: the app cannot tell qrphgate's deliveries from anyone else's", fix)
 	}
-	secret, err := run.secret("sign_secret", w.m.SignSecret, false)
-	if err == nil {
-		_, err = crypto.NewWebhookSigner("sign_secret", secret)
+	for _, r := range raw {
+		_, _ = run.secret("sign_secret", r, false) // kept for scrubbing; signer reports the errors
 	}
-	if err != nil {
+	if _, _, err := w.m.signer(run.repl); err != nil {
 		return preflight.Failure(err.Error(), fix)
 	}
-	return preflight.Pass("deliveries are signed (Webhook-Signature)")
+	return preflight.Pass(fmt.Sprintf("deliveries are signed (Webhook-Signature) with %d secret(s)", len(raw)))
 }
 
 func webhookTLS(w *pfWebhook) preflight.Verdict {
