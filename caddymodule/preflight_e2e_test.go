@@ -21,6 +21,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/internal/quickstart"
+	"github.com/qrphgate/qrphgate/internal/testcerts"
 	"github.com/qrphgate/qrphgate/preflight"
 )
 
@@ -438,4 +439,55 @@ func TestPreflightTestPayment(t *testing.T) {
 			}
 		}
 	})
+}
+
+// live.certificate through the binary: with the site not running, the
+// certificate is read from the files the config loads, trusted through
+// SSL_CERT_FILE (the system roots of the subprocess), and fails for
+// expiring in 5 of its 30 days.
+func TestPreflightCertificateFromFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	now := time.Now()
+	ca := testcerts.NewCA(t, "preflight test CA", now)
+	certPEM, keyPEM := ca.Issue(t, "localhost", now.Add(-25*24*time.Hour), now.Add(5*24*time.Hour)).PEM(t)
+	for name, b := range map[string][]byte{"ca.pem": ca.PEM(), "cert.pem": certPEM, "key.pem": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := fmt.Sprintf(`{
+	admin off
+}
+https://localhost:%d {
+	tls %s %s
+	route /webhooks/modulus {
+		modulus_webhook {
+			decryption_key {env.PF_ENCRYPTION_KEY}
+			allow_ips 127.0.0.1/32
+			forward_to http://127.0.0.1:3000/
+			sign_secret {env.PF_SIGN_SECRET}
+			spool {env.PF_SPOOL}
+		}
+	}
+}
+`, e2e.FreePort(t), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(preflightEnvList(), "PF_SPOOL="+filepath.Join(dir, "spool", "webhooks.spool"), "SSL_CERT_FILE="+filepath.Join(dir, "ca.pem"))
+	run := runPreflightBinary(t, dir, env, "--config", "Caddyfile", "--live", "--json")
+	rep := run.report(t)
+	c := rep.Find("live.certificate")
+	if run.code != 1 || len(c) != 1 || c[0].Status != preflight.Fail ||
+		!strings.Contains(c[0].Reason, "in "+filepath.Join(dir, "cert.pem")) || !strings.Contains(c[0].Reason, "issued by preflight test CA") ||
+		!strings.Contains(c[0].Reason, "renewal has not happened") {
+		t.Fatalf("exit %d, live.certificate %+v:\n%s", run.code, c, run.stdout)
+	}
+	// Without a modulus_api the registrations cannot be listed: a warning.
+	if checkStatus(t, rep, "live.webhook_registered", "QRPH_SUCCESS") != preflight.Warn {
+		t.Errorf("registrations: %+v", rep.Find("live.webhook_registered"))
+	}
 }

@@ -2,79 +2,34 @@ package preflight
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qrphgate/qrphgate/internal/testcerts"
 )
 
 var certNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// testCA is a throwaway authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: certNow.Add(-365 * 24 * time.Hour), NotAfter: certNow.Add(10 * 365 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return &testCA{cert: c, key: key, pool: pool}
-}
-
-// leaf issues a certificate for host valid from notBefore to notAfter.
-func (ca *testCA) leaf(t *testing.T, host string, notBefore, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c, key
-}
-
 func TestCertificateVerdict(t *testing.T) {
-	public := newTestCA(t, "Public Test CA")
-	local := newTestCA(t, "Caddy Local Authority - ECC Intermediate")
+	public := testcerts.NewCA(t, "Public Test CA", certNow)
+	local := testcerts.NewCA(t, "Caddy Local Authority - ECC Intermediate", certNow)
 	const host = "pay.example.com"
 	day := 24 * time.Hour
-	long, _ := public.leaf(t, host, certNow.Add(-30*day), certNow.Add(60*day))
-	expiring, _ := public.leaf(t, host, certNow.Add(-80*day), certNow.Add(10*day))
-	expired, _ := public.leaf(t, host, certNow.Add(-90*day), certNow.Add(-day))
-	other, _ := public.leaf(t, "other.example.com", certNow.Add(-day), certNow.Add(60*day))
-	short, _ := public.leaf(t, host, certNow.Add(-2*day), certNow.Add(4*day))
-	internal, _ := local.leaf(t, host, certNow.Add(-time.Hour), certNow.Add(11*time.Hour))
-	unknown, _ := newTestCA(t, "Nobody's CA").leaf(t, host, certNow.Add(-day), certNow.Add(60*day))
+	long := public.Issue(t, host, certNow.Add(-30*day), certNow.Add(60*day)).Cert
+	expiring := public.Issue(t, host, certNow.Add(-80*day), certNow.Add(10*day)).Cert
+	expired := public.Issue(t, host, certNow.Add(-90*day), certNow.Add(-day)).Cert
+	other := public.Issue(t, "other.example.com", certNow.Add(-day), certNow.Add(60*day)).Cert
+	short := public.Issue(t, host, certNow.Add(-2*day), certNow.Add(4*day)).Cert
+	internal := local.Issue(t, host, certNow.Add(-time.Hour), certNow.Add(11*time.Hour)).Cert
+	unknown := testcerts.NewCA(t, "Nobody's CA", certNow).Issue(t, host, certNow.Add(-day), certNow.Add(60*day)).Cert
 
 	opts := func(production bool) CertOptions {
-		return CertOptions{Host: host, Now: certNow, Roots: public.pool, LocalRoots: local.pool, Production: production}
+		return CertOptions{Host: host, Now: certNow, Roots: public.Pool(), LocalRoots: local.Pool(), Production: production}
 	}
 	for _, tc := range []struct {
 		name       string
@@ -108,9 +63,8 @@ func TestCertificateVerdict(t *testing.T) {
 // ProbeTLS reports the certificate and the version the server chose,
 // including one below TLS 1.2, which CertificateVerdict then fails.
 func TestProbeTLS(t *testing.T) {
-	ca := newTestCA(t, "Probe CA")
-	leaf, key := ca.leaf(t, "127.0.0.1", time.Now().Add(-time.Hour), time.Now().Add(60*24*time.Hour))
-	leaf.IPAddresses = nil
+	issued := testcerts.NewCA(t, "Probe CA", time.Now()).Issue(t, "pay.example.com", time.Now().Add(-time.Hour), time.Now().Add(60*24*time.Hour))
+	leaf, key := issued.Cert, issued.Key
 	for _, tc := range []struct {
 		max  uint16
 		want uint16
