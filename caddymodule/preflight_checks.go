@@ -111,6 +111,7 @@ func runPreflight(ctx context.Context, o preflightOptions) *preflight.Report {
 	run.checkAPIs()
 	run.checkSandboxes()
 	run.checkWebhooks()
+	run.checkLedger()
 	run.checkRedis(ctx)
 	run.checkProcess()
 	if o.Live {

@@ -38,6 +38,26 @@ func (run *pfRun) checkRedis(ctx context.Context) {
 	}
 }
 
+// checkLedger is ledger.store: the payments ledger's back end (the
+// modulus app's ledger option), when it is not memory: its syntax, and a
+// file ledger's directory as webhook.spool checks the spool's; a Redis
+// ledger joins the redis.* checks.
+func (run *pfRun) checkLedger() {
+	spec := run.cfg.ledger
+	if spec == "" {
+		return
+	}
+	if err := checkLedgerSpec(spec); err != nil {
+		run.r.Add("ledger.store", "", preflight.Failure(err.Error(), "set ledger to memory, file:///absolute/path or redis://host:port/db"))
+		return
+	}
+	if rest, ok := strings.CutPrefix(spec, "file://"); ok {
+		run.r.Add("ledger.store", "", preflight.SpoolFileVerdict("ledger", run.repl.ReplaceKnown(rest, ""), run.o.Clock))
+		return
+	}
+	run.addRedis(spec, "payments ledger", false)
+}
+
 // checkProcess runs the checks of the whole process: the admin API's
 // address, the operator handlers, the clock.
 func (run *pfRun) checkProcess() {

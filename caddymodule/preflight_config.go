@@ -47,6 +47,11 @@ type pfConfig struct {
 	// httpPort and httpsPort are the http app's http_port and https_port
 	// when the config sets them.
 	httpPort, httpsPort string
+	// ledger is the modulus app's ledger option as configured. Caddy
+	// provisions the app with a memory ledger instead: the file or Redis
+	// ledger is the running gateway's (a file one is locked), and
+	// preflight checks it itself.
+	ledger string
 	// provisionErr is Caddy's verdict on the config with stand-ins.
 	provisionErr error
 	// storage is the config's certificate storage (nil until provisioned).
@@ -131,6 +136,12 @@ func (c *pfConfig) walk() {
 		c.adminListen = caddy.DefaultAdminListen
 	}
 	apps, _ := c.root["apps"].(map[string]any)
+	if app, ok := apps["modulus"].(map[string]any); ok {
+		if spec, _ := app["ledger"].(string); spec != "" && spec != "memory" {
+			c.ledger = spec
+			app["ledger"] = "memory"
+		}
+	}
 	if tlsApp, ok := apps["tls"].(map[string]any); ok {
 		certs, _ := tlsApp["certificates"].(map[string]any)
 		files, _ := certs["load_files"].([]any)

@@ -22,7 +22,9 @@ import (
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/internal/quickstart"
 	"github.com/qrphgate/qrphgate/internal/testcerts"
+	"github.com/qrphgate/qrphgate/ledger"
 	"github.com/qrphgate/qrphgate/preflight"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // preflightRun is one run of `qrphgate modulus preflight` as a subprocess.
@@ -216,6 +218,10 @@ func TestPreflightQuickstartLive(t *testing.T) {
 	e2e.WaitFor(t, 30*time.Second, "the test payment's webhook in the inbox", func() bool {
 		return strings.Contains(getBody(t, qs.Sandbox+"/sandbox/inbox"), "PREFLIGHT-")
 	})
+	// The status command preflight printed shows the payment paid.
+	e2e.WaitFor(t, 30*time.Second, "the ledger's status of the test QR", func() bool {
+		return strings.Contains(getBody(t, watch[1]+"/v1/pay/qr/"+id), `"status":"paid"`)
+	})
 
 	js := runPreflightBinary(t, dir, nil, "--config", "Caddyfile", "--live", "--json")
 	rep := js.report(t)
@@ -305,12 +311,14 @@ func TestPreflightQuickstartLive(t *testing.T) {
 }
 
 // apiOnlyConfig is a config with one modulus_api (on a port where nothing
-// listens) in front of the fake provider.
-func apiOnlyConfig(t *testing.T, environment, keyVar, upstream string) (dir string) {
+// listens) in front of the fake provider; global lines go to the global
+// options block.
+func apiOnlyConfig(t *testing.T, environment, keyVar, upstream string, global ...string) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	src := fmt.Sprintf(`{
 	admin off
+%s
 }
 http://127.0.0.1:%d {
 	modulus_api {
@@ -322,7 +330,7 @@ http://127.0.0.1:%d {
 		webhooks_url %s
 	}
 }
-`, e2e.FreePort(t), environment, keyVar, upstream, upstream)
+`, strings.Join(global, "\n"), e2e.FreePort(t), environment, keyVar, upstream, upstream)
 	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +399,8 @@ func TestPreflightTestPayment(t *testing.T) {
 	env := preflightEnvList()
 	t.Run("engine", func(t *testing.T) {
 		fake := fakemodulus.New(t, fakemodulus.Options{SecretKey: preflightEnv["PF_TEST_SECRET_KEY"], EncryptionKey: []byte(preflightEnv["PF_ENCRYPTION_KEY"])})
-		dir := apiOnlyConfig(t, "sandbox", "PF_TEST_SECRET_KEY", fake.URL)
+		ledgerPath := filepath.Join(t.TempDir(), "ledger.db")
+		dir := apiOnlyConfig(t, "sandbox", "PF_TEST_SECRET_KEY", fake.URL, "	modulus {", "		ledger file://"+ledgerPath, "	}")
 		run := runPreflightBinary(t, dir, env, "--config", "Caddyfile", "--test-payment", "1.00", "--json")
 		rep := run.report(t)
 		p := rep.TestPayment
@@ -404,6 +413,22 @@ func TestPreflightTestPayment(t *testing.T) {
 		}
 		if !strings.HasSuffix(p.StatusCommand, "/v1/pay/qr/"+p.ID) || !rep.Live {
 			t.Errorf("status command %q, live %v", p.StatusCommand, rep.Live)
+		}
+		// The QR is in the ledger file, which the gateway reads once it runs.
+		if c := rep.Find("live.test_payment"); len(c) != 1 || !strings.Contains(c[0].Reason, "recorded in the ledger") {
+			t.Errorf("live.test_payment: %+v", c)
+		}
+		st, err := store.OpenFileLedger(ledgerPath, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		l, err := ledger.New(ledger.Config{Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tx, err := l.Transaction(context.Background(), p.ID); err != nil || tx.Status != ledger.StatusPending || tx.AmountText != "1.00" {
+			t.Errorf("the ledger has %+v, %v", tx, err)
 		}
 		b, err := os.ReadFile(p.QRImage)
 		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {

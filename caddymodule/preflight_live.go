@@ -31,8 +31,12 @@ const liveTimeout = 30 * time.Second
 // retries (a rejected key is never tried twice: the provider locks
 // accounts after repeated failures). It is the gateway's code, so the
 // calls are the gateway's calls.
-func (a *pfAPI) engine() (*outbound.Handler, func(), error) {
+func (a *pfAPI) engine() (*outbound.Handler, func(), error) { return a.engineWith(nil) }
+
+// engineWith is engine recording created QRs in l (nil: nowhere).
+func (a *pfAPI) engineWith(l outbound.Ledger) (*outbound.Handler, func(), error) {
 	cfg := a.cfg
+	cfg.Ledger = l
 	mem := store.NewMemory(nil)
 	shared, err := outbound.NewShared(outbound.SharedOptions{
 		Budget: mem, BudgetKey: outbound.BudgetKey(cfg.Environment.Name, outbound.AccountID(cfg.SecretKey.Reveal())),

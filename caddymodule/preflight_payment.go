@@ -14,9 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/qrphgate/qrphgate/ledger"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/preflight"
+	"github.com/qrphgate/qrphgate/proxy/outbound"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // testPayment is --test-payment: one QR of the amount, created through
@@ -50,7 +54,7 @@ func (run *pfRun) testPayment(ctx context.Context) {
 		"merchantReferenceNumber": "PREFLIGHT-" + run.o.Now().UTC().Format("20060102-150405"),
 	})
 	base := api.site.baseURL()
-	status, answer, via, err := run.createTestQR(ctx, api, base, body)
+	status, answer, via, note, err := run.createTestQR(ctx, api, base, body)
 	if err != nil {
 		run.r.Add("live.test_payment", api.subject, preflight.Failure("creating the test QR through "+base+": "+err.Error(),
 			"check that the gateway at "+base+" is this config's"))
@@ -76,17 +80,58 @@ func (run *pfRun) testPayment(ctx context.Context) {
 	p.QRImage = run.writeQRImage(qr.ID, qr.QRBody)
 	run.r.TestPayment = p
 	run.r.Add("live.test_payment", api.subject, preflight.Pass(fmt.Sprintf(
-		"created QR %s for %s %s (reference %s) through %s", qr.ID, qr.Currency, qr.Amount, qr.Reference, p.Through())))
+		"created QR %s for %s %s (reference %s) through %s%s", qr.ID, qr.Currency, qr.Amount, qr.Reference, p.Through(), note)))
+}
+
+// openLedger opens the config's payments ledger for preflight's own
+// engine, so that a QR it creates is in the ledger the gateway reads once
+// it runs: a file or Redis ledger. A memory ledger lives in the gateway's
+// process: there is none to open. note says which, for the check's reason.
+func (run *pfRun) openLedger(ctx context.Context) (l outbound.Ledger, closeLedger func(), note string) {
+	closeLedger = func() {}
+	spec := run.cfg.ledger
+	if spec == "" || checkLedgerSpec(spec) != nil {
+		return nil, closeLedger, "; the ledger is in memory, in the gateway's process: it learns of this QR only from its result webhook"
+	}
+	var (
+		st      store.Ledger
+		release func() error
+		err     error
+	)
+	if rest, ok := strings.CutPrefix(spec, "file://"); ok {
+		st, err = store.OpenFileLedger(run.repl.ReplaceKnown(rest, ""), time.Second)
+	} else {
+		var r *store.Redis
+		if r, release, err = acquireRedis(ctx, resolveRedisURL(run.repl, spec)); err == nil {
+			st = store.NewRedisLedger(r)
+		}
+	}
+	if err != nil {
+		return nil, closeLedger, "; not recorded in the ledger (" + err.Error() + ")"
+	}
+	engine, err := ledger.New(ledger.Config{Store: st, Logger: nopLogger})
+	closeLedger = func() {
+		_ = st.Close()
+		if release != nil {
+			_ = release()
+		}
+	}
+	if err != nil {
+		return nil, closeLedger, "; not recorded in the ledger (" + err.Error() + ")"
+	}
+	return outboundLedger{engine}, closeLedger, "; recorded in the ledger"
 }
 
 // createTestQR sends the create-QR call to the running gateway at base,
-// or, when nothing listens there, through preflight's own engine.
-func (run *pfRun) createTestQR(ctx context.Context, api *pfAPI, base string, body []byte) (int, []byte, string, error) {
+// or, when nothing listens there, through preflight's own engine; it
+// returns the answer, who sent it, and (for preflight's engine) whether
+// the ledger recorded it.
+func (run *pfRun) createTestQR(ctx context.Context, api *pfAPI, base string, body []byte) (status int, answer []byte, via, note string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, liveTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/pay/qr", bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, "", err
+		return 0, nil, "", "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
@@ -94,20 +139,22 @@ func (run *pfRun) createTestQR(ctx context.Context, api *pfAPI, base string, bod
 	case err == nil:
 		defer resp.Body.Close()
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-		return resp.StatusCode, b, "gateway", err
+		return resp.StatusCode, b, "gateway", "", err
 	case !errors.Is(err, syscall.ECONNREFUSED):
-		return 0, nil, "", err
+		return 0, nil, "", "", err
 	}
-	eng, closeEngine, err := api.engine()
+	l, closeLedger, note := run.openLedger(ctx)
+	defer closeLedger()
+	eng, closeEngine, err := api.engineWith(l)
 	if err != nil {
-		return 0, nil, "", err
+		return 0, nil, "", "", err
 	}
 	defer closeEngine()
 	rec := httptest.NewRecorder()
 	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/pay/qr", bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	eng.ServeHTTP(rec, r)
-	return rec.Code, rec.Body.Bytes(), "preflight", nil
+	return rec.Code, rec.Body.Bytes(), "preflight", note, nil
 }
 
 // writeQRImage writes the QR's PNG (qrBody, base64) for a banking app to

@@ -14,6 +14,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/preflight"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // Obviously fake credentials for the preflight tests; the testdata configs
@@ -101,19 +102,24 @@ func TestPreflightJSONGolden(t *testing.T) {
 	}
 }
 
-// The offline checks neither open the spool nor bind the sites' ports:
-// a spool another process holds (bbolt locks it) and a port in use do not
-// get in the way, and the spool file is left as it was.
+// The offline checks neither open the spool, the ledger file nor bind the
+// sites' ports: a spool and a ledger another process holds (bbolt locks
+// them) and a port in use do not get in the way, and the spool file is
+// left as it was.
 func TestPreflightOpensNothing(t *testing.T) {
-	dir := t.TempDir()
-	setPreflightEnv(t, dir)
-	spool := filepath.Join(dir, "spool", "webhooks.spool")
-	w, key, err := acquireWebhookWorker(spool, nopLogger, nil) // holds the file's lock
+	ledgerPath := filepath.Join(t.TempDir(), "ledger.db")
+	config := productionVariant(t, "	admin localhost:2999\n", "	admin localhost:2999\n	modulus {\n		ledger file://"+ledgerPath+"\n	}\n")
+	spool := filepath.Join(filepath.Dir(config), "spool", "webhooks.spool")
+	_, key, err := acquireWebhookWorker(spool, nopLogger, nil) // holds the file's lock
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = webhookWorkers.Delete(key) })
-	_ = w
+	held, err := store.OpenFileLedger(ledgerPath, 0) // so does a running gateway
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = held.Close() })
 	// The modulus_api site's port, taken (by this test or by whatever
 	// else holds it).
 	if l, err := net.Listen("tcp", "127.0.0.1:2090"); err == nil {
@@ -124,14 +130,17 @@ func TestPreflightOpensNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	r := runPreflight(context.Background(), fixedMachine(preflightOptions{Config: filepath.Join("testdata", "preflight", "production.caddyfile")}))
+	r := runPreflight(context.Background(), fixedMachine(preflightOptions{Config: config}))
 	if !r.Passed {
 		var b bytes.Buffer
 		_ = r.WriteText(&b)
-		t.Fatalf("preflight failed with the spool held:\n%s", b.String())
+		t.Fatalf("preflight failed with the spool and the ledger held:\n%s", b.String())
+	}
+	if c := r.Find("ledger.store"); len(c) != 1 || c[0].Status != preflight.OK || !strings.Contains(c[0].Reason, "ledger directory") {
+		t.Errorf("ledger.store: %+v", c)
 	}
 	if d := time.Since(start); d > 4*time.Second {
-		t.Errorf("preflight took %v: did it wait for the spool's lock?", d)
+		t.Errorf("preflight took %v: did it wait for a lock?", d)
 	}
 	after, _ := os.Stat(spool)
 	if !after.ModTime().Equal(before.ModTime()) || after.Size() != before.Size() {
