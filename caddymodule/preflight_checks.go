@@ -156,10 +156,17 @@ func (run *pfRun) checkProvision() {
 			found = append(found, preflight.Failure("modulus_sandbox "+s.site().String()+": "+err.Error(), fix))
 		}
 	}
+	settings := map[string]string{}
 	for _, w := range run.webhooks {
 		if w.err != nil {
 			found = append(found, preflight.Failure(w.subject+": "+w.err.Error(), fix))
+			continue
 		}
+		if fp, ok := settings[w.spool]; ok && fp != w.fingerprint {
+			found = append(found, preflight.Failure(w.subject+": spool "+redactSpool(w.spool)+
+				" is used by two modulus_webhook handlers with different delivery settings", "give each its own spool"))
+		}
+		settings[w.spool] = w.fingerprint
 	}
 	n := len(run.cfg.handlers)
 	if n == 0 {

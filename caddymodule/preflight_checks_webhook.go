@@ -24,6 +24,9 @@ type pfWebhook struct {
 	production bool
 	// err is the first error of the handler's start-up checks.
 	err error
+	// spool and fingerprint are the spool and the delivery settings (two
+	// handlers of a config may share a spool only with the same settings).
+	spool, fingerprint string
 }
 
 // resolveWebhook decodes a modulus_webhook and runs its start-up checks,
@@ -46,8 +49,8 @@ func (run *pfRun) resolveWebhook(h *pfHandler) *pfWebhook {
 		func() error { _, err := m.keyring(run.repl); return err },
 		func() error { _, err := m.allowlist(run.repl); return err },
 		func() error { _, err := m.activationCodes(run.repl); return err },
-		func() error { _, _, err := m.deliveryConfig(run.repl); return err },
-		func() error { _, err := m.spoolSpec(run.repl); return err },
+		func() (err error) { _, w.fingerprint, err = m.deliveryConfig(run.repl); return err },
+		func() (err error) { w.spool, err = m.spoolSpec(run.repl); return err },
 	}
 	for _, step := range steps {
 		if w.err = step(); w.err != nil {
