@@ -41,7 +41,8 @@ func runPreflightBinary(t *testing.T, dir string, env []string, args ...string) 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e2e.Binary(t), append([]string{"modulus", "preflight"}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
+	// TMPDIR: the test payment's QR image goes to the test's directory.
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir, "TMPDIR="+dir)
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -431,10 +432,9 @@ func TestPreflightTestPayment(t *testing.T) {
 			t.Errorf("the ledger has %+v, %v", tx, err)
 		}
 		b, err := os.ReadFile(p.QRImage)
-		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) || filepath.Dir(p.QRImage) != dir {
 			t.Errorf("QR image %q: %v", p.QRImage, err)
 		}
-		_ = os.Remove(p.QRImage)
 	})
 	t.Run("over the production limit", func(t *testing.T) {
 		fake := fakemodulus.New(t, fakemodulus.Options{SecretKey: preflightEnv["PF_LIVE_SECRET_KEY"], EncryptionKey: []byte(preflightEnv["PF_ENCRYPTION_KEY"])})
