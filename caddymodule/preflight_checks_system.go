@@ -72,7 +72,7 @@ func (run *pfRun) checkProcess() {
 		run.r.Add("ops.health", "", preflight.Pass("a modulus_health handler answers health checks"))
 	} else {
 		run.r.Add("ops.health", "", preflight.Warning("no modulus_health handler: load balancers and orchestrators cannot tell whether qrphgate works",
-			"serve modulus_health where your health checks look (docs/operations.md)"))
+			"serve modulus_health on the operators' site, e.g. handle /readyz { modulus_health }, and point the readiness probe at it (docs/operations.md)"))
 	}
 	run.r.Add("system.clock", "", preflight.ClockVerdict(run.o.SystemClock()))
 }

@@ -110,11 +110,11 @@ func TestPreflightOpensNothing(t *testing.T) {
 	ledgerPath := filepath.Join(t.TempDir(), "ledger.db")
 	config := productionVariant(t, "	admin localhost:2999\n", "	admin localhost:2999\n	modulus {\n		ledger file://"+ledgerPath+"\n	}\n")
 	spool := filepath.Join(filepath.Dir(config), "spool", "webhooks.spool")
-	_, key, err := acquireWebhookWorker(spool, nopLogger, nil) // holds the file's lock
+	heldSpool, err := store.OpenBolt(spool, store.BoltOptions{}) // holds the file's lock, as a running gateway does
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = webhookWorkers.Delete(key) })
+	t.Cleanup(func() { _ = heldSpool.Close() })
 	held, err := store.OpenFileLedger(ledgerPath, 0) // so does a running gateway
 	if err != nil {
 		t.Fatal(err)
