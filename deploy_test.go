@@ -279,7 +279,7 @@ func TestCaddyfileExample(t *testing.T) {
 	}
 	// The offline preflight the Dockerfile and Compose show passes on it.
 	if out, err := e2e.Run(t, dir, "modulus", "preflight", "--config", abs, "--adapter", "caddyfile"); err != nil ||
-		!strings.Contains(out, " 0 fail.") || !strings.Contains(out, "ok    webhook.spool") {
+		!strings.Contains(out, " 0 fail.") || !strings.Contains(out, "  webhook.spool ") || !strings.Contains(out, "ok    ops.health ") {
 		t.Fatalf("preflight: %v\n%s", err, out)
 	}
 	// Without the allowlist the example must refuse to start, not allow all.
