@@ -118,7 +118,9 @@ func TestLedgerFileIsNotTheStoreFile(t *testing.T) {
 // GET /modulus/transactions: JSON pages with a cursor, filters, CSV, and
 // clear refusals.
 func TestAdminTransactions(t *testing.T) {
-	a := provisionApp(t, `{}`)
+	// A grace longer than the QRs' age: the expiry job that Start runs
+	// must not turn the pending ones expired under the listing.
+	a := provisionApp(t, `{"expiry_grace":"48h"}`)
 	defer a.Cleanup()
 	if err := a.Start(); err != nil {
 		t.Fatal(err)

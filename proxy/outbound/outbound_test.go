@@ -233,7 +233,10 @@ func TestUpstreamStatusMapping(t *testing.T) {
 			if tc.status == 429 && rec.Header().Get("Retry-After") != "30" {
 				t.Fatalf("Retry-After %q", rec.Header().Get("Retry-After"))
 			}
-			if n := len(h.fake.Calls()); n != 1 {
+			// No retry: one call. A call cut off by the 200 ms timeout
+			// may, on a loaded machine, not have reached the provider's
+			// handler yet; it never counts twice.
+			if n := len(h.fake.Calls()); n != 1 && !(tc.status == http.StatusGatewayTimeout && n == 0) {
 				t.Fatalf("%d provider calls, want 1 (no retry)", n)
 			}
 		})
