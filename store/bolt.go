@@ -15,9 +15,10 @@ import (
 
 // Buckets of the spool file.
 var (
-	bucketPending = []byte("pending") // event id -> record
-	bucketDead    = []byte("dead")    // event id -> record
-	bucketSeen    = []byte("seen")    // dedupe key -> expiry (Unix ns, big endian)
+	bucketPending   = []byte("pending")   // event id -> record
+	bucketDead      = []byte("dead")      // event id -> record
+	bucketDelivered = []byte("delivered") // event id -> record (the history)
+	bucketSeen      = []byte("seen")      // dedupe key -> expiry (Unix ns, big endian)
 )
 
 // BoltOptions tune OpenBolt; the zero value is the production setting.
@@ -33,6 +34,9 @@ type BoltOptions struct {
 	// SweepEvery is how often expired de-duplication keys are dropped from
 	// the file; 10m when zero, never when negative.
 	SweepEvery time.Duration
+	// AtRest seals the events' payment part when it holds a Sealer; nil
+	// or empty: records are written plain.
+	AtRest *AtRest
 }
 
 // BoltSpool is the file spool: a Spool (and a Dedupe) in one bbolt file.
@@ -43,14 +47,16 @@ type BoltOptions struct {
 // are indexed in memory (ids and due times only), so claiming needs no disk
 // scan.
 type BoltSpool struct {
-	db   *bolt.DB
-	path string
-	now  func() time.Time
-	c    *boltCommitter
+	db     *bolt.DB
+	path   string
+	now    func() time.Time
+	c      *boltCommitter
+	atRest *AtRest
 
-	mu       sync.Mutex // guards index, dead and reserved
-	index    *pendingIndex
-	dead     int
+	mu        sync.Mutex // guards index, dead, delivered and reserved
+	index     *pendingIndex
+	dead      int
+	delivered int
 	reserved map[string]time.Time // Dedupe.Add reservations not yet made durable by a Put
 
 	stop  chan struct{} // stops the sweeper
@@ -78,7 +84,7 @@ func OpenBolt(path string, o BoltOptions) (*BoltSpool, error) {
 		return nil, err
 	}
 	s := &BoltSpool{
-		db: db, path: path, now: o.Clock.Now,
+		db: db, path: path, now: o.Clock.Now, atRest: o.AtRest,
 		index:    newPendingIndex(),
 		reserved: make(map[string]time.Time),
 		stop:     make(chan struct{}),
@@ -95,7 +101,7 @@ func OpenBolt(path string, o BoltOptions) (*BoltSpool, error) {
 
 func (s *BoltSpool) load() error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketPending, bucketDead, bucketSeen} {
+		for _, b := range [][]byte{bucketPending, bucketDead, bucketDelivered, bucketSeen} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -107,7 +113,7 @@ func (s *BoltSpool) load() error {
 	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
-			ev, err := decodeEvent(v)
+			ev, err := decodeEvent(v, nil, false)
 			if err != nil {
 				return fmt.Errorf("pending event %q: %w", k, err)
 			}
@@ -118,12 +124,16 @@ func (s *BoltSpool) load() error {
 			return err
 		}
 		s.dead = tx.Bucket(bucketDead).Stats().KeyN
+		s.delivered = tx.Bucket(bucketDelivered).Stats().KeyN
 		return nil
 	})
 }
 
 // Path is the spool file's path.
 func (s *BoltSpool) Path() string { return s.path }
+
+// sealer is the at-rest Sealer in use (nil: plain).
+func (s *BoltSpool) sealer() *Sealer { return s.atRest.Sealer() }
 
 // CommitStats reports how many commits (each one fsync) carried how many
 // writes since the spool was opened: writes/commits is the group-commit
@@ -152,14 +162,14 @@ func (s *BoltSpool) Put(ctx context.Context, ev SpoolEvent) error {
 		return errors.New("spool: dedupe key longer than 1024 bytes")
 	}
 	ev.DeadAt = time.Time{}
-	rec, id := encodeEvent(&ev), []byte(ev.ID)
+	rec, id := encodeEvent(&ev, s.sealer()), []byte(ev.ID)
 	var seen []byte
 	if ev.DedupeKey != "" {
 		seen = binary.BigEndian.AppendUint64(nil, uint64(unixNano(ev.DedupeUntil)))
 	}
 	err := s.write(func(tx *bolt.Tx) error {
 		p := tx.Bucket(bucketPending)
-		if p.Get(id) != nil || tx.Bucket(bucketDead).Get(id) != nil {
+		if p.Get(id) != nil || tx.Bucket(bucketDead).Get(id) != nil || tx.Bucket(bucketDelivered).Get(id) != nil {
 			return ErrExists
 		}
 		if err := p.Put(id, rec); err != nil {
@@ -194,6 +204,7 @@ func (s *BoltSpool) Claim(_ context.Context, now time.Time, lease time.Duration,
 		return nil, nil
 	}
 	evs := make([]SpoolEvent, 0, len(ids))
+	sl := s.sealer()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		p := tx.Bucket(bucketPending)
 		for _, id := range ids {
@@ -201,7 +212,7 @@ func (s *BoltSpool) Claim(_ context.Context, now time.Time, lease time.Duration,
 			if v == nil {
 				continue // finished by its owner between the index and the read
 			}
-			ev, err := decodeEvent(v)
+			ev, err := decodeEvent(v, sl, true)
 			if err != nil {
 				return fmt.Errorf("pending event %q: %w", id, err)
 			}
@@ -239,21 +250,24 @@ func (s *BoltSpool) Complete(_ context.Context, id string) error {
 	return nil
 }
 
-// update rewrites a pending event's record with change applied.
+// update rewrites a pending event's record with change applied. The
+// payment part is not decrypted: it is kept as stored (or sealed, if it
+// was stored plain and a Sealer is in use).
 func (s *BoltSpool) update(id string, change func(ev *SpoolEvent)) error {
 	key := []byte(id)
+	sl := s.sealer()
 	return s.write(func(tx *bolt.Tx) error {
 		p := tx.Bucket(bucketPending)
 		v := p.Get(key)
 		if v == nil {
 			return ErrNotFound
 		}
-		ev, err := decodeEvent(v)
+		ev, err := decodeEvent(v, sl, false)
 		if err != nil {
 			return fmt.Errorf("pending event %q: %w", id, err)
 		}
 		change(&ev)
-		return p.Put(key, encodeEvent(&ev))
+		return p.Put(key, encodeEvent(&ev, sl))
 	})
 }
 
@@ -271,34 +285,42 @@ func (s *BoltSpool) Retry(_ context.Context, id string, attempts int, next time.
 	return err
 }
 
-// move takes the record id out of bucket from, applies change and stores
-// it in bucket to.
-func (s *BoltSpool) move(id string, from, to []byte, change func(ev *SpoolEvent)) (SpoolEvent, error) {
+// move takes the record id out of the first bucket of from that holds
+// it, applies change and stores it in bucket to; it returns the event
+// (its payment part opened when open is set) and the bucket it came from.
+func (s *BoltSpool) move(id string, from [][]byte, to []byte, open bool, change func(ev *SpoolEvent)) (SpoolEvent, []byte, error) {
 	key := []byte(id)
-	var moved SpoolEvent
+	sl := s.sealer()
+	var (
+		moved SpoolEvent
+		came  []byte
+	)
 	err := s.write(func(tx *bolt.Tx) error {
-		src := tx.Bucket(from)
-		v := src.Get(key)
-		if v == nil {
-			return ErrNotFound
+		for _, b := range from {
+			src := tx.Bucket(b)
+			v := src.Get(key)
+			if v == nil {
+				continue
+			}
+			ev, err := decodeEvent(v, sl, open)
+			if err != nil {
+				return fmt.Errorf("event %q: %w", id, err)
+			}
+			change(&ev)
+			if err := tx.Bucket(to).Put(key, encodeEvent(&ev, sl)); err != nil {
+				return err
+			}
+			moved, came = ev, b
+			return src.Delete(key)
 		}
-		ev, err := decodeEvent(v)
-		if err != nil {
-			return fmt.Errorf("event %q: %w", id, err)
-		}
-		change(&ev)
-		if err := tx.Bucket(to).Put(key, encodeEvent(&ev)); err != nil {
-			return err
-		}
-		moved = ev
-		return src.Delete(key)
+		return ErrNotFound
 	})
-	return moved, err
+	return moved, came, err
 }
 
 // Bury implements Spool.
 func (s *BoltSpool) Bury(_ context.Context, id string, attempts int, at time.Time, lastErr string) error {
-	_, err := s.move(id, bucketPending, bucketDead, func(ev *SpoolEvent) {
+	_, _, err := s.move(id, [][]byte{bucketPending}, bucketDead, false, func(ev *SpoolEvent) {
 		ev.Attempts, ev.DeadAt, ev.LastError = attempts, at, lastErr
 	})
 	if err != nil {
@@ -314,10 +336,11 @@ func (s *BoltSpool) Bury(_ context.Context, id string, attempts int, at time.Tim
 // DeadLetters implements Spool.
 func (s *BoltSpool) DeadLetters(_ context.Context, max int) ([]SpoolEvent, error) {
 	var out []SpoolEvent
+	sl := s.sealer()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDead).Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-			ev, err := decodeEvent(v)
+			ev, err := decodeEvent(v, sl, true)
 			if err != nil {
 				return fmt.Errorf("dead letter %q: %w", k, err)
 			}
@@ -330,24 +353,43 @@ func (s *BoltSpool) DeadLetters(_ context.Context, max int) ([]SpoolEvent, error
 
 // Replay implements Spool.
 func (s *BoltSpool) Replay(_ context.Context, id string, now time.Time) (SpoolEvent, error) {
-	ev, err := s.move(id, bucketDead, bucketPending, func(ev *SpoolEvent) {
-		ev.DeadAt, ev.RetryFrom, ev.NextAttempt = time.Time{}, now, now
+	ev, came, err := s.move(id, [][]byte{bucketDead, bucketDelivered}, bucketPending, true, func(ev *SpoolEvent) {
+		ev.DeadAt, ev.DeliveredAt, ev.RetryFrom, ev.NextAttempt = time.Time{}, time.Time{}, now, now
 	})
 	if err != nil {
 		return SpoolEvent{}, err
 	}
 	s.mu.Lock()
 	s.index.add(id, now, ev.Received)
-	s.dead--
+	if string(came) == string(bucketDead) {
+		s.dead--
+	} else {
+		s.delivered--
+	}
 	s.mu.Unlock()
 	return ev, nil
+}
+
+// Archive implements Spool.
+func (s *BoltSpool) Archive(_ context.Context, id string, at time.Time) error {
+	_, _, err := s.move(id, [][]byte{bucketPending}, bucketDelivered, false, func(ev *SpoolEvent) {
+		ev.DeliveredAt = at
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.index.remove(id)
+	s.delivered++
+	s.mu.Unlock()
+	return nil
 }
 
 // Stats implements Spool.
 func (s *BoltSpool) Stats(context.Context) (SpoolStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return SpoolStats{Pending: len(s.index.items), OldestPending: s.index.oldest(), DeadLetters: s.dead}, nil
+	return SpoolStats{Pending: len(s.index.items), OldestPending: s.index.oldest(), DeadLetters: s.dead, Delivered: s.delivered}, nil
 }
 
 // Close implements Spool: it waits for queued writes, then closes the file.

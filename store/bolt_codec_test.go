@@ -14,25 +14,25 @@ func TestSpoolRecordVersions(t *testing.T) {
 	ev := SpoolEvent{ID: "evt_1", Action: "QRPH_SUCCESS", Reference: "ORDER-1", Body: []byte(`{"a":1}`),
 		Received: now, RetryFrom: now, NextAttempt: now, Attempts: 2}
 	// Version 1 is version 2 without the two trailing empty strings.
-	v2 := encodeEvent(&ev)
+	v2 := encodeEvent(&ev, nil)
 	if v2[0] != 2 || !bytes.HasSuffix(v2, []byte{0, 0}) {
 		t.Fatalf("version 2 record % x", v2)
 	}
 	v1 := append([]byte{1}, v2[1:len(v2)-2]...)
-	got, err := decodeEvent(v1)
+	got, err := decodeEvent(v1, nil, true)
 	if err != nil || got.ID != ev.ID || string(got.Body) != string(ev.Body) || got.Attempts != 2 || got.Source != "" {
 		t.Fatalf("version 1: %+v %v", got, err)
 	}
 	ev.Source, ev.Reconciliation = "qrphgate", "amount_mismatch"
-	got, err = decodeEvent(encodeEvent(&ev))
+	got, err = decodeEvent(encodeEvent(&ev, nil), nil, true)
 	if err != nil || got.Source != "qrphgate" || got.Reconciliation != "amount_mismatch" || string(got.Body) != string(ev.Body) {
 		t.Fatalf("version 2: %+v %v", got, err)
 	}
-	if _, err := decodeEvent(append([]byte{3}, v2[1:]...)); err == nil {
+	if _, err := decodeEvent(append([]byte{9}, v2[1:]...), nil, true); err == nil {
 		t.Fatal("an unknown version was read")
 	}
 	// A version 1 record with the version 2 fields is refused (trailing bytes).
-	if _, err := decodeEvent(append([]byte{1}, v2[1:]...)); err == nil {
+	if _, err := decodeEvent(append([]byte{1}, v2[1:]...), nil, true); err == nil {
 		t.Fatal("a version 1 record with trailing bytes was read")
 	}
 }

@@ -20,20 +20,21 @@ func openBoltFile(path, what string, lockTimeout time.Duration) (*bolt.DB, error
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s directory: %w", what, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	opts := &bolt.Options{
 		Timeout: lockTimeout,
 		// The freelist is rebuilt on open instead of written on every
 		// commit: fewer pages per fsync.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
-	})
+	}
+	db, err := bolt.Open(path, 0o600, opts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s %s is locked by another process (waited %v)", what, path, lockTimeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s %s: %w", what, path, err)
 	}
-	return db, nil
+	return compactIfMarked(db, path, what, opts)
 }
 
 // boltCommitter is group commit for a bbolt file: every write is fsynced

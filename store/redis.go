@@ -32,6 +32,7 @@ type Redis struct {
 	c       redis.UniversalClient // *redis.Client (single, Sentinel) or *redis.ClusterClient
 	target  RedisTarget
 	keys    redisKeys
+	atRest  *AtRest
 	reserve time.Duration
 	name    string
 	health  *health
@@ -65,6 +66,10 @@ type RedisOptions struct {
 	// OnStateChange is called on every transition with the store's Name
 	// (up true: reachable again), after it is logged.
 	OnStateChange func(name string, up bool)
+	// AtRest seals the payment data the store, and the spools and ledger
+	// on it, write (idempotent answers, webhook payloads, ledger entries)
+	// when it holds a Sealer; nil or empty: plain.
+	AtRest *AtRest
 	// RootCAs, for a TLS URL (rediss://, rediss-cluster://,
 	// rediss-sentinel:// or ?tls=true), are the certificate authorities
 	// the servers' certificates are verified against (a private CA); nil
@@ -107,7 +112,7 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 		o.Logger = zap.NewNop()
 	}
 	r := &Redis{
-		c: t.newClient(o), target: t, keys: keys, reserve: orDefault(o.Reservation, time.Minute),
+		c: t.newClient(o), target: t, keys: keys, atRest: o.AtRest, reserve: orDefault(o.Reservation, time.Minute),
 		name: t.String(), stop: make(chan struct{}), watched: make(chan struct{}),
 	}
 	r.health = newHealth(r.name, o.Logger, o.OnStateChange)

@@ -30,9 +30,22 @@ import (
 //	              event's score is the end of its lease)
 //	recv          sorted set: pending event ids by receipt time (µs)
 //	dead          sorted set: dead-letter ids (score 0: listed in id order)
-//	ev:<id>       hash: the event's fields, its state (p or d) and owner
+//	deadt         sorted set: dead-letter ids by dead time (µs), for Purge
+//	done          sorted set: delivered ids kept in the history, by
+//	              delivery time (µs)
+//	hist          sorted set: every event's id (score 0: in id order),
+//	              whatever its state, for Events
+//	histv         string: set once hist and deadt hold the events an
+//	              earlier release stored (see upgradeHistory)
+//	ev:<id>       hash: the event's fields, its state (p pending, v
+//	              delivered, d dead) and owner
 //	claims:<o>    set: the ids replica o has claimed
 //	owners        sorted set: replica ids by last heartbeat (server ms)
+//
+// With at-rest encryption the hash holds the payment part sealed in one
+// field (seal) and the reference's blind index (refx) instead of ref,
+// code and body (see spool_seal.go); the other fields stay readable, so
+// the scripts schedule, list and dead-letter an event they cannot decrypt.
 //
 // The de-duplication marks are the Redis store's own keys on one server
 // (redisKeys), so `store` and `spool` on one server agree, and the
@@ -124,9 +137,16 @@ func NewRedisSpool(ctx context.Context, r *Redis, o RedisSpoolOptions) (*RedisSp
 		held: make(map[string]struct{}),
 	}
 	r.checkDurability(ctx, s.log)
+	if err := s.upgradeHistory(ctx); err != nil {
+		// The history lists what it can; pending events are unaffected.
+		s.log.Warn("could not add the events of an earlier release to the spool's history index", zap.Error(err))
+	}
 	go s.beat()
 	return s, nil
 }
+
+// sealer is the at-rest Sealer in use (nil: plain).
+func (s *RedisSpool) sealer() *Sealer { return s.r.atRest.Sealer() }
 
 // Name is the spool's name on its server.
 func (s *RedisSpool) Name() string { return s.name }
@@ -146,7 +166,7 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func nanos(t time.Time) string { return strconv.FormatInt(unixNano(t), 10) }
 
-// redisPutScript stores an event (and, with KEYS[4], its de-duplication
+// redisPutScript stores an event (and, with KEYS[5], its de-duplication
 // mark). ARGV[5] names the Put call: run again (a Cluster client's retry),
 // the script finds its own event and succeeds rather than report it as an
 // existing one.
@@ -158,8 +178,9 @@ end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-if KEYS[4] and tonumber(ARGV[4]) > 0 then
-  redis.call('SET', KEYS[4], 's', 'PX', ARGV[4])
+redis.call('ZADD', KEYS[4], 0, ARGV[3])
+if KEYS[5] and tonumber(ARGV[4]) > 0 then
+  redis.call('SET', KEYS[5], 's', 'PX', ARGV[4])
 end
 return 1
 `)
@@ -191,18 +212,23 @@ func (s *RedisSpool) checkPut(ctx context.Context, ev SpoolEvent) error {
 // de-duplication mark. The event is due (claimable) at due, normally its
 // NextAttempt.
 func (s *RedisSpool) putArgs(ev SpoolEvent, withMark bool, due time.Time) ([]string, []any) {
-	keys := []string{s.evKey(ev.ID), s.p + "due", s.p + "recv"}
+	keys := []string{s.evKey(ev.ID), s.p + "due", s.p + "recv", s.p + "hist"}
 	var ttl int64
 	if ev.DedupeKey != "" && withMark {
 		keys = append(keys, s.markKey(ev.DedupeKey))
 		ttl = ev.DedupeUntil.Sub(ev.Received).Milliseconds()
 	}
 	args := []any{micros(due), micros(ev.Received), ev.ID, ttl, callID(),
-		"state", "p", "id", ev.ID, "action", ev.Action, "ref", ev.Reference, "code", ev.ActivationCode,
-		"body", ev.Body, "recv", nanos(ev.Received), "recvus", micros(ev.Received), "from", nanos(ev.RetryFrom),
+		"state", "p", "id", ev.ID, "action", ev.Action}
+	if sealed, refBlind := sealPayment(s.sealer(), &ev); sealed != nil {
+		args = append(args, "seal", sealed, "refx", refBlind)
+	} else {
+		args = append(args, "ref", ev.Reference, "code", ev.ActivationCode, "body", ev.Body)
+	}
+	args = append(args, "recv", nanos(ev.Received), "recvus", micros(ev.Received), "from", nanos(ev.RetryFrom),
 		"attempts", ev.Attempts, "next", nanos(ev.NextAttempt), "nextus", micros(ev.NextAttempt),
 		"lasterr", ev.LastError, "dead", "0", "dkey", ev.DedupeKey, "duntil", nanos(ev.DedupeUntil), "owner", "",
-		"src", ev.Source, "recon", ev.Reconciliation}
+		"src", ev.Source, "recon", ev.Reconciliation)
 	args = append(args, "ptok", args[4])
 	return keys, args
 }
@@ -255,7 +281,7 @@ func (s *RedisSpool) Claim(ctx context.Context, now time.Time, lease time.Durati
 		}
 		return nil, unavailable("spool claim", err)
 	}
-	evs, err := decodeRedisEvents(reply)
+	evs, err := decodeRedisEvents(reply, s.sealer(), true)
 	s.unsyncedMu.Lock() // guards held's entries against finish
 	for _, ev := range evs {
 		s.held[ev.ID] = struct{}{}
@@ -291,14 +317,34 @@ release(KEYS[1], ARGV[1], ARGV[2])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
 `)
 
 // Complete implements Spool.
 func (s *RedisSpool) Complete(ctx context.Context, id string) error {
 	return s.finish(ctx, id, func(ctx context.Context) error {
-		n, err := redisCompleteScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv"}, id, s.p+"claims:").Int()
+		n, err := redisCompleteScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv", s.p + "hist"}, id, s.p+"claims:").Int()
 		return s.result("complete", n, err)
+	})
+}
+
+var redisArchiveScript = redis.NewScript(redisRelease + `
+if redis.call('HGET', KEYS[1], 'state') ~= 'p' then return 0 end
+release(KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'v', 'done', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+return 1
+`)
+
+// Archive implements Spool.
+func (s *RedisSpool) Archive(ctx context.Context, id string, at time.Time) error {
+	return s.finish(ctx, id, func(ctx context.Context) error {
+		n, err := redisArchiveScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv", s.p + "done"},
+			id, s.p+"claims:", nanos(at), micros(at)).Int()
+		return s.result("archive", n, err)
 	})
 }
 
@@ -370,14 +416,15 @@ redis.call('HSET', KEYS[1], 'state', 'd', 'attempts', ARGV[3], 'dead', ARGV[4], 
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], 0, ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
 return 1
 `)
 
 // Bury implements Spool.
 func (s *RedisSpool) Bury(ctx context.Context, id string, attempts int, at time.Time, lastErr string) error {
 	return s.finish(ctx, id, func(ctx context.Context) error {
-		n, err := redisBuryScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv", s.p + "dead"},
-			id, s.p+"claims:", attempts, nanos(at), lastErr).Int()
+		n, err := redisBuryScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv", s.p + "dead", s.p + "deadt"},
+			id, s.p+"claims:", attempts, nanos(at), lastErr, micros(at)).Int()
 		return s.result("bury", n, err)
 	})
 }
@@ -408,13 +455,16 @@ func (s *RedisSpool) DeadLetters(ctx context.Context, max int) ([]SpoolEvent, er
 	if err != nil {
 		return nil, unavailable("spool dead letters", err)
 	}
-	return decodeRedisEvents(reply)
+	return decodeRedisEvents(reply, s.sealer(), true)
 }
 
 var redisReplayScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') ~= 'd' then return false end
-redis.call('HSET', KEYS[1], 'state', 'p', 'dead', '0', 'from', ARGV[2], 'next', ARGV[2], 'nextus', ARGV[3], 'owner', '')
+local st = redis.call('HGET', KEYS[1], 'state')
+if st ~= 'd' and st ~= 'v' then return false end
+redis.call('HSET', KEYS[1], 'state', 'p', 'dead', '0', 'done', '0', 'from', ARGV[2], 'next', ARGV[2], 'nextus', ARGV[3], 'owner', '')
 redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'recvus'), ARGV[1])
 return redis.call('HGETALL', KEYS[1])
@@ -422,7 +472,8 @@ return redis.call('HGETALL', KEYS[1])
 
 // Replay implements Spool.
 func (s *RedisSpool) Replay(ctx context.Context, id string, now time.Time) (SpoolEvent, error) {
-	reply, err := redisReplayScript.Run(ctx, s.r.c, []string{s.evKey(id), s.p + "due", s.p + "recv", s.p + "dead"},
+	reply, err := redisReplayScript.Run(ctx, s.r.c,
+		[]string{s.evKey(id), s.p + "due", s.p + "recv", s.p + "dead", s.p + "deadt", s.p + "done"},
 		id, nanos(now), micros(now)).Slice()
 	if errors.Is(err, redis.Nil) {
 		return SpoolEvent{}, ErrNotFound
@@ -430,29 +481,31 @@ func (s *RedisSpool) Replay(ctx context.Context, id string, now time.Time) (Spoo
 	if err != nil {
 		return SpoolEvent{}, unavailable("spool replay", err)
 	}
-	return decodeRedisEvent(reply)
+	return decodeRedisEvent(reply, s.sealer(), true)
 }
 
-// redisStatsScript counts the pending events and dead letters and finds the
-// oldest pending receipt (µs, or false): one command, so that a Cluster
-// client routes (and re-routes) it like any other.
+// redisStatsScript counts the pending events, dead letters and delivered
+// events kept, and finds the oldest pending receipt (µs, or false): one
+// command, so that a Cluster client routes (and re-routes) it like any
+// other.
 var redisStatsScript = redis.NewScript(`
 local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), oldest[2] or false}
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), oldest[2] or false, redis.call('ZCARD', KEYS[4])}
 `)
 
 // Stats implements Spool.
 func (s *RedisSpool) Stats(ctx context.Context) (SpoolStats, error) {
-	reply, err := redisStatsScript.Run(ctx, s.r.c, []string{s.p + "due", s.p + "dead", s.p + "recv"}).Slice()
+	reply, err := redisStatsScript.Run(ctx, s.r.c, []string{s.p + "due", s.p + "dead", s.p + "recv", s.p + "done"}).Slice()
 	if err != nil {
 		return SpoolStats{}, unavailable("spool stats", err)
 	}
-	if len(reply) != 3 {
+	if len(reply) != 4 {
 		return SpoolStats{}, unavailable("spool stats", fmt.Errorf("unexpected reply of %d values", len(reply)))
 	}
 	pending, _ := reply[0].(int64)
 	dead, _ := reply[1].(int64)
-	st := SpoolStats{Pending: int(pending), DeadLetters: int(dead)}
+	delivered, _ := reply[3].(int64)
+	st := SpoolStats{Pending: int(pending), DeadLetters: int(dead), Delivered: int(delivered)}
 	if v, ok := reply[2].(string); ok {
 		us, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -478,8 +531,9 @@ func (s *RedisSpool) Remove(ctx context.Context, key string) error {
 	return s.r.removeMark(ctx, s.markKey(key))
 }
 
-// decodeRedisEvents turns a list of HGETALL replies into events.
-func decodeRedisEvents(reply []any) ([]SpoolEvent, error) {
+// decodeRedisEvents turns a list of HGETALL replies into events, their
+// payment part opened with sl when open is set.
+func decodeRedisEvents(reply []any, sl *Sealer, open bool) ([]SpoolEvent, error) {
 	evs := make([]SpoolEvent, 0, len(reply))
 	for _, r := range reply {
 		fields, ok := r.([]any)
@@ -489,7 +543,7 @@ func decodeRedisEvents(reply []any) ([]SpoolEvent, error) {
 		if len(fields) == 0 {
 			continue // deleted between the index and the read
 		}
-		ev, err := decodeRedisEvent(fields)
+		ev, err := decodeRedisEvent(fields, sl, open)
 		if err != nil {
 			return nil, err
 		}
@@ -499,8 +553,12 @@ func decodeRedisEvents(reply []any) ([]SpoolEvent, error) {
 }
 
 // decodeRedisEvent reads one event hash (field, value, field, value...).
-func decodeRedisEvent(fields []any) (SpoolEvent, error) {
-	var ev SpoolEvent
+func decodeRedisEvent(fields []any, sl *Sealer, open bool) (SpoolEvent, error) {
+	var (
+		ev       SpoolEvent
+		sealed   []byte
+		refBlind string
+	)
 	if len(fields)%2 != 0 {
 		return ev, errCorruptRecord
 	}
@@ -532,6 +590,12 @@ func decodeRedisEvent(fields []any) (SpoolEvent, error) {
 			ev.NextAttempt = fromUnixNano(num(v))
 		case "dead":
 			ev.DeadAt = fromUnixNano(num(v))
+		case "done":
+			ev.DeliveredAt = fromUnixNano(num(v))
+		case "seal":
+			sealed = []byte(v)
+		case "refx":
+			refBlind = v
 		case "duntil":
 			ev.DedupeUntil = fromUnixNano(num(v))
 		case "attempts":
@@ -546,8 +610,15 @@ func decodeRedisEvent(fields []any) (SpoolEvent, error) {
 			ev.Reconciliation = v
 		}
 	}
-	if bad || ev.ID == "" {
+	if bad || ev.ID == "" || (sealed != nil && len(sealed) == 0) {
 		return SpoolEvent{}, errCorruptRecord
+	}
+	if sealed != nil {
+		if open {
+			openPayment(sl, &ev, sealed, refBlind)
+		} else {
+			ev.payment = storedPayment{sealed: sealed, refBlind: refBlind}
+		}
 	}
 	return ev, nil
 }

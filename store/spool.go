@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -56,6 +57,20 @@ type SpoolEvent struct {
 	// Reconciliation lists the payments ledger's flags on the event
 	// (comma-separated, "" for none), delivered as Modulus-Reconciliation.
 	Reconciliation string
+	// DeliveredAt is when the app accepted the event, for an event kept
+	// in the history after delivery (Archive); zero otherwise.
+	DeliveredAt time.Time
+	// Undecryptable, when not empty, says why the event's payment part
+	// (Reference, ActivationCode and Body, sealed at rest) could not be
+	// decrypted: the key that sealed it is not configured, or the record
+	// was altered. Those fields are then empty; such an event must never
+	// be delivered (the Deliverer dead-letters it).
+	Undecryptable string
+
+	// payment is the payment part as stored when it is sealed (see
+	// spool_seal.go), so that a move that does not change it (Retry,
+	// Bury, Replay) keeps it as it is.
+	payment storedPayment
 }
 
 // SpoolStats is a spool's state at a glance, for the status page and metrics.
@@ -67,6 +82,93 @@ type SpoolStats struct {
 	OldestPending time.Time
 	// DeadLetters counts dead-lettered events.
 	DeadLetters int
+	// Delivered counts the delivered events kept in the history.
+	Delivered int
+}
+
+// Event statuses, as the history lists them (EventQuery.Status).
+const (
+	StatusPending   = "pending"
+	StatusDelivered = "delivered"
+	StatusDead      = "dead"
+)
+
+// Status is the event's place in the spool: pending, delivered (kept in
+// the history) or dead.
+func (ev *SpoolEvent) Status() string {
+	switch {
+	case !ev.DeadAt.IsZero():
+		return StatusDead
+	case !ev.DeliveredAt.IsZero():
+		return StatusDelivered
+	}
+	return StatusPending
+}
+
+// EventQuery selects events for Spool.Events. Zero fields do not filter.
+type EventQuery struct {
+	// Status is one of the event statuses, or "" for all.
+	Status string
+	// Reference must match exactly (by its blind index when sealed).
+	Reference string
+	// Since (inclusive) and Until (exclusive) bound Received.
+	Since, Until time.Time
+	// Limit is the page size (at least 1).
+	Limit int
+	// Cursor continues a listing where the page that returned it ended:
+	// the id of the last event it examined.
+	Cursor string
+}
+
+// EventPage is one page of Spool.Events, newest id first.
+type EventPage struct {
+	// Events carry their metadata and, when it could be decrypted, their
+	// reference and activation code; never their body.
+	Events []SpoolEvent
+	// Next is the cursor of the following page; "" on the last one. A
+	// page may hold fewer than Limit events and still have a Next: a
+	// listing examines at most MaxEventScan events per page.
+	Next string
+}
+
+// MaxEventScan bounds the events one Events call examines, so a filter
+// that matches little cannot make one call walk the whole history.
+const MaxEventScan = 10000
+
+// Check validates a query: a positive limit and a known status.
+func (q EventQuery) Check() error {
+	if q.Limit < 1 {
+		return errors.New("spool: a listing needs a limit of at least 1")
+	}
+	switch q.Status {
+	case "", StatusPending, StatusDelivered, StatusDead:
+		return nil
+	}
+	return fmt.Errorf("spool: unknown status %q (want pending, delivered or dead)", q.Status)
+}
+
+// selects reports whether ev (its payment part closed) is one q lists.
+func (q EventQuery) selects(sl *Sealer, ev *SpoolEvent) bool {
+	if q.Status != "" && ev.Status() != q.Status {
+		return false
+	}
+	if !q.Since.IsZero() && ev.Received.Before(q.Since) {
+		return false
+	}
+	if !q.Until.IsZero() && !ev.Received.Before(q.Until) {
+		return false
+	}
+	return q.Reference == "" || ev.matchesReference(sl, q.Reference)
+}
+
+// listed is ev as Events returns it: the body dropped, the reference and
+// activation code opened when they can be.
+func listed(sl *Sealer, ev SpoolEvent) SpoolEvent {
+	if ev.payment.sealed != nil && ev.Undecryptable == "" {
+		openPayment(sl, &ev, ev.payment.sealed, ev.payment.refBlind)
+	}
+	ev.Body = nil
+	return ev
 }
 
 // Spool is the durable queue between acknowledging a webhook and the app
@@ -104,12 +206,25 @@ type Spool interface {
 	// Bury moves a pending event to the dead letters, recording the attempt
 	// count, the time and the last error.
 	Bury(ctx context.Context, id string, attempts int, at time.Time, lastErr string) error
+	// Archive ends a delivered event like Complete but keeps it, sealed
+	// like the pending ones, in the history (DeliveredAt = at) until
+	// Purge removes it: it is listed by Events and can be replayed.
+	Archive(ctx context.Context, id string, at time.Time) error
 	// DeadLetters lists up to max dead letters in id order (for the
 	// gateway's ids, oldest received first).
 	DeadLetters(ctx context.Context, max int) ([]SpoolEvent, error)
-	// Replay moves a dead letter back to pending, due at now, with a fresh
-	// redelivery window (RetryFrom = now); its attempt count is kept.
+	// Replay moves a dead letter, or a delivered event kept in the
+	// history, back to pending, due at now, with a fresh redelivery window
+	// (RetryFrom = now) and its original id; its attempt count is kept.
+	// A pending event or an unknown id is ErrNotFound.
 	Replay(ctx context.Context, id string, now time.Time) (SpoolEvent, error)
+	// Events lists the events q selects, pending, delivered and dead,
+	// newest id first, without their bodies.
+	Events(ctx context.Context, q EventQuery) (EventPage, error)
+	// Purge deletes up to max delivered events delivered before
+	// deliveredBefore and dead letters dead before deadBefore (a zero time
+	// purges none of that kind), and returns how many it deleted.
+	Purge(ctx context.Context, deliveredBefore, deadBefore time.Time, max int) (int, error)
 	// Stats reports the spool's state.
 	Stats(ctx context.Context) (SpoolStats, error)
 	// Close releases the spool; pending events stay stored.

@@ -384,6 +384,170 @@ func Spool(t *testing.T, h SpoolHarness) {
 		}
 	})
 
+	t.Run("archive keeps a delivered event in the history", func(t *testing.T) {
+		s := open(t)
+		ev := sampleEvent("q1")
+		mustPut(t, s, ev, sampleEvent("q2"))
+		claimIDs(t, s, t0, lease, 10)
+		at := t0.Add(time.Second)
+		if err := s.Archive(ctx, "q1", at); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Archive(ctx, "q1", at); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second archive: %v, want ErrNotFound", err)
+		}
+		if err := s.Complete(ctx, "q1"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("complete of an archived event: %v, want ErrNotFound", err)
+		}
+		if st := stats(t, s); st.Pending != 1 || st.Delivered != 1 || st.DeadLetters != 0 {
+			t.Fatalf("stats after archive: %+v", st)
+		}
+		if ids := claimIDs(t, s, t0.Add(time.Hour), lease, 10); fmt.Sprint(ids) != "[q2]" {
+			t.Fatalf("an archived event was claimed: %v", ids)
+		}
+		if err := s.Put(ctx, sampleEvent("q1")); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("put over an archived event: %v, want ErrExists", err)
+		}
+		page, err := s.Events(ctx, store.EventQuery{Status: store.StatusDelivered, Limit: 10})
+		if err != nil || len(page.Events) != 1 {
+			t.Fatalf("delivered events: %v %v", page.Events, err)
+		}
+		got := page.Events[0]
+		if got.ID != "q1" || !got.DeliveredAt.Equal(at) || got.Reference != ev.Reference || len(got.Body) != 0 {
+			t.Fatalf("listed %+v (a listing carries metadata, never the body)", got)
+		}
+		// Replayed with its original id, due at once.
+		replayAt := t0.Add(time.Hour)
+		re, err := s.Replay(ctx, "q1", replayAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.RetryFrom, ev.NextAttempt = replayAt, replayAt
+		sameEvent(t, re, ev)
+		if !re.DeliveredAt.IsZero() {
+			t.Fatalf("a replayed event still says delivered at %v", re.DeliveredAt)
+		}
+		evs, _ := s.Claim(ctx, replayAt, lease, 10)
+		if len(evs) != 1 || evs[0].ID != "q1" {
+			t.Fatalf("claim after replay: %v", evs)
+		}
+		sameEvent(t, evs[0], ev)
+		if st := stats(t, s); st.Delivered != 0 || st.Pending != 2 {
+			t.Fatalf("stats after replay: %+v", st)
+		}
+	})
+
+	t.Run("events are listed by status, reference and time, newest first, in pages", func(t *testing.T) {
+		s := open(t)
+		for i := 0; i < 7; i++ {
+			ev := sampleEvent(fmt.Sprintf("r%d", i))
+			ev.Received = t0.Add(time.Duration(i) * time.Minute)
+			if i%2 == 1 {
+				ev.Reference = "ORDER-ODD"
+			}
+			mustPut(t, s, ev)
+		}
+		claimIDs(t, s, t0.Add(time.Hour), lease, 10)
+		for _, id := range []string{"r0", "r1", "r2"} {
+			if err := s.Archive(ctx, id, t0.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Bury(ctx, "r3", 5, t0.Add(time.Hour), "HTTP 500"); err != nil {
+			t.Fatal(err)
+		}
+		list := func(q store.EventQuery) ([]string, string) {
+			t.Helper()
+			page, err := s.Events(ctx, q)
+			if err != nil {
+				t.Fatalf("events %+v: %v", q, err)
+			}
+			ids := make([]string, len(page.Events))
+			for i, ev := range page.Events {
+				ids[i] = ev.ID + ":" + ev.Status()
+				if len(ev.Body) != 0 {
+					t.Fatalf("a listing carried the body of %s", ev.ID)
+				}
+			}
+			return ids, page.Next
+		}
+		for _, c := range []struct {
+			q    store.EventQuery
+			want string
+		}{
+			{store.EventQuery{Limit: 10}, "[r6:pending r5:pending r4:pending r3:dead r2:delivered r1:delivered r0:delivered]"},
+			{store.EventQuery{Limit: 10, Status: store.StatusDelivered}, "[r2:delivered r1:delivered r0:delivered]"},
+			{store.EventQuery{Limit: 10, Status: store.StatusDead}, "[r3:dead]"},
+			{store.EventQuery{Limit: 10, Status: store.StatusPending}, "[r6:pending r5:pending r4:pending]"},
+			{store.EventQuery{Limit: 10, Reference: "ORDER-ODD"}, "[r5:pending r3:dead r1:delivered]"},
+			{store.EventQuery{Limit: 10, Reference: "ORDER-NONE"}, "[]"},
+			{store.EventQuery{Limit: 10, Since: t0.Add(2 * time.Minute), Until: t0.Add(5 * time.Minute)}, "[r4:pending r3:dead r2:delivered]"},
+			{store.EventQuery{Limit: 10, Cursor: "r3"}, "[r2:delivered r1:delivered r0:delivered]"},
+		} {
+			if got, _ := list(c.q); fmt.Sprint(got) != c.want {
+				t.Errorf("events %+v = %v, want %s", c.q, got, c.want)
+			}
+		}
+		var all []string
+		q := store.EventQuery{Limit: 3}
+		for pages := 0; ; pages++ {
+			ids, next := list(q)
+			all = append(all, ids...)
+			if next == "" {
+				break
+			}
+			if pages > 5 {
+				t.Fatal("the pages never end")
+			}
+			q.Cursor = next
+		}
+		if len(all) != 7 || all[0] != "r6:pending" || all[6] != "r0:delivered" {
+			t.Fatalf("paged listing %v", all)
+		}
+		if _, err := s.Events(ctx, store.EventQuery{Limit: 1, Status: "bogus"}); err == nil {
+			t.Fatal("an unknown status was accepted")
+		}
+	})
+
+	t.Run("purge drops what retention no longer keeps", func(t *testing.T) {
+		s := open(t)
+		for _, id := range []string{"s1", "s2", "s3", "s4", "s5"} {
+			mustPut(t, s, sampleEvent(id))
+		}
+		claimIDs(t, s, t0, lease, 10)
+		_ = s.Archive(ctx, "s1", t0.Add(1*time.Hour))
+		_ = s.Archive(ctx, "s2", t0.Add(3*time.Hour))
+		_ = s.Bury(ctx, "s3", 1, t0.Add(1*time.Hour), "x")
+		_ = s.Bury(ctx, "s4", 1, t0.Add(3*time.Hour), "x")
+		if n, err := s.Purge(ctx, t0.Add(2*time.Hour), time.Time{}, 100); err != nil || n != 1 {
+			t.Fatalf("purge of delivered events: %d %v, want 1", n, err)
+		}
+		if n, err := s.Purge(ctx, time.Time{}, t0.Add(2*time.Hour), 100); err != nil || n != 1 {
+			t.Fatalf("purge of dead letters: %d %v, want 1", n, err)
+		}
+		if n, err := s.Purge(ctx, t0.Add(2*time.Hour), t0.Add(2*time.Hour), 100); err != nil || n != 0 {
+			t.Fatalf("purge again: %d %v, want 0", n, err)
+		}
+		page, _ := s.Events(ctx, store.EventQuery{Limit: 10})
+		var ids []string
+		for _, ev := range page.Events {
+			ids = append(ids, ev.ID)
+		}
+		if fmt.Sprint(ids) != "[s5 s4 s2]" {
+			t.Fatalf("after purge: %v, want [s5 s4 s2]", ids)
+		}
+		if st := stats(t, s); st.Pending != 1 || st.Delivered != 1 || st.DeadLetters != 1 {
+			t.Fatalf("stats after purge: %+v", st)
+		}
+		// Never a pending event, and at most max at a time.
+		if n, _ := s.Purge(ctx, t0.Add(100*time.Hour), t0.Add(100*time.Hour), 1); n != 1 {
+			t.Fatalf("purge(max 1) = %d", n)
+		}
+		if st := stats(t, s); st.Pending != 1 {
+			t.Fatalf("a pending event was purged: %+v", st)
+		}
+	})
+
 	if h.Reopen == nil {
 		return
 	}

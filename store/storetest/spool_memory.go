@@ -14,10 +14,11 @@ import (
 // tests of the delivery machinery and as the reference the conformance suite
 // is checked against. Use the file spool (OpenBolt) in a gateway.
 type MemorySpool struct {
-	mu      sync.Mutex
-	pending map[string]*memPending
-	dead    map[string]store.SpoolEvent
-	closed  bool
+	mu        sync.Mutex
+	pending   map[string]*memPending
+	dead      map[string]store.SpoolEvent
+	delivered map[string]store.SpoolEvent
+	closed    bool
 }
 
 type memPending struct {
@@ -27,7 +28,8 @@ type memPending struct {
 
 // NewMemorySpool returns an empty MemorySpool.
 func NewMemorySpool() *MemorySpool {
-	return &MemorySpool{pending: make(map[string]*memPending), dead: make(map[string]store.SpoolEvent)}
+	return &MemorySpool{pending: make(map[string]*memPending), dead: make(map[string]store.SpoolEvent),
+		delivered: make(map[string]store.SpoolEvent)}
 }
 
 func cloneEvent(ev store.SpoolEvent) store.SpoolEvent {
@@ -49,6 +51,9 @@ func (m *MemorySpool) Put(ctx context.Context, ev store.SpoolEvent) error {
 		return store.ErrExists
 	}
 	if _, ok := m.dead[ev.ID]; ok {
+		return store.ErrExists
+	}
+	if _, ok := m.delivered[ev.ID]; ok {
 		return store.ErrExists
 	}
 	m.pending[ev.ID] = &memPending{ev: cloneEvent(ev), due: ev.NextAttempt}
@@ -159,20 +164,94 @@ func (m *MemorySpool) Replay(_ context.Context, id string, now time.Time) (store
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ev, ok := m.dead[id]
-	if !ok {
+	if ok {
+		delete(m.dead, id)
+	} else if ev, ok = m.delivered[id]; ok {
+		delete(m.delivered, id)
+	} else {
 		return store.SpoolEvent{}, store.ErrNotFound
 	}
-	delete(m.dead, id)
-	ev.DeadAt, ev.RetryFrom, ev.NextAttempt = time.Time{}, now, now
+	ev.DeadAt, ev.DeliveredAt, ev.RetryFrom, ev.NextAttempt = time.Time{}, time.Time{}, now, now
 	m.pending[id] = &memPending{ev: ev, due: now}
 	return cloneEvent(ev), nil
+}
+
+// Archive implements Spool.
+func (m *MemorySpool) Archive(_ context.Context, id string, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.pending[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	delete(m.pending, id)
+	p.ev.DeliveredAt = at
+	m.delivered[id] = p.ev
+	return nil
+}
+
+// Events implements Spool.
+func (m *MemorySpool) Events(_ context.Context, q store.EventQuery) (store.EventPage, error) {
+	if err := q.Check(); err != nil {
+		return store.EventPage{}, err
+	}
+	m.mu.Lock()
+	all := make([]store.SpoolEvent, 0, len(m.pending)+len(m.dead)+len(m.delivered))
+	for _, p := range m.pending {
+		all = append(all, p.ev)
+	}
+	for _, evs := range []map[string]store.SpoolEvent{m.dead, m.delivered} {
+		for _, ev := range evs {
+			all = append(all, ev)
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].ID > all[j].ID })
+	var page store.EventPage
+	for _, ev := range all {
+		switch {
+		case q.Cursor != "" && ev.ID >= q.Cursor,
+			q.Status != "" && ev.Status() != q.Status,
+			q.Reference != "" && ev.Reference != q.Reference,
+			!q.Since.IsZero() && ev.Received.Before(q.Since),
+			!q.Until.IsZero() && !ev.Received.Before(q.Until):
+			continue
+		}
+		if len(page.Events) == q.Limit {
+			page.Next = page.Events[q.Limit-1].ID
+			break
+		}
+		ev.Body = nil
+		page.Events = append(page.Events, ev)
+	}
+	return page, nil
+}
+
+// Purge implements Spool.
+func (m *MemorySpool) Purge(_ context.Context, deliveredBefore, deadBefore time.Time, max int) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for id, ev := range m.delivered {
+		if n < max && !deliveredBefore.IsZero() && ev.DeliveredAt.Before(deliveredBefore) {
+			delete(m.delivered, id)
+			n++
+		}
+	}
+	for id, ev := range m.dead {
+		if n < max && !deadBefore.IsZero() && ev.DeadAt.Before(deadBefore) {
+			delete(m.dead, id)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Stats implements Spool.
 func (m *MemorySpool) Stats(context.Context) (store.SpoolStats, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := store.SpoolStats{Pending: len(m.pending), DeadLetters: len(m.dead)}
+	st := store.SpoolStats{Pending: len(m.pending), DeadLetters: len(m.dead), Delivered: len(m.delivered)}
 	for _, p := range m.pending {
 		if st.OldestPending.IsZero() || p.ev.Received.Before(st.OldestPending) {
 			st.OldestPending = p.ev.Received
