@@ -57,7 +57,7 @@ type BoltSpool struct {
 	index     *pendingIndex
 	dead      int
 	delivered int
-	reserved map[string]time.Time // Dedupe.Add reservations not yet made durable by a Put
+	reserved  map[string]time.Time // Dedupe.Add reservations not yet made durable by a Put
 
 	stop  chan struct{} // stops the sweeper
 	swept chan struct{} // sweeper exited
