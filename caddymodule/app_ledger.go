@@ -146,7 +146,7 @@ func acquireLedger(ctx caddy.Context, spec string) (*ledgerInstance, string, err
 		}
 		key, name, kind = "ledger|file|"+path, "file "+path, "file"
 		open = func() (store.Ledger, func() error, error) {
-			f, err := store.OpenFileLedger(path, 0)
+			f, err := store.OpenFileLedger(path, 0, atRest)
 			if err != nil {
 				return nil, nil, fmt.Errorf("ledger: %w", err)
 			}

@@ -52,7 +52,7 @@ func benchLedgerStores(b *testing.B) []struct {
 		{"off", func(*testing.B) *ledger.Ledger { return nil }},
 		{"memory", func(b *testing.B) *ledger.Ledger { return benchEngine(b, store.NewMemoryLedger()) }},
 		{"file", func(b *testing.B) *ledger.Ledger {
-			f, err := store.OpenFileLedger(filepath.Join(b.TempDir(), "ledger.db"), 0)
+			f, err := store.OpenFileLedger(filepath.Join(b.TempDir(), "ledger.db"), 0, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

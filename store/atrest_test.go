@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/store"
 	"github.com/qrphgate/qrphgate/store/storetest"
 )
@@ -448,5 +449,212 @@ func testRotation(t *testing.T, s interface {
 	evs, _ = s.Claim(ctx, now.Add(3*time.Hour), time.Minute, 10)
 	if len(evs) != 4 || evs[0].Undecryptable == "" {
 		t.Fatalf("claim without a key: %+v", evs)
+	}
+}
+
+// The idempotency and ledger suites, every record sealed.
+func TestFileIdempotencySealed(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC))
+	f, err := store.OpenFile(filepath.Join(t.TempDir(), "store.db"), store.FileOptions{Clock: clk, AtRest: store.NewAtRest(testSealer(t, 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	storetest.Idempotency(t, f, storetest.Harness{Unit: time.Minute, Advance: clk.Advance})
+}
+
+func TestRedisIdempotencySealed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		storetest.Idempotency(t, openBackend(t, b, store.RedisOptions{AtRest: store.NewAtRest(testSealer(t, 1))}), realHarness)
+	})
+}
+
+func TestFileLedgerSealed(t *testing.T) {
+	at := store.NewAtRest(testSealer(t, 1))
+	open := func(t *testing.T, path string) store.Ledger {
+		l, err := store.OpenFileLedger(path, 0, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	storetest.Ledger(t, storetest.LedgerHarness{
+		Open: func(t *testing.T) store.Ledger { return open(t, filepath.Join(t.TempDir(), "ledger.db")) },
+		Reopen: func(t *testing.T, l store.Ledger) store.Ledger {
+			path := l.(*store.FileLedger).Path()
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return open(t, path)
+		},
+	})
+}
+
+func TestRedisLedgerSealed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		at := store.NewAtRest(testSealer(t, 1))
+		storetest.Ledger(t, storetest.LedgerHarness{
+			Open: func(t *testing.T) store.Ledger {
+				return store.NewRedisLedger(openBackend(t, b, store.RedisOptions{AtRest: at}))
+			},
+			Reopen: func(t *testing.T, l store.Ledger) store.Ledger {
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				prefix := store.LedgerRedisPrefix(l.(*store.RedisLedger))
+				return store.NewRedisLedger(openBackend(t, b, store.RedisOptions{Prefix: prefix, AtRest: at}))
+			},
+		})
+	})
+}
+
+// An idempotent answer (the QR, amount and reference) and a ledger record
+// leave no payment data in the file or in Redis, and read back whole.
+const secretAnswer = `{"id":"tx-secret-1","qrBody":"iVBORw0KGgo","merchantReferenceNumber":"` + secretRef + `","amount":"` + secretAmount + `","x":"payload-marker"}`
+
+func secretIdemKey() string { return "idem:sandbox:acct:0123456789ab:" + secretRef }
+
+func secretLedgerRecord() store.LedgerRecord {
+	return store.LedgerRecord{ID: "tx-secret-1", Merchant: secretCode, Reference: secretRef, Status: "pending",
+		Created: time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC), Data: []byte(secretAnswer)}
+}
+
+func fillStoreAndLedger(t *testing.T, idem store.Idempotency, l store.Ledger) {
+	t.Helper()
+	ctx := context.Background()
+	if c, err := idem.Begin(ctx, secretIdemKey(), "fp", time.Minute); err != nil || c.State != store.Claimed {
+		t.Fatalf("begin: %+v %v", c, err)
+	}
+	if err := idem.Complete(ctx, secretIdemKey(), "fp", []byte(secretAnswer), 15*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := l.Insert(ctx, secretLedgerRecord())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Status = "paid"
+	if _, err := l.Update(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkStoreAndLedger(t *testing.T, idem store.Idempotency, l store.Ledger) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := idem.Get(ctx, secretIdemKey())
+	if err != nil || c.State != store.Completed || string(c.Value) != secretAnswer {
+		t.Fatalf("idempotent answer read back as %+v %v", c, err)
+	}
+	recs, err := l.ByReference(ctx, secretRef, 10)
+	if err != nil || len(recs) != 1 || recs[0].Merchant != secretCode || string(recs[0].Data) != secretAnswer || recs[0].Status != "paid" {
+		t.Fatalf("ledger by reference: %+v %v", recs, err)
+	}
+	page, err := l.List(ctx, store.LedgerQuery{Reference: secretRef, Limit: 5})
+	if err != nil || len(page.Records) != 1 {
+		t.Fatalf("ledger list by reference: %+v %v", page, err)
+	}
+}
+
+func TestFileStoreAndLedgerAtRestHoldNoPaymentData(t *testing.T) {
+	dir := t.TempDir()
+	at := store.NewAtRest(testSealer(t, 1))
+	open := func() (*store.FileStore, *store.FileLedger) {
+		f, err := store.OpenFile(filepath.Join(dir, "store.db"), store.FileOptions{AtRest: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := store.OpenFileLedger(filepath.Join(dir, "ledger.db"), 0, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, l
+	}
+	f, l := open()
+	fillStoreAndLedger(t, f, l)
+	_, _ = f.Close(), l.Close()
+	for _, name := range []string{"store.db", "ledger.db"} {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		noSecrets(t, name, raw)
+	}
+	f, l = open()
+	defer func() { _, _ = f.Close(), l.Close() }()
+	checkStoreAndLedger(t, f, l)
+}
+
+func TestRedisStoreAndLedgerAtRestHoldNoPaymentData(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		r := openBackend(t, b, store.RedisOptions{AtRest: store.NewAtRest(testSealer(t, 1))})
+		l := store.NewRedisLedger(r)
+		fillStoreAndLedger(t, r, l)
+		raw := rawRedis(t, r)
+		if len(raw) < 4 {
+			t.Fatalf("only %d keys", len(raw))
+		}
+		for k, v := range raw {
+			noSecrets(t, "key "+k, v)
+		}
+		checkStoreAndLedger(t, r, l)
+	})
+}
+
+// Written plain, read sealed: the idempotent answer is found under its
+// old name (so the reference is not sent upstream twice), and the pass
+// seals the ledger; then nothing plain is left in Redis.
+func TestRedisStoreAndLedgerPlainAreMigrated(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		at := store.NewAtRest(nil)
+		r := openBackend(t, b, store.RedisOptions{AtRest: at})
+		l := store.NewRedisLedger(r)
+		fillStoreAndLedger(t, r, l)
+		at.Set(testSealer(t, 1))
+		checkStoreAndLedger(t, r, l)
+		ctx := context.Background()
+		if c, err := r.Begin(ctx, secretIdemKey(), "fp", time.Minute); err != nil || c.State != store.Completed || string(c.Value) != secretAnswer {
+			t.Fatalf("begin after the keys changed: %+v %v (the plain answer must be found)", c, err)
+		}
+		if st := resealAll(t, l, at.Sealer()); st.Resealed != 1 {
+			t.Fatalf("ledger pass: %+v", st)
+		}
+		// The plain answer expires with its ttl; drop it as time would.
+		if err := store.RedisClient(r).Del(ctx, store.RedisPrefix(r)+"idem:"+secretIdemKey()).Err(); err != nil && b.name != "cluster" {
+			t.Fatal(err)
+		}
+		for k, v := range rawRedis(t, r) {
+			if strings.Contains(k, "idem:") {
+				continue // the plain answer's key (cluster-tagged) left to its ttl
+			}
+			noSecrets(t, "key "+k, v)
+		}
+		recs, err := l.ByReference(ctx, secretRef, 10)
+		if err != nil || len(recs) != 1 || string(recs[0].Data) != secretAnswer {
+			t.Fatalf("ledger after the pass: %+v %v", recs, err)
+		}
+		// Rotated: a new key first; the old records read, the pass moves
+		// them, then the new key alone reads them.
+		at.Set(testSealer(t, 2, 1))
+		checkLedgerRef(t, l)
+		if st := resealAll(t, l, at.Sealer()); st.Resealed != 1 {
+			t.Fatalf("rotation pass: %+v", st)
+		}
+		at.Set(testSealer(t, 2))
+		checkLedgerRef(t, l)
+		at.Set(testSealer(t, 3)) // a wrong key: undecryptable, an error, never plain text
+		if _, err := l.ByReference(ctx, secretRef, 10); err != nil {
+			t.Fatalf("by reference under a wrong key: %v (no record is indexed under it)", err)
+		}
+		if _, err := l.Get(ctx, "tx-secret-1"); !errors.Is(err, store.ErrUndecryptable) {
+			t.Fatalf("get under a wrong key: %v, want ErrUndecryptable", err)
+		}
+	})
+}
+
+func checkLedgerRef(t *testing.T, l store.Ledger) {
+	t.Helper()
+	recs, err := l.ByReference(context.Background(), secretRef, 10)
+	if err != nil || len(recs) != 1 || string(recs[0].Data) != secretAnswer || recs[0].Merchant != secretCode {
+		t.Fatalf("ledger by reference: %+v %v", recs, err)
 	}
 }

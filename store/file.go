@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,6 +26,9 @@ type FileOptions struct {
 	// LockTimeout is how long to wait for another process to release the
 	// file; 5s when zero.
 	LockTimeout time.Duration
+	// AtRest seals the idempotent answers (and their keys, which hold the
+	// merchant's reference) when it holds a Sealer; nil or empty: plain.
+	AtRest *AtRest
 }
 
 // FileStore implements RateBudget and Idempotency in one bbolt file, so a
@@ -40,6 +45,9 @@ type FileStore struct {
 	db   *bolt.DB
 	c    *boltCommitter
 	path string
+	// undecryptable counts the sealed answers the load could not open
+	// (the key that sealed them is not configured): left on disk, unused.
+	undecryptable int
 }
 
 // OpenFile opens (creating if needed) the file store at path and loads it,
@@ -56,16 +64,22 @@ func OpenFile(path string, o FileOptions) (*FileStore, error) {
 		return nil, err
 	}
 	f := &FileStore{mem: NewMemory(o.Clock), db: db, path: path}
-	if err := f.load(o.Clock.Now()); err != nil {
+	if err := f.load(o.Clock.Now(), o.AtRest.Sealer()); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("loading store %s: %w", path, err)
 	}
 	f.c = newBoltCommitter(db, 1024)
-	f.mem.journal = fileJournal{f.c}
+	f.mem.journal = fileJournal{c: f.c, atRest: o.AtRest}
 	return f, nil
 }
 
-func (f *FileStore) load(now time.Time) error {
+// Undecryptable is how many idempotent answers the store could not
+// decrypt when it was opened: sealed with a key that is not configured.
+// They are not used (a request with their reference is a new call) and
+// leave the file when they expire.
+func (f *FileStore) Undecryptable() int { return f.undecryptable }
+
+func (f *FileStore) load(now time.Time, sl *Sealer) error {
 	return f.db.Update(func(tx *bolt.Tx) error {
 		budgets, err := tx.CreateBucketIfNotExists(bucketBudget)
 		if err != nil {
@@ -88,15 +102,23 @@ func (f *FileStore) load(now time.Time) error {
 		}
 		var expired [][]byte
 		err = idem.ForEach(func(k, v []byte) error {
-			c, err := decodeClaim(v)
+			key, c, err := decodeClaim(string(k), v, sl)
+			if errors.Is(err, ErrUndecryptable) {
+				if !now.Before(c.expires) {
+					expired = append(expired, k)
+				} else {
+					f.undecryptable++
+				}
+				return nil
+			}
 			if err != nil {
-				return fmt.Errorf("idempotency key %q: %w", k, err)
+				return fmt.Errorf("idempotency record %x: %w", sha256.Sum256(k), err)
 			}
 			if !now.Before(c.expires) {
 				expired = append(expired, k)
 				return nil
 			}
-			f.mem.claims[string(k)] = c
+			f.mem.claims[key] = c
 			return nil
 		})
 		if err != nil {
@@ -153,7 +175,10 @@ func (f *FileStore) Close() error {
 }
 
 // fileJournal writes a Memory's changes through the group committer.
-type fileJournal struct{ c *boltCommitter }
+type fileJournal struct {
+	c      *boltCommitter
+	atRest *AtRest
+}
 
 func (j fileJournal) putBudget(key string, log []time.Time) <-chan error {
 	k, v := []byte(key), encodeLog(log)
@@ -165,20 +190,77 @@ func (j fileJournal) deleteBudget(key string) <-chan error {
 	return j.c.enqueue(func(tx *bolt.Tx) error { return tx.Bucket(bucketBudget).Delete(k) })
 }
 
+// putClaim writes the claim under its record name (see idemRecordKey),
+// and drops it under the names it may have had before (plain, or another
+// key's blind index), so a key has one record whatever the keys did.
 func (j fileJournal) putClaim(key string, c memClaim) <-chan error {
-	k, v := []byte(key), encodeClaim(c)
-	return j.c.enqueue(func(tx *bolt.Tx) error { return tx.Bucket(bucketIdem).Put(k, v) })
+	sl := j.atRest.Sealer()
+	k, v := idemRecordKey(sl, key), encodeClaim(key, c, sl)
+	others := idemRecordKeys(sl, key)[1:]
+	return j.c.enqueue(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketIdem)
+		for _, o := range others {
+			if err := b.Delete(o); err != nil {
+				return err
+			}
+		}
+		return b.Put(k, v)
+	})
 }
 
 func (j fileJournal) deleteClaim(key string) <-chan error {
-	k := []byte(key)
-	return j.c.enqueue(func(tx *bolt.Tx) error { return tx.Bucket(bucketIdem).Delete(k) })
+	ks := idemRecordKeys(j.atRest.Sealer(), key)
+	return j.c.enqueue(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketIdem)
+		for _, k := range ks {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
+
+// idemRecordKey is the bbolt key of idempotency key key: the key itself
+// (it holds the merchant's reference) when plain, "s:" and its blind
+// index when sealed.
+func idemRecordKey(sl *Sealer, key string) []byte {
+	if sl == nil {
+		return []byte(key)
+	}
+	return []byte("s:" + sl.Blind(key))
+}
+
+// idemRecordKeys are every name key's record may have: the current one
+// first, then the plain key and the blind index of every other key.
+func idemRecordKeys(sl *Sealer, key string) [][]byte {
+	out := [][]byte{idemRecordKey(sl, key)}
+	if sl == nil {
+		return out
+	}
+	out = append(out, []byte(key))
+	for _, b := range sl.Blinds(key)[1:] {
+		out = append(out, []byte("s:"+b))
+	}
+	return out
+}
+
+// idemAAD is the additional data an idempotent answer is sealed with: the
+// name it is stored under (the blind index), so a sealed answer copied to
+// another key's record does not open.
+func idemAAD(name string) string { return "qrphgate idempotency\x00" + name }
 
 // The file store's records: a version byte, then varints. A budget is its
 // call times (Unix ns, the first absolute, the rest as deltas); a claim is
 // its state, expiry (Unix ns), fingerprint and value (length-prefixed).
-const fileRecordVersion = 1
+//
+// A sealed claim (version 2) keeps its state and expiry readable (so an
+// expired one is dropped without a key) and seals its key, fingerprint and
+// value in one value (see seal.go); its bbolt key is the blind index.
+const (
+	fileRecordVersion = 1
+	fileRecordSealed  = 2
+)
 
 func encodeLog(log []time.Time) []byte {
 	b := make([]byte, 0, 1+len(log)*4+10)
@@ -214,8 +296,14 @@ func decodeLog(b []byte) ([]time.Time, error) {
 	return log, nil
 }
 
-func encodeClaim(c memClaim) []byte {
+func encodeClaim(key string, c memClaim, sl *Sealer) []byte {
 	b := make([]byte, 0, 16+len(c.Fingerprint)+len(c.Value))
+	if sl != nil {
+		b = append(b, fileRecordSealed, byte(c.State))
+		b = binary.AppendVarint(b, c.expires.UnixNano())
+		name := string(idemRecordKey(sl, key))
+		return append(b, sl.Seal(idemAAD(name), packFields([]byte(key), []byte(c.Fingerprint), c.Value))...)
+	}
 	b = append(b, fileRecordVersion, byte(c.State))
 	b = binary.AppendVarint(b, c.expires.UnixNano())
 	b = binary.AppendUvarint(b, uint64(len(c.Fingerprint)))
@@ -224,26 +312,51 @@ func encodeClaim(c memClaim) []byte {
 	return append(b, c.Value...)
 }
 
-func decodeClaim(b []byte) (memClaim, error) {
-	if len(b) < 2 || b[0] != fileRecordVersion {
-		return memClaim{}, errCorruptRecord
+// decodeClaim reads the record stored under bbolt key k and returns its
+// idempotency key and claim. A sealed record that sl cannot open is
+// ErrUndecryptable, with the claim's expiry set.
+func decodeClaim(k string, b []byte, sl *Sealer) (string, memClaim, error) {
+	if len(b) < 2 || (b[0] != fileRecordVersion && b[0] != fileRecordSealed) {
+		return "", memClaim{}, errCorruptRecord
 	}
 	state := ClaimState(b[1])
 	if state != Claimed && state != Completed {
-		return memClaim{}, errCorruptRecord
+		return "", memClaim{}, errCorruptRecord
 	}
 	d := decoder{b: b[2:]}
 	c := memClaim{Claim: Claim{State: state}}
 	c.expires = time.Unix(0, d.varint())
+	if b[0] == fileRecordSealed {
+		if d.err {
+			return "", memClaim{}, errCorruptRecord
+		}
+		if sl == nil {
+			return "", c, errNoSealer
+		}
+		plain, _, err := sl.Open(idemAAD(k), d.b)
+		if err != nil {
+			return "", c, err
+		}
+		f, err := unpackFields(plain, 3)
+		if err != nil {
+			return "", memClaim{}, err
+		}
+		c.Fingerprint = string(f[1])
+		if len(f[2]) > 0 {
+			c.Value = f[2]
+		}
+		return string(f[0]), c, nil
+	}
 	c.Fingerprint = string(d.bytes())
 	if v := d.bytes(); len(v) > 0 {
 		c.Value = append([]byte(nil), v...)
 	}
 	if d.err || len(d.b) != 0 {
-		return memClaim{}, errCorruptRecord
+		return "", memClaim{}, errCorruptRecord
 	}
-	return c, nil
+	return k, c, nil
 }
+
 
 // Interface guards.
 var (

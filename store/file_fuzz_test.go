@@ -14,8 +14,10 @@ import (
 func FuzzFileRecords(f *testing.F) {
 	f.Add(encodeLog([]time.Time{time.Unix(1700000000, 5), time.Unix(1700000001, 0)}))
 	f.Add(encodeLog(nil))
-	f.Add(encodeClaim(memClaim{Claim: Claim{State: Completed, Fingerprint: "fp", Value: []byte(`{"id":"1"}`)}, expires: time.Unix(1700000000, 0)}))
-	f.Add(encodeClaim(memClaim{Claim: Claim{State: Claimed, Fingerprint: "fp"}, expires: time.Unix(1, 0)}))
+	f.Add(encodeClaim("k", memClaim{Claim: Claim{State: Completed, Fingerprint: "fp", Value: []byte(`{"id":"1"}`)}, expires: time.Unix(1700000000, 0)}, nil))
+	f.Add(encodeClaim("k", memClaim{Claim: Claim{State: Claimed, Fingerprint: "fp"}, expires: time.Unix(1, 0)}, nil))
+	sl, _ := NewSealer([]byte("FAKE-TEST-at-rest-key-fuzz-00001"))
+	f.Add(encodeClaim("k", memClaim{Claim: Claim{State: Completed, Fingerprint: "fp", Value: []byte(`{"id":"1"}`)}, expires: time.Unix(1700000000, 0)}, sl))
 	f.Add([]byte{1, 200})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -30,9 +32,14 @@ func FuzzFileRecords(f *testing.F) {
 				}
 			}
 		}
-		if c, err := decodeClaim(b); err == nil {
-			again, err := decodeClaim(encodeClaim(c))
-			if err != nil || again.State != c.State || again.Fingerprint != c.Fingerprint ||
+		for _, s := range []*Sealer{nil, sl} {
+			name := string(idemRecordKey(s, "k"))
+			k, c, err := decodeClaim(name, b, s)
+			if err != nil {
+				continue
+			}
+			k2, again, err := decodeClaim(string(idemRecordKey(s, k)), encodeClaim(k, c, s), s)
+			if err != nil || k2 != k || again.State != c.State || again.Fingerprint != c.Fingerprint ||
 				!bytes.Equal(again.Value, c.Value) || !again.expires.Equal(c.expires) {
 				t.Fatalf("claim %x: %+v, then %+v (%v)", b, c, again, err)
 			}

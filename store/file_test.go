@@ -107,7 +107,7 @@ func TestFileIsLocked(t *testing.T) {
 }
 
 func TestFileRefusesCorruptRecords(t *testing.T) {
-	for _, tc := range []struct{ bucket, want string }{{"budget", `budget "k"`}, {"idem", `idempotency key "k"`}} {
+	for _, tc := range []struct{ bucket, want string }{{"budget", `budget "k"`}, {"idem", "idempotency record "}} {
 		path := filepath.Join(t.TempDir(), "store.db")
 		f, err := store.OpenFile(path, store.FileOptions{})
 		if err != nil {

@@ -13,15 +13,22 @@ import (
 // decoded cursor is a member the listing bounds accept.
 func FuzzLedgerRecords(f *testing.F) {
 	t0 := time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC)
-	f.Add(encodeLedgerRecord(LedgerRecord{ID: "tx-1", Merchant: "TEST-0000-0000-0001", Reference: "ORDER-1", Status: "pending",
-		Created: t0, Due: t0.Add(time.Hour), Version: 3, Data: []byte(`{"amount":50000}`)}))
-	f.Add(encodeLedgerRecord(LedgerRecord{ID: "x", Status: "paid", Created: t0, Version: 1}))
+	sl, _ := NewSealer([]byte("FAKE-TEST-at-rest-key-fuzz-00001"))
+	full := LedgerRecord{ID: "tx-1", Merchant: "TEST-0000-0000-0001", Reference: "ORDER-1", Status: "pending",
+		Created: t0, Due: t0.Add(time.Hour), Version: 3, Data: []byte(`{"amount":50000}`)}
+	f.Add(encodeLedgerRecord(full, nil))
+	f.Add(encodeLedgerRecord(full, sl))
+	f.Add(encodeLedgerRecord(LedgerRecord{ID: "x", Status: "paid", Created: t0, Version: 1}, nil))
 	f.Add([]byte(encodeCursor(ledgerMember(t0, "tx-1"))))
 	f.Add([]byte{1, 200})
 	f.Add([]byte("MTc2ODQ3MzAwMDAwMDAwMDAwMDp0eC0x"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if rec, err := decodeLedgerRecord(b); err == nil {
-			again, err := decodeLedgerRecord(encodeLedgerRecord(rec))
+		for _, s := range []*Sealer{nil, sl} {
+			rec, _, err := decodeLedgerRecord(b, s)
+			if err != nil {
+				continue
+			}
+			again, _, err := decodeLedgerRecord(encodeLedgerRecord(rec, s), s)
 			if err != nil || again.ID != rec.ID || again.Merchant != rec.Merchant || again.Reference != rec.Reference ||
 				again.Status != rec.Status || !again.Created.Equal(rec.Created) || !again.Due.Equal(rec.Due) ||
 				again.Version != rec.Version || !bytes.Equal(again.Data, rec.Data) {

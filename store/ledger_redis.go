@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -28,6 +29,11 @@ import (
 //	due:<status>     sorted set: ids by due time (µs) of the records of one
 //	                 status that have one
 //	counts           hash: status -> number of records
+//
+// With at-rest encryption the record keeps its merchant, reference and
+// data sealed (smer, sref, sdata, each with the record's id and field as
+// additional data) and its reference's blind index (refx), which also
+// names its reference index (ref:<refx>); see ledger_redis_seal.go.
 //
 // Nothing expires on its own: retention is Purge's.
 type RedisLedger struct {
@@ -72,10 +78,11 @@ func (l *RedisLedger) Insert(ctx context.Context, rec LedgerRecord) (LedgerRecor
 		return LedgerRecord{}, err
 	}
 	mem := ledgerMember(rec.Created, rec.ID)
-	n, err := ledgerInsertScript.Run(ctx, l.r.c, []string{l.recKey(rec.ID)},
-		l.p, rec.ID, mem, rec.Status, rec.Reference, dueScore(rec.Due),
-		"id", rec.ID, "mer", rec.Merchant, "ref", rec.Reference, "st", rec.Status, "m", mem,
-		"cr", nanos(rec.Created), "due", nanos(rec.Due), "data", rec.Data).Int()
+	sl := l.r.atRest.Sealer()
+	args := []any{l.p, rec.ID, mem, rec.Status, ledgerRefName(sl, rec.Reference), dueScore(rec.Due),
+		"id", rec.ID, "st", rec.Status, "m", mem, "cr", nanos(rec.Created), "due", nanos(rec.Due)}
+	args = append(args, sealedLedgerFields(sl, rec)...)
+	n, err := ledgerInsertScript.Run(ctx, l.r.c, []string{l.recKey(rec.ID)}, args...).Int()
 	if err != nil {
 		return LedgerRecord{}, unavailable("ledger insert", err)
 	}
@@ -86,8 +93,9 @@ func (l *RedisLedger) Insert(ctx context.Context, rec LedgerRecord) (LedgerRecor
 	return rec, nil
 }
 
-// decodeLedgerHash reads one record hash (HGETALL's map).
-func decodeLedgerHash(m map[string]string) (LedgerRecord, error) {
+// decodeLedgerHash reads one record hash (HGETALL's map), opening its
+// sealed fields with sl.
+func decodeLedgerHash(m map[string]string, sl *Sealer) (LedgerRecord, error) {
 	var bad bool
 	num := func(v string) int64 {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -102,6 +110,9 @@ func decodeLedgerHash(m map[string]string) (LedgerRecord, error) {
 	if bad || rec.ID == "" || rec.Version < 1 {
 		return LedgerRecord{}, errCorruptRecord
 	}
+	if err := openLedgerFields(sl, &rec, m); err != nil {
+		return LedgerRecord{}, err
+	}
 	return rec, nil
 }
 
@@ -114,7 +125,7 @@ func (l *RedisLedger) Get(ctx context.Context, id string) (LedgerRecord, error) 
 	if len(m) == 0 {
 		return LedgerRecord{}, ErrRecordNotFound
 	}
-	return decodeLedgerHash(m)
+	return decodeLedgerHash(m, l.r.atRest.Sealer())
 }
 
 // GetMany implements Ledger: one round trip for all of ids.
@@ -131,11 +142,12 @@ func (l *RedisLedger) GetMany(ctx context.Context, ids []string) ([]LedgerRecord
 		return nil, unavailable("ledger get", err)
 	}
 	out := make([]LedgerRecord, 0, len(ids))
+	sl := l.r.atRest.Sealer()
 	for _, c := range cmds {
 		if len(c.Val()) == 0 {
 			continue // gone since it was listed
 		}
-		rec, err := decodeLedgerHash(c.Val())
+		rec, err := decodeLedgerHash(c.Val(), sl)
 		if err != nil {
 			return nil, err
 		}
@@ -144,9 +156,10 @@ func (l *RedisLedger) GetMany(ctx context.Context, ids []string) ([]LedgerRecord
 	return out, nil
 }
 
-// members reads up to n members m of the lex index key with lo <= m < hi
-// (see ledgerBounds), newest first.
-func (l *RedisLedger) members(ctx context.Context, key, lo, hi string, n int) ([]string, error) {
+// members reads up to n members m of the lex indexes keys with lo <= m <
+// hi (see ledgerBounds), newest first: one index, or a reference's under
+// each name it may have (see refIndexKeys), merged.
+func (l *RedisLedger) members(ctx context.Context, keys []string, lo, hi string, n int) ([]string, error) {
 	maxB, minB := "+", "-"
 	if hi != "" {
 		maxB = "(" + hi
@@ -154,11 +167,21 @@ func (l *RedisLedger) members(ctx context.Context, key, lo, hi string, n int) ([
 	if lo != "" {
 		minB = "[" + lo
 	}
-	ms, err := l.r.c.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: maxB, Min: minB, Count: int64(n)}).Result()
-	if err != nil {
-		return nil, unavailable("ledger list", err)
+	var all []string
+	for _, key := range keys {
+		ms, err := l.r.c.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: maxB, Min: minB, Count: int64(n)}).Result()
+		if err != nil {
+			return nil, unavailable("ledger list", err)
+		}
+		all = append(all, ms...)
 	}
-	return ms, nil
+	if len(keys) > 1 {
+		slices.Sort(all)
+		all = slices.Compact(all)
+		slices.Reverse(all)
+		all = all[:min(len(all), n)]
+	}
+	return all, nil
 }
 
 func memberIDs(ms []string) []string {
@@ -171,7 +194,7 @@ func memberIDs(ms []string) []string {
 
 // ByReference implements Ledger.
 func (l *RedisLedger) ByReference(ctx context.Context, ref string, max int) ([]LedgerRecord, error) {
-	ms, err := l.members(ctx, l.p+"ref:"+ref, "", "", max)
+	ms, err := l.members(ctx, l.refIndexKeys(ref), "", "", max)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +202,7 @@ func (l *RedisLedger) ByReference(ctx context.Context, ref string, max int) ([]L
 }
 
 var ledgerUpdateScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'v', 'st', 'm', 'mer', 'ref', 'cr')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'st', 'm', 'mer', 'ref', 'cr', 'smer', 'sref')
 if not cur[1] then return {-1} end
 if cur[1] ~= ARGV[3] then return {0} end
 local P, id, old, new = ARGV[1], ARGV[2], cur[2], ARGV[4]
@@ -192,8 +215,9 @@ end
 redis.call('ZREM', P .. 'due:' .. old, id)
 if ARGV[5] ~= '' then redis.call('ZADD', P .. 'due:' .. new, ARGV[5], id) end
 local v = tonumber(cur[1]) + 1
-redis.call('HSET', KEYS[1], 'v', v, 'st', new, 'due', ARGV[6], 'data', ARGV[7])
-return {v, cur[4], cur[5], cur[6]}
+redis.call('HSET', KEYS[1], 'v', v, 'st', new, 'due', ARGV[6], ARGV[8], ARGV[7])
+redis.call('HDEL', KEYS[1], ARGV[9])
+return {v, cur[4] or '', cur[5] or '', cur[6], cur[7] or '', cur[8] or ''}
 `)
 
 // Update implements Ledger: a compare and swap on the version, in one
@@ -202,8 +226,13 @@ func (l *RedisLedger) Update(ctx context.Context, rec LedgerRecord) (LedgerRecor
 	if err := checkLedgerRecord(rec); err != nil {
 		return LedgerRecord{}, err
 	}
+	sl := l.r.atRest.Sealer()
+	data, field, other := any(rec.Data), "data", "sdata"
+	if sl != nil {
+		data, field, other = sl.Seal(ledgerFieldAAD(rec.ID, "data"), rec.Data), "sdata", "data"
+	}
 	reply, err := ledgerUpdateScript.Run(ctx, l.r.c, []string{l.recKey(rec.ID)},
-		l.p, rec.ID, rec.Version, rec.Status, dueScore(rec.Due), nanos(rec.Due), rec.Data).Slice()
+		l.p, rec.ID, rec.Version, rec.Status, dueScore(rec.Due), nanos(rec.Due), data, field, other).Slice()
 	if err != nil {
 		return LedgerRecord{}, unavailable("ledger update", err)
 	}
@@ -216,13 +245,16 @@ func (l *RedisLedger) Update(ctx context.Context, rec LedgerRecord) (LedgerRecor
 		return LedgerRecord{}, ErrRecordNotFound
 	case v == 0:
 		return LedgerRecord{}, ErrConflict
-	case v < 1 || len(reply) != 4:
+	case v < 1 || len(reply) != 6:
 		return LedgerRecord{}, unavailable("ledger update", fmt.Errorf("unexpected reply of %d values", len(reply)))
 	}
 	// The fields fixed at insert are the stored ones, whatever rec said.
 	rec.Version = v
-	rec.Merchant, _ = reply[1].(string)
-	rec.Reference, _ = reply[2].(string)
+	str := func(x any) string { s, _ := x.(string); return s }
+	if err := openLedgerFields(sl, &rec, map[string]string{"mer": str(reply[1]), "ref": str(reply[2]),
+		"smer": str(reply[4]), "sref": str(reply[5])}); err != nil {
+		return LedgerRecord{}, err
+	}
 	cr, _ := reply[3].(string)
 	n, err := strconv.ParseInt(cr, 10, 64)
 	if err != nil {
@@ -265,19 +297,19 @@ func (l *RedisLedger) List(ctx context.Context, q LedgerQuery) (LedgerPage, erro
 	if err != nil {
 		return LedgerPage{}, err
 	}
-	key := l.p + "created"
+	keys := []string{l.p + "created"}
 	switch {
 	case q.Reference != "":
-		key = l.p + "ref:" + q.Reference
+		keys = l.refIndexKeys(q.Reference)
 	case q.Status != "":
-		key = l.p + "st:" + q.Status
+		keys = []string{l.p + "st:" + q.Status}
 	}
 	var page LedgerPage
 	batch := q.Limit + 1
 	for {
 		// Each batch starts below the last member of the one before
 		// (keyset paging): records added meanwhile cannot shift it.
-		ms, err := l.members(ctx, key, lo, hi, batch)
+		ms, err := l.members(ctx, keys, lo, hi, batch)
 		if err != nil {
 			return LedgerPage{}, err
 		}
@@ -324,10 +356,11 @@ local ms = redis.call('ZRANGEBYLEX', KEYS[1], '-', '(' .. ARGV[2], 'LIMIT', 0, t
 for _, m in ipairs(ms) do
   local id = string.sub(m, 21)
   local k = P .. 'rec:' .. id
-  local f = redis.call('HMGET', k, 'st', 'ref')
+  local f = redis.call('HMGET', k, 'st', 'ref', 'refx')
   if f[1] then
     redis.call('ZREM', P .. 'st:' .. f[1], m)
-    if f[2] and f[2] ~= '' then redis.call('ZREM', P .. 'ref:' .. f[2], m) end
+    local r = f[3] or f[2]
+    if r and r ~= '' then redis.call('ZREM', P .. 'ref:' .. r, m) end
     redis.call('ZREM', P .. 'due:' .. f[1], id)
     redis.call('HINCRBY', P .. 'counts', f[1], -1)
     redis.call('DEL', k)

@@ -16,7 +16,7 @@ func TestMemoryLedger(t *testing.T) {
 
 func openFileLedger(t *testing.T, path string) *store.FileLedger {
 	t.Helper()
-	l, err := store.OpenFileLedger(path, 0)
+	l, err := store.OpenFileLedger(path, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -341,9 +341,15 @@ func claimFromReply(reply any) (Claim, error) {
 	return c, nil
 }
 
-// Begin implements Idempotency.
+// Begin implements Idempotency. With at-rest encryption, a key that was
+// free under its name may still be live under the name it had before the
+// keys changed (plain, or another key's blind index; see redis_idem.go):
+// for a while after a change Begin looks there too, and hands back what
+// it finds rather than make a second call for the same reference.
 func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.Duration) (Claim, error) {
-	reply, err := beginScript.Run(ctx, r.c, []string{r.keys.idem(key)}, fingerprint, lease.Milliseconds(), callID()).Result()
+	sl := r.atRest.Sealer()
+	name := r.idemName(sl, key)
+	reply, err := beginScript.Run(ctx, r.c, []string{name}, fingerprint, lease.Milliseconds(), callID()).Result()
 	if err != nil {
 		return Claim{}, unavailable("begin", err)
 	}
@@ -351,12 +357,26 @@ func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.D
 	if err != nil {
 		return Claim{}, unavailable("begin", err)
 	}
+	if c.State == Claimed && r.atRest.changedWithin(idemLegacyWindow) {
+		if old, err := r.legacyClaim(ctx, sl, key); err != nil || old.State != 0 {
+			_ = releaseScript.Run(ctx, r.c, []string{name}, fingerprint).Err()
+			return old, err
+		}
+	}
+	if c.State == Completed {
+		return r.openClaim(sl, name, c)
+	}
 	return c, nil
 }
 
 // Complete implements Idempotency.
 func (r *Redis) Complete(ctx context.Context, key, fingerprint string, value []byte, ttl time.Duration) error {
-	if err := completeScript.Run(ctx, r.c, []string{r.keys.idem(key)}, fingerprint, value, ttl.Milliseconds()).Err(); err != nil {
+	sl := r.atRest.Sealer()
+	name := r.idemName(sl, key)
+	if sl != nil {
+		value = sl.Seal(idemAAD(name), value)
+	}
+	if err := completeScript.Run(ctx, r.c, []string{name}, fingerprint, value, ttl.Milliseconds()).Err(); err != nil {
 		return unavailable("complete", err)
 	}
 	return nil
@@ -364,7 +384,7 @@ func (r *Redis) Complete(ctx context.Context, key, fingerprint string, value []b
 
 // Release implements Idempotency.
 func (r *Redis) Release(ctx context.Context, key, fingerprint string) error {
-	if err := releaseScript.Run(ctx, r.c, []string{r.keys.idem(key)}, fingerprint).Err(); err != nil {
+	if err := releaseScript.Run(ctx, r.c, []string{r.idemName(r.atRest.Sealer(), key)}, fingerprint).Err(); err != nil {
 		return unavailable("release", err)
 	}
 	return nil
@@ -380,7 +400,21 @@ func callID() string {
 
 // Get implements Idempotency.
 func (r *Redis) Get(ctx context.Context, key string) (Claim, error) {
-	vals, err := r.c.HMGet(ctx, r.keys.idem(key), "s", "fp", "v").Result()
+	sl := r.atRest.Sealer()
+	name := r.idemName(sl, key)
+	c, err := r.getClaim(ctx, name)
+	if err != nil {
+		return Claim{}, err
+	}
+	if c.State == 0 && r.atRest.changedWithin(idemLegacyWindow) {
+		return r.legacyClaim(ctx, sl, key)
+	}
+	return r.openClaim(sl, name, c)
+}
+
+// getClaim reads the idempotency record name as it is.
+func (r *Redis) getClaim(ctx context.Context, name string) (Claim, error) {
+	vals, err := r.c.HMGet(ctx, name, "s", "fp", "v").Result()
 	if err != nil {
 		return Claim{}, unavailable("get", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Encryption at rest. A Sealer encrypts the part of a record that holds
@@ -180,6 +181,9 @@ func (k *sealKey) blindOf(value string) string {
 // next write. A nil *AtRest is valid and never seals.
 type AtRest struct {
 	cur atomic.Pointer[Sealer]
+	// set is when the Sealer was last set (Unix ns): for a while after,
+	// lookups also try the names records had before (see Redis.Begin).
+	set atomic.Int64
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -189,7 +193,13 @@ type AtRest struct {
 func NewAtRest(s *Sealer) *AtRest {
 	a := &AtRest{changed: make(chan struct{})}
 	a.cur.Store(s)
+	a.set.Store(time.Now().UnixNano())
 	return a
+}
+
+// changedWithin reports whether the Sealer was set less than d ago.
+func (a *AtRest) changedWithin(d time.Duration) bool {
+	return a != nil && time.Since(time.Unix(0, a.set.Load())) < d
 }
 
 // Sealer is the Sealer in use, or nil.
@@ -205,6 +215,7 @@ func (a *AtRest) Set(s *Sealer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.cur.Store(s)
+	a.set.Store(time.Now().UnixNano())
 	close(a.changed)
 	a.changed = make(chan struct{})
 }
