@@ -357,7 +357,6 @@ func decodeClaim(k string, b []byte, sl *Sealer) (string, memClaim, error) {
 	return k, c, nil
 }
 
-
 // Interface guards.
 var (
 	_ RateBudget  = (*FileStore)(nil)
