@@ -11,7 +11,7 @@ import (
 // plain Go, and only caddymodule/ and cmd/ import Caddy.
 func TestEngineImportsNoCaddy(t *testing.T) {
 	var pkgs []string
-	for _, dir := range []string{"proxy", "policy", "crypto", "sandbox", "store", "ledger", "preflight"} {
+	for _, dir := range []string{"proxy", "policy", "crypto", "sandbox", "store", "ledger", "preflight", "audit"} {
 		if _, err := os.Stat(dir); err == nil {
 			pkgs = append(pkgs, "./"+dir+"/...")
 		}
@@ -39,8 +39,9 @@ func TestEngineImportsNoCaddy(t *testing.T) {
 // as well, and never each other; the payments ledger (ledger) uses store
 // and policy, and neither direction imports it (each has its own small
 // interface, which caddymodule wires to it); preflight (the go-live
-// checks) may use policy, crypto and store. All may use internal/ helpers
-// (the clock).
+// checks) may use policy, crypto and store; the audit trail (audit) only
+// the clock, and the directions report to it through proxy.Auditor. All
+// may use internal/ helpers (the clock).
 func TestEngineDependencyDirection(t *testing.T) {
 	const mod = "github.com/qrphgate/qrphgate/"
 	allowed := map[string][]string{
@@ -51,6 +52,7 @@ func TestEngineDependencyDirection(t *testing.T) {
 		"proxy/outbound": {"proxy", "policy", "crypto", "store", "internal"},
 		"proxy/inbound":  {"proxy", "policy", "crypto", "store", "internal"},
 		"ledger":         {"policy", "store", "internal"},
+		"audit":          {"internal/clock"},
 		"proxy/health":   {"internal"},
 		"preflight":      {"policy", "crypto", "store", "internal"},
 	}
