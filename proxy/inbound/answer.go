@@ -22,10 +22,14 @@ const (
 	DeadLetterExpired = "expired"
 	// DeadLetterGone: the app answered 410 Gone.
 	DeadLetterGone = "gone"
+	// DeadLetterUndecryptable: the event's payment part, sealed at rest,
+	// could not be decrypted (its key is not configured, or the record
+	// was altered); it was never delivered.
+	DeadLetterUndecryptable = "undecryptable"
 )
 
 // DeadLetterReasons lists every reason, for pre-creating metrics.
-var DeadLetterReasons = []string{DeadLetterExpired, DeadLetterGone}
+var DeadLetterReasons = []string{DeadLetterExpired, DeadLetterGone, DeadLetterUndecryptable}
 
 // goneDetail is a 410's last error, as the dead-letter list shows it.
 const goneDetail = "HTTP 410 Gone: the app refused the event; dead-lettered without retrying"
@@ -56,9 +60,13 @@ func (d *Deliverer) bury(ctx context.Context, log *zap.Logger, id string, attemp
 		return
 	}
 	d.observe.DeadLettered(reason)
+	d.audit(proxy.AuditEvent{Event: proxy.AuditDeadLetter, EventID: id, Code: reason})
 	msg := "webhook dead-lettered after the redelivery window"
-	if reason == DeadLetterGone {
+	switch reason {
+	case DeadLetterGone:
 		msg = "webhook dead-lettered: the app answered 410 Gone"
+	case DeadLetterUndecryptable:
+		msg = "webhook dead-lettered without delivery: it cannot be decrypted with the configured at_rest_key"
 	}
 	log.Error(msg, append(fields, zap.String("reason", reason), proxy.LogString("last_error", detail))...)
 }

@@ -133,7 +133,7 @@ func TestDeliveryGoneDeadLettersAtOnce(t *testing.T) {
 		t.Fatalf("a dead letter was attempted again at %v", at)
 	case <-time.After(50 * time.Millisecond):
 	}
-	if _, err := f.d.Replay(context.Background(), id); err != nil {
+	if _, err := f.d.Replay(context.Background(), id, "test"); err != nil {
 		t.Fatal(err)
 	}
 	recvTime(t, arrived)

@@ -63,6 +63,16 @@ type DeliveryConfig struct {
 	// Logger, when set, replaces the Deliverer's logger: a reloaded
 	// configuration brings its own.
 	Logger *zap.Logger
+	// DeliveredRetention keeps a delivered event in the spool's history
+	// (listed, replayable) that long before it is purged; zero removes it
+	// at once.
+	DeliveredRetention time.Duration
+	// DeadLetterRetention purges a dead letter that long after it died;
+	// zero keeps dead letters until they are replayed.
+	DeadLetterRetention time.Duration
+	// Auditor receives deliveries, dead letters, replays and purges for
+	// the audit trail; proxy.NopAuditor when nil.
+	Auditor proxy.Auditor
 }
 
 func (c DeliveryConfig) withDefaults() DeliveryConfig {
@@ -117,6 +127,8 @@ type DelivererOptions struct {
 	Observer Observer
 	// Transport, when set, replaces the HTTP transport (tests).
 	Transport http.RoundTripper
+	// Name names the spool in audit lines (never with credentials).
+	Name string
 }
 
 // Deliverer takes events from a spool and POSTs each to the app until the
@@ -124,6 +136,7 @@ type DelivererOptions struct {
 // backoff until the redelivery window closes, then a dead letter. Delivery
 // is at least once and in no particular order.
 type Deliverer struct {
+	name     string
 	spool    store.Spool
 	clock    clock.Clock
 	log      *zap.Logger
@@ -158,7 +171,7 @@ func NewDeliverer(spool store.Spool, o DelivererOptions) *Deliverer {
 		rt = t
 	}
 	return &Deliverer{
-		spool: spool, clock: o.Clock, log: o.Logger, observe: o.Observer, slots: o.Concurrency, poll: o.Poll,
+		name: o.Name, spool: spool, clock: o.Clock, log: o.Logger, observe: o.Observer, slots: o.Concurrency, poll: o.Poll,
 		client: &http.Client{
 			Transport: rt,
 			// A redirect is not an acceptance: the event is retried.
@@ -307,6 +320,13 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 	attempt := ev.Attempts + 1
 	log := d.logger().With(proxy.LogString("event_id", ev.ID), proxy.LogString("action", ev.Action),
 		proxy.LogString("reference", ev.Reference), zap.Int("attempt", attempt))
+	sctx := context.WithoutCancel(ctx)
+	if ev.Undecryptable != "" {
+		// Never delivered (there is nothing to deliver), never dropped:
+		// a dead letter an operator sees, replayable once the key is back.
+		d.bury(sctx, log, ev.ID, ev.Attempts, d.clock.Now(), "undecryptable: "+ev.Undecryptable, DeadLetterUndecryptable)
+		return
+	}
 	start := d.clock.Now()
 	outcome, status, detail, retryAfter := d.post(ctx, cfg, ev, attempt, start)
 	if ctx.Err() != nil {
@@ -316,9 +336,13 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 	}
 	now := d.clock.Now()
 	d.observe.Attempted(outcome, now.Sub(start))
-	sctx := context.WithoutCancel(ctx)
+	d.audit(proxy.AuditEvent{Event: proxy.AuditDelivery, EventID: ev.ID, Outcome: outcome, Status: status, Attempt: attempt})
 	if outcome == OutcomeDelivered {
-		if err := d.spool.Complete(sctx, ev.ID); err != nil {
+		done := d.spool.Complete
+		if cfg.DeliveredRetention > 0 {
+			done = func(ctx context.Context, id string) error { return d.spool.Archive(ctx, id, now) }
+		}
+		if err := done(sctx, ev.ID); err != nil {
 			log.Error("delivered, but could not mark the event done; it may be delivered again", zap.Error(err))
 			return
 		}
@@ -399,17 +423,6 @@ func (d *Deliverer) post(ctx context.Context, cfg DeliveryConfig, ev store.Spool
 		return OutcomeDelivered, resp.StatusCode, detail, 0
 	}
 	return OutcomeRejected, resp.StatusCode, detail, appRetryAfter(resp, d.clock.Now())
-}
-
-// Replay moves a dead letter back to pending with a fresh redelivery window
-// and wakes the worker.
-func (d *Deliverer) Replay(ctx context.Context, id string) (store.SpoolEvent, error) {
-	ev, err := d.spool.Replay(ctx, id, d.clock.Now())
-	if err == nil {
-		d.logger().Info("dead letter replayed", proxy.LogString("event_id", id))
-		d.Wake()
-	}
-	return ev, err
 }
 
 // DeliveryStatus is the Deliverer's state for the status page.

@@ -349,7 +349,7 @@ func TestDeliveryBackoffScheduleDeadLetterAndReplay(t *testing.T) {
 
 	app.status.Store(http.StatusOK)
 	c.Advance(time.Hour)
-	if _, err := f.d.Replay(context.Background(), "evt_0000000000TESTSCHEDULE01"); err != nil {
+	if _, err := f.d.Replay(context.Background(), "evt_0000000000TESTSCHEDULE01", "test"); err != nil {
 		t.Fatal(err)
 	}
 	d := app.next(t)
@@ -360,7 +360,7 @@ func TestDeliveryBackoffScheduleDeadLetterAndReplay(t *testing.T) {
 		st, _ := spool.Stats(context.Background())
 		return st.Pending == 0 && st.DeadLetters == 0
 	})
-	if _, err := f.d.Replay(context.Background(), "evt_0000000000TESTSCHEDULE01"); err != store.ErrNotFound {
+	if _, err := f.d.Replay(context.Background(), "evt_0000000000TESTSCHEDULE01", "test"); err != store.ErrNotFound {
 		t.Fatalf("second replay: %v", err)
 	}
 }

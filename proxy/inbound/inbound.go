@@ -94,6 +94,10 @@ type Config struct {
 	// Observer receives every webhook's result (metrics); NopObserver when
 	// nil.
 	Observer Observer
+	// Auditor receives every webhook's result for the audit trail
+	// (accepted, duplicate, refused with its code); proxy.NopAuditor when
+	// nil.
+	Auditor proxy.Auditor
 	// Ledger, when set, is told every accepted webhook's result before it
 	// is spooled, and its reconciliation flags go with the delivery.
 	Ledger Ledger
@@ -151,6 +155,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = NopObserver{}
 	}
+	if cfg.Auditor == nil {
+		cfg.Auditor = proxy.NopAuditor{}
+	}
 	cfg.applyDefenceDefaults()
 	return &Handler{cfg: cfg, log: cfg.Logger}, nil
 }
@@ -160,7 +167,8 @@ func New(cfg Config) (*Handler, error) {
 // address is refused.
 func (in *Handler) ServeWebhook(w http.ResponseWriter, r *http.Request, client netip.Addr) {
 	start := in.cfg.Clock.Now()
-	result, err := in.receive(w, r, client, start)
+	note := proxy.AuditEvent{Remote: client.String()}
+	result, err := in.receive(w, r, client, start, &note)
 	h := w.Header()
 	if closesConnection(result) {
 		h.Set("Connection", "close")
@@ -178,6 +186,21 @@ func (in *Handler) ServeWebhook(w http.ResponseWriter, r *http.Request, client n
 		_, _ = io.WriteString(w, body)
 	}
 	in.cfg.Observer.Received(result, in.cfg.Clock.Now().Sub(start))
+	in.audit(result, note)
+}
+
+// audit reports a webhook's result to the audit trail: accepted (with
+// its event id), duplicate, or refused with its code.
+func (in *Handler) audit(result string, note proxy.AuditEvent) {
+	switch result {
+	case ResultAccepted:
+		note.Event = proxy.AuditWebhookAccepted
+	case ResultDuplicate:
+		note.Event = proxy.AuditWebhookDuplicate
+	default:
+		note.Event, note.Code = proxy.AuditWebhookRefused, result
+	}
+	in.cfg.Auditor.Audit(note)
 }
 
 func reject(status int, result, msg string, cause error) (string, error) {
@@ -185,8 +208,9 @@ func reject(status int, result, msg string, cause error) (string, error) {
 }
 
 // receive runs the check order and, when every check passes, spools the
-// event. It returns the result and, for a rejection, the error to answer.
-func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.Addr, start time.Time) (string, error) {
+// event. It returns the result and, for a rejection, the error to answer;
+// what identifies the payment, once known, goes in note.
+func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.Addr, start time.Time, note *proxy.AuditEvent) (string, error) {
 	log := in.log.With(zap.String("client_ip", client.String()))
 	if !client.IsValid() || !in.cfg.AllowIPs.Contains(client) {
 		log.Debug("webhook from an address not in allow_ips")
@@ -235,6 +259,7 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 	if err != nil {
 		return in.refuse(log, http.StatusUnprocessableEntity, ResultInvalidPayload, err.Error(), nil)
 	}
+	note.Action, note.Reference, note.TransactionID = payload.Action, payload.Reference, payload.TransactionID
 	log = log.With(proxy.LogString("action", payload.Action), proxy.LogString("reference", payload.Reference))
 	if payload.TransactionID != "" {
 		log = log.With(proxy.LogString("transaction_id", payload.TransactionID))
@@ -243,7 +268,7 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 	if !ok {
 		return in.refuse(log, http.StatusForbidden, ResultForbiddenActCode, "activation-code header not accepted", nil)
 	}
-	return in.accept(r.Context(), log, env, payload, code, opened, start)
+	return in.accept(r.Context(), log, env, payload, code, opened, start, note)
 }
 
 // refuse logs a rejection that passed the IP check (so it comes from an
@@ -297,7 +322,7 @@ func ValidActivationCodeHeader(s string) bool {
 // duplicate would lose the payment if that store then fails. start is when
 // the request arrived: the accept log's latency runs from it to the
 // acknowledgment (the durable spool write included).
-func (in *Handler) accept(ctx context.Context, log *zap.Logger, env Envelope, p Payload, code string, opened crypto.Opened, start time.Time) (string, error) {
+func (in *Handler) accept(ctx context.Context, log *zap.Logger, env Envelope, p Payload, code string, opened crypto.Opened, start time.Time, note *proxy.AuditEvent) (string, error) {
 	// The provider may hang up after sending; finish the write regardless.
 	ctx = context.WithoutCancel(ctx)
 	now := in.cfg.Clock.Now()
@@ -342,6 +367,7 @@ func (in *Handler) accept(ctx context.Context, log *zap.Logger, env Envelope, p 
 		return ResultSpoolUnavailable, &proxy.Error{Status: http.StatusServiceUnavailable, Code: ResultSpoolUnavailable,
 			Message: "the event could not be stored; retry later", Err: err}
 	}
+	note.EventID = ev.ID
 	log.Info("webhook accepted", zap.String("event_id", ev.ID), zap.Int("status", http.StatusOK),
 		zap.Duration("latency", in.cfg.Clock.Now().Sub(start)), zap.String("key", opened.KeyName),
 		zap.String("envelope_field", env.Field), zap.Bool("activation_code", code != ""))

@@ -94,6 +94,7 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 	id, doc := ans.id, ans.doc
 	if !replayed {
 		o.recordQR(r.Context(), id, ans.expiresAt, canon, amount)
+		o.cfg.Auditor.Audit(proxy.AuditEvent{Event: proxy.AuditQRCreated, TransactionID: id, Reference: canon.MerchantReferenceNumber})
 	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")

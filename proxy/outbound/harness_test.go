@@ -48,6 +48,7 @@ type hopts struct {
 	// idem, when set, wraps the idempotency store (to inject its faults).
 	idem         func(store.Idempotency) store.Idempotency
 	ledger       Ledger
+	auditor      proxy.Auditor
 	merchantRate policy.RateLimit
 	merchantWin  proxy.Windows // counts merchantRate; a memory store when nil
 }
@@ -141,7 +142,7 @@ func newHarness(t *testing.T, o hopts) *harness {
 		QRURL: qr, WebhooksURL: wh, WebhooksPayload: o.payload, RateLimit: o.rate, MaxWait: o.maxWait, MaxQueue: o.maxQueue,
 		Timeout: o.timeout, Retries: o.retries, AuthFailures: o.authFailures,
 		Budget: h.mem, Idempotency: idem, StoreKind: "memory", Shared: shared, Clock: h.clock,
-		Logger: zap.New(core), Observer: h.obs, Ledger: o.ledger,
+		Logger: zap.New(core), Observer: h.obs, Ledger: o.ledger, Auditor: o.auditor,
 		Backoff:           proxy.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second, Rand: func() float64 { return 0.5 }},
 		MerchantRateLimit: o.merchantRate, MerchantLimiter: merchantLimiter,
 	})

@@ -84,6 +84,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Observer receives metrics; nil means NopObserver.
 	Observer Observer
+	// Auditor receives the audit trail's events (a QR created); nil means
+	// proxy.NopAuditor.
+	Auditor proxy.Auditor
 	// Ledger, when set, records every QR created and answers the status
 	// calls (GET /v1/pay/qr/{id}); without one they answer 404.
 	Ledger Ledger
@@ -262,6 +265,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = NopObserver{}
+	}
+	if cfg.Auditor == nil {
+		cfg.Auditor = proxy.NopAuditor{}
 	}
 	enc, err := crypto.NewEncrypter(cfg.EncryptionKey)
 	if err != nil {
