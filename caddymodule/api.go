@@ -181,6 +181,12 @@ func (a *API) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	// The app first: its at-rest keys must be in use before the store
+	// loads what it sealed.
+	app, err := modulusApp(ctx)
+	if err != nil {
+		return err
+	}
 	a.stores, err = openOutboundStore(ctx, a.Store, cfg.Environment.Name)
 	if err != nil {
 		return err
@@ -222,11 +228,8 @@ func (a *API) Provision(ctx caddy.Context) error {
 	cfg.Shared = val.(sharedState).Shared
 	cfg.Logger = a.logger
 	cfg.Observer = apiMetrics{env: env}
-	app, err := modulusApp(ctx)
-	if err != nil {
-		return err
-	}
 	cfg.Ledger = app.outboundLedger() // the payments ledger (the modulus app's)
+	cfg.Auditor = app.auditor()
 	apiMetrics{env: env}.precreate()
 	if a.engine, err = outbound.New(cfg); err != nil {
 		return err

@@ -27,7 +27,7 @@ var apiRules = []optionRule[*API]{
 	}},
 	{"secret_key", func(a *API) error { return checkSecretForm("secret_key", a.SecretKey, false) }},
 	{"encryption_key", func(a *API) error { return checkSecretForm("encryption_key", a.EncryptionKey, false) }},
-	{"key_encoding", func(a *API) error { return checkKeyEncoding(a.KeyEncoding) }},
+	{"key_encoding", func(a *API) error { return checkKeyEncoding("key_encoding", a.KeyEncoding) }},
 	{"activation_code", func(a *API) error { return a.checkMerchantForm("activation_code", a.ActivationCode) }},
 	{"merchants", func(a *API) error {
 		for _, m := range a.Merchants {
@@ -83,9 +83,9 @@ func (a *API) checkMerchantForm(opt, v string) error {
 }
 
 // checkKeyEncoding is the key_encoding rule of every module.
-func checkKeyEncoding(v string) error {
+func checkKeyEncoding(opt, v string) error {
 	if _, err := crypto.ParseEncoding(v); err != nil {
-		return fmt.Errorf("key_encoding: %w", err)
+		return fmt.Errorf("%s: %w", opt, err)
 	}
 	return nil
 }

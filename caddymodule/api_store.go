@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -121,9 +122,14 @@ func openOutboundStore(ctx caddy.Context, spec, environment string) (*outboundSt
 		}
 		key := "file|" + filepath.Clean(path)
 		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-			f, err := store.OpenFile(filepath.Clean(path), store.FileOptions{})
+			f, err := store.OpenFile(filepath.Clean(path), store.FileOptions{AtRest: atRest})
 			if err != nil {
 				return nil, fmt.Errorf("store: %w", err)
+			}
+			if n := f.Undecryptable(); n > 0 {
+				caddy.Log().Named("modulus.store").Error("idempotent answers in the store file cannot be decrypted with the configured at_rest_key; "+
+					"they are not used (a request with their reference is sent upstream again) and leave the file when they expire",
+					zap.String("file", path), zap.Int("answers", n))
 			}
 			return fileStore{f}, nil
 		})

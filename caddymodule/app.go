@@ -1,10 +1,13 @@
 package caddymodule
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/qrphgate/qrphgate/proxy"
 )
 
 func init() {
@@ -40,9 +43,29 @@ type App struct {
 	// that expires, through modulus_webhook's spool; off by default.
 	ExpiryEvents string `json:"expiry_events,omitempty"`
 
-	logger *zap.Logger
-	hooks  *lifecycle
-	ledger *appLedger
+	// AtRestKeys encrypt, at rest, the payment data qrphgate writes to
+	// disk or Redis (webhook events and dead letters, idempotent answers,
+	// the ledger) with AES-256-GCM; each is a {env.NAME} or {file.PATH}
+	// placeholder for 32 bytes. The first encrypts, every one decrypts:
+	// put a new key first to rotate, and a background pass re-encrypts
+	// what the others sealed. Unset: stored in plain text.
+	AtRestKeys []string `json:"at_rest_keys,omitempty"`
+
+	// AtRestKeyEncoding says how each at-rest key string becomes 32
+	// bytes: utf8 (default), base64, base64url or hex.
+	AtRestKeyEncoding string `json:"at_rest_key_encoding,omitempty"`
+
+	// AuditLog is the audit trail's file: append-only JSON lines, each
+	// carrying the SHA-256 of the line before, for every QR created,
+	// webhook received, delivery, dead letter, replay and purge of every
+	// handler of the process. An absolute path; off when unset.
+	AuditLog string `json:"audit_log,omitempty"`
+
+	logger   *zap.Logger
+	hooks    *lifecycle
+	ledger   *appLedger
+	audit    proxy.Auditor
+	auditKey string // the pool key of the trail this app holds
 }
 
 // lifecycle holds what runs when the config starts and stops.
@@ -69,12 +92,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := checkRules(appRules, a); err != nil {
 		return err
 	}
+	atRestMetricsOnce.Do(initAtRestMetrics)
+	if err := a.provisionAtRest(); err != nil {
+		return err
+	}
+	if err := a.provisionAudit(); err != nil {
+		return err
+	}
 	return a.provisionLedger(ctx)
 }
 
 // Cleanup releases the app's hold on shared state; it tolerates a
 // Provision that failed half-way.
-func (a *App) Cleanup() error { return a.releaseLedger() }
+func (a *App) Cleanup() error { return errors.Join(a.releaseLedger(), a.releaseAudit()) }
 
 // OnStart registers f to run when this config starts, after every module
 // of it provisioned and before it serves; f never runs when the config is

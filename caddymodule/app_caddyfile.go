@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -28,6 +29,24 @@ var appRules = []optionRule[*App]{
 	}},
 	{"expiry_grace", func(a *App) error { return checkNonNegativeDuration("expiry_grace", a.ExpiryGrace) }},
 	{"expiry_events", func(a *App) error { return checkOneOf("expiry_events", a.ExpiryEvents, "on", "off") }},
+	{"at_rest_key", func(a *App) error {
+		for i, k := range a.AtRestKeys {
+			if err := checkSecretForm(fmt.Sprintf("at_rest_key[%d]", i+1), k, false); err != nil {
+				return err
+			}
+			if k == "" {
+				return fmt.Errorf("at_rest_key[%d] is empty", i+1)
+			}
+		}
+		return nil
+	}},
+	{"at_rest_key_encoding", func(a *App) error { return checkKeyEncoding("at_rest_key_encoding", a.AtRestKeyEncoding) }},
+	{"audit_log", func(a *App) error {
+		if a.AuditLog != "" && !strings.HasPrefix(a.AuditLog, "/") && !strings.HasPrefix(a.AuditLog, "{") {
+			return errors.New("audit_log must be an absolute file path, such as /var/log/qrphgate/audit.log")
+		}
+		return nil
+	}},
 }
 
 // minLedgerRetention keeps the retention from purging QRs still pending.
@@ -59,10 +78,14 @@ func checkLedgerSpec(spec string) error {
 //			ledger_retention <duration>
 //			expiry_grace     <duration>
 //			expiry_events    on|off
+//			at_rest_key      <{env.NAME}|{file.PATH}>   # repeatable: the first encrypts, all decrypt
+//			at_rest_key_encoding utf8|base64|base64url|hex
+//			audit_log        /absolute/path
 //		}
 //	}
 //
-// Every option may be left out. Unknown and repeated options are errors.
+// Every option may be left out. Unknown and repeated options (but
+// at_rest_key) are errors.
 func parseModulusGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
 		return nil, d.Err("modulus: the global modulus block is given twice")
@@ -80,7 +103,7 @@ func parseModulusGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 
 // UnmarshalCaddyfile sets up the app from the global options block.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return eachOption(d, "modulus", nil, func(opt string) error {
+	return eachOption(d, "modulus", []string{"at_rest_key"}, func(opt string) error {
 		line, err := readOption(d, "modulus")
 		if err != nil {
 			return err
@@ -97,6 +120,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "expiry_events":
 			a.ExpiryEvents, err = line.one()
+		case "at_rest_key":
+			var k string
+			if k, err = line.one(); err == nil {
+				a.AtRestKeys = append(a.AtRestKeys, k)
+			}
+		case "at_rest_key_encoding":
+			a.AtRestKeyEncoding, err = line.one()
+		case "audit_log":
+			a.AuditLog, err = line.one()
 		default:
 			return unknownOption(d, "modulus", opt)
 		}

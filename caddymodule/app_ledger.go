@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/ledger"
@@ -42,6 +43,7 @@ type ledgerInstance struct {
 	done     chan struct{}
 	started  sync.Once
 	unstatus func()
+	unreseal func() // stops the re-encryption passes
 }
 
 // start runs the background job, once per instance.
@@ -60,6 +62,7 @@ func (li *ledgerInstance) start() {
 // store.
 func (li *ledgerInstance) Destruct() error {
 	li.unstatus()
+	li.unreseal()
 	currentLedger.CompareAndSwap(li, nil)
 	li.started.Do(func() { close(li.done) }) // never started: nothing to wait for
 	if li.cancel != nil {
@@ -150,6 +153,10 @@ func acquireLedger(ctx caddy.Context, spec string) (*ledgerInstance, string, err
 			if err != nil {
 				return nil, nil, fmt.Errorf("ledger: %w", err)
 			}
+			if n := f.Undecryptable(); n > 0 {
+				caddy.Log().Named("modulus.ledger").Error("ledger records cannot be decrypted with the configured at_rest_key; "+
+					"they stay in the file, unlisted, until the key that sealed them is configured again", zap.String("file", path), zap.Int("records", n))
+			}
 			return f, nil, nil
 		}
 	default:
@@ -179,7 +186,10 @@ func acquireLedger(ctx caddy.Context, spec string) (*ledgerInstance, string, err
 			}
 			return nil, err
 		}
-		li := &ledgerInstance{name: name, kind: kind, engine: engine, st: st, release: release, done: make(chan struct{})}
+		li := &ledgerInstance{name: name, kind: kind, engine: engine, st: st, release: release, done: make(chan struct{}), unreseal: func() {}}
+		if r, ok := st.(store.Resealer); ok {
+			li.unreseal = startReseal("ledger", name, r, caddy.Log().Named("modulus.ledger"))
+		}
 		li.unstatus = status.register("ledger", name, li.status)
 		return li, nil
 	})

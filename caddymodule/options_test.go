@@ -63,6 +63,12 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 		{"ledger_retention under an hour", "modulus", "ledger_retention 30m", `"ledger_retention":1800000000000`, "ledger_retention must be a duration of at least 1h"},
 		{"negative expiry_grace", "modulus", "expiry_grace -1s", `"expiry_grace":-1000000000`, "expiry_grace must be zero or a positive duration"},
 		{"bad expiry_events", "modulus", "expiry_events yes", `"expiry_events":"yes"`, "expiry_events must be on or off"},
+		{"inline at_rest_key", "modulus", "at_rest_key FAKE-at-rest-key-not-a-placeholder", `"at_rest_keys":["FAKE-at-rest-key-not-a-placeholder"]`, "at_rest_key[1] must be a {env.NAME} or {file.PATH} placeholder"},
+		{"inline second at_rest_key", "modulus", "at_rest_key {env.QRPHGATE_AT_REST_KEY}\n\t\tat_rest_key FAKE-old-key", `"at_rest_keys":["{env.QRPHGATE_AT_REST_KEY}","FAKE-old-key"]`, "at_rest_key[2] must be a {env.NAME} or {file.PATH} placeholder"},
+		{"bad at_rest_key_encoding", "modulus", "at_rest_key_encoding base32", `"at_rest_key_encoding":"base32"`, "at_rest_key_encoding: unknown key encoding \"base32\""},
+		{"relative audit_log", "modulus", "audit_log audit.log", `"audit_log":"audit.log"`, "audit_log must be an absolute file path"},
+		{"negative delivered_retention", "modulus_webhook", "delivered_retention -1s", webhookBase + `"delivered_retention":-1000000000`, "delivered_retention must be zero or a positive duration"},
+		{"negative dead_letter_retention", "modulus_webhook", "dead_letter_retention -1h", webhookBase + `"dead_letter_retention":-3600000000000`, "dead_letter_retention must be zero or a positive duration"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

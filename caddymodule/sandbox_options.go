@@ -18,7 +18,7 @@ var sandboxRules = []optionRule[*Sandbox]{
 	{"inbox_sign_secret", func(s *Sandbox) error {
 		return checkSecretForm("inbox_sign_secret", s.InboxSignSecret, true)
 	}},
-	{"key_encoding", func(s *Sandbox) error { return checkKeyEncoding(s.KeyEncoding) }},
+	{"key_encoding", func(s *Sandbox) error { return checkKeyEncoding("key_encoding", s.KeyEncoding) }},
 	{"activation_codes", func(s *Sandbox) error {
 		pol := policy.Default()
 		for i, code := range s.ActivationCodes {

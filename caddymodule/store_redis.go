@@ -54,7 +54,7 @@ func acquireRedis(ctx context.Context, resolved string) (*store.Redis, func() er
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		r, err := store.OpenRedis(octx, resolved, store.RedisOptions{
-			AllowDown: true, PingEvery: redisPingEvery,
+			AllowDown: true, PingEvery: redisPingEvery, AtRest: atRest,
 			Logger:        caddy.Log().Named("modulus.store"),
 			OnStateChange: recordStoreState,
 		})

@@ -123,6 +123,18 @@ type Webhook struct {
 	// least RetryBase.
 	RetryMax caddy.Duration `json:"retry_max,omitempty"`
 
+	// DeliveredRetention keeps each delivered event in the spool's history
+	// (encrypted at rest like the pending ones; listed by GET
+	// /modulus/events, replayable with its original Webhook-Id) for this
+	// long, then purges it; 7d by default. 0 removes an event as soon as
+	// the app accepts it.
+	DeliveredRetention *caddy.Duration `json:"delivered_retention,omitempty"`
+
+	// DeadLetterRetention purges each dead letter this long after it was
+	// dead-lettered; 30d by default. 0 keeps dead letters until they are
+	// replayed.
+	DeadLetterRetention *caddy.Duration `json:"dead_letter_retention,omitempty"`
+
 	// MaxBody caps the request body in bytes; 64 KiB by default.
 	MaxBody int64 `json:"max_body,omitempty"`
 
@@ -210,6 +222,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	delivery.Auditor = app.auditor()
 	if err := checkMinReplicas(h.MinReplicas, time.Duration(h.MinReplicasTimeout), spec); err != nil {
 		return err
 	}
@@ -256,6 +269,7 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		Logger:          h.logger,
 		OnAccepted:      w.deliverer.Wake,
 		Observer:        webhookMetrics{},
+		Auditor:         app.auditor(),
 		Ledger:          app.inboundLedger(),
 		Limiter:         limiter,
 		RateLimit:       rateAll,
@@ -370,19 +384,36 @@ func (h *Webhook) deliveryConfig(repl *caddy.Replacer) (inbound.DeliveryConfig, 
 		return inbound.DeliveryConfig{}, "", err
 	}
 	cfg := inbound.DeliveryConfig{
-		URL:          u,
-		Timeout:      time.Duration(h.ForwardTimeout),
-		RedeliverFor: time.Duration(h.RedeliverFor),
-		Backoff:      proxy.Backoff{Base: time.Duration(h.RetryBase), Max: time.Duration(h.RetryMax)},
-		Logger:       h.logger,
+		URL:                 u,
+		Timeout:             time.Duration(h.ForwardTimeout),
+		RedeliverFor:        time.Duration(h.RedeliverFor),
+		Backoff:             proxy.Backoff{Base: time.Duration(h.RetryBase), Max: time.Duration(h.RetryMax)},
+		Logger:              h.logger,
+		DeliveredRetention:  durationOr(h.DeliveredRetention, defaultDeliveredRetention),
+		DeadLetterRetention: durationOr(h.DeadLetterRetention, defaultDeadLetterRetention),
 	}
 	signer, secretDigest, err := h.signer(repl)
 	if err != nil {
 		return inbound.DeliveryConfig{}, "", err
 	}
 	cfg.Signer = signer
-	fp := fmt.Sprintf("%s|%v|%v|%v|%v|%s", u, cfg.Timeout, cfg.RedeliverFor, cfg.Backoff.Base, cfg.Backoff.Max, secretDigest)
+	fp := fmt.Sprintf("%s|%v|%v|%v|%v|%s|%v|%v", u, cfg.Timeout, cfg.RedeliverFor, cfg.Backoff.Base, cfg.Backoff.Max, secretDigest,
+		cfg.DeliveredRetention, cfg.DeadLetterRetention)
 	return cfg, fp, nil
+}
+
+// The history's retention defaults.
+const (
+	defaultDeliveredRetention  = 7 * 24 * time.Hour
+	defaultDeadLetterRetention = 30 * 24 * time.Hour
+)
+
+// durationOr is d when set (zero included), else def.
+func durationOr(d *caddy.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return time.Duration(*d)
 }
 
 // parseForwardTo accepts an absolute http or https URL without

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/proxy/inbound"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -36,11 +37,18 @@ type deadLetter struct {
 	DeadAt         time.Time `json:"dead_at"`
 	Attempts       int       `json:"attempts"`
 	LastError      string    `json:"last_error"`
+	// Reason is "undecryptable" for an event whose payment part cannot
+	// be decrypted with the configured at_rest_key (never delivered).
+	Reason string `json:"reason,omitempty"`
 }
 
 func toDeadLetter(spool string, ev store.SpoolEvent) deadLetter {
-	return deadLetter{ID: ev.ID, Spool: spool, Action: ev.Action, Reference: ev.Reference, ActivationCode: ev.ActivationCode,
+	d := deadLetter{ID: ev.ID, Spool: spool, Action: ev.Action, Reference: ev.Reference, ActivationCode: ev.ActivationCode,
 		Received: ev.Received, DeadAt: ev.DeadAt, Attempts: ev.Attempts, LastError: ev.LastError}
+	if ev.Undecryptable != "" {
+		d.Reason = inbound.DeadLetterUndecryptable
+	}
+	return d
 }
 
 // handleDeadLetters serves GET /modulus/dead-letters[?limit=N][&spool=NAME]:
@@ -90,7 +98,7 @@ func handleReplay(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := r.PathValue("id")
 	for _, wk := range liveWebhookWorkers() {
-		ev, err := wk.deliverer.Replay(context.WithoutCancel(r.Context()), id)
+		ev, err := wk.deliverer.Replay(context.WithoutCancel(r.Context()), id, r.RemoteAddr)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}

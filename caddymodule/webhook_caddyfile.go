@@ -34,6 +34,8 @@ func init() {
 //		dedupe_window    <duration>                 # default 72h
 //		redeliver_for    <duration>                 # default 72h
 //		retry_backoff    <base> <max>               # default 2s 15m
+//		delivered_retention <duration>              # default 7d; 0 removes delivered events at once
+//		dead_letter_retention <duration>            # default 30d; 0 keeps dead letters until replayed
 //		max_body         <size>                     # default 64KB
 //		rate_limit       <N>/<duration>             # default 10000/1m, all addresses together
 //		rate_limit_per_ip <N>/<duration>            # default 5000/1m, each address (IPv6: each /64)
@@ -106,6 +108,15 @@ func (h *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.DedupeWindow, err = line.duration()
 		case "redeliver_for":
 			h.RedeliverFor, err = line.duration()
+		case "delivered_retention", "dead_letter_retention":
+			var dur caddy.Duration
+			if dur, err = line.durationOrZero(); err == nil {
+				if opt == "delivered_retention" {
+					h.DeliveredRetention = &dur
+				} else {
+					h.DeadLetterRetention = &dur
+				}
+			}
 		case "retry_backoff":
 			if len(line.args) != 2 {
 				return line.errf("takes a base and a maximum duration")

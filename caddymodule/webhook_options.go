@@ -29,7 +29,7 @@ var webhookRules = []optionRule[*Webhook]{
 		}
 		return nil
 	}},
-	{"key_encoding", func(h *Webhook) error { return checkKeyEncoding(h.KeyEncoding) }},
+	{"key_encoding", func(h *Webhook) error { return checkKeyEncoding("key_encoding", h.KeyEncoding) }},
 	{"allow_ips", func(h *Webhook) error {
 		if len(h.AllowIPs) == 0 || anyPlaceholder.MatchString(strings.Join(h.AllowIPs, " ")) {
 			return nil
@@ -45,6 +45,12 @@ var webhookRules = []optionRule[*Webhook]{
 		return err
 	}},
 	{"forward_timeout", func(h *Webhook) error { return checkPositiveDuration("forward_timeout", h.ForwardTimeout) }},
+	{"delivered_retention", func(h *Webhook) error {
+		return checkNonNegativeDuration("delivered_retention", h.DeliveredRetention)
+	}},
+	{"dead_letter_retention", func(h *Webhook) error {
+		return checkNonNegativeDuration("dead_letter_retention", h.DeadLetterRetention)
+	}},
 	{"sign_secret", func(h *Webhook) error { return checkSignSecrets(h.SignSecret, h.SignSecrets) }},
 	{"spool", func(h *Webhook) error {
 		if !strings.Contains(h.Spool, "://") {

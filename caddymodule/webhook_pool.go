@@ -85,7 +85,7 @@ func registerSpoolOpener(scheme string, open spoolOpener) {
 
 func openSpool(spec string, logger *zap.Logger) (store.Spool, error) {
 	if !strings.Contains(spec, "://") {
-		s, err := store.OpenBolt(spec, store.BoltOptions{})
+		s, err := store.OpenBolt(spec, store.BoltOptions{AtRest: atRest})
 		if err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
@@ -114,6 +114,7 @@ type webhookWorker struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	unstatus  func()
+	unreseal  func() // stops the spool's re-encryption passes
 
 	mu     sync.Mutex
 	regs   []*webhookReg // live handlers' delivery settings, oldest first
@@ -152,14 +153,26 @@ func acquireWebhookWorker(spec string, logger *zap.Logger, clk clock.Clock) (*we
 			poll = redisSharedPoll
 		}
 		ctx, cancel := context.WithCancel(context.Background())
+		name := redactSpool(spec)
 		w := &webhookWorker{
-			name: redactSpool(spec), spool: sp, dedupe: dd, cancel: cancel, done: make(chan struct{}),
-			deliverer: inbound.NewDeliverer(sp, inbound.DelivererOptions{Logger: logger, Observer: webhookMetrics{}, Poll: poll, Clock: clk}),
+			name: name, spool: sp, dedupe: dd, cancel: cancel, done: make(chan struct{}),
+			deliverer: inbound.NewDeliverer(sp, inbound.DelivererOptions{Logger: logger, Observer: webhookMetrics{}, Poll: poll, Clock: clk, Name: name}),
 		}
+		var purged sync.WaitGroup
+		purged.Add(1)
+		go func() {
+			defer purged.Done()
+			w.deliverer.RunPurge(ctx, historyPurgeEvery)
+		}()
 		go func() {
 			defer close(w.done)
 			w.deliverer.Run(ctx)
+			purged.Wait()
 		}()
+		w.unreseal = func() {}
+		if r, ok := spoolResealer(sp); ok {
+			w.unreseal = startReseal("spool", name, r, logger)
+		}
 		w.unstatus = status.register("inbound", w.name, w.status)
 		return w, nil
 	})
@@ -239,9 +252,24 @@ func (w *webhookWorker) unregister(r *webhookReg) {
 // way are cancelled and retried later) and closes the spool.
 func (w *webhookWorker) Destruct() error {
 	w.unstatus()
+	w.unreseal()
 	w.cancel()
 	<-w.done
 	return w.spool.Close()
+}
+
+// historyPurgeEvery is how often a worker purges what the history's
+// retention no longer keeps.
+const historyPurgeEvery = 10 * time.Minute
+
+// spoolResealer is the spool's re-encryption walker (the file and Redis
+// spools have one).
+func spoolResealer(sp store.Spool) (store.Resealer, bool) {
+	if rs, ok := sp.(redisSpool); ok {
+		return rs.RedisSpool, true
+	}
+	r, ok := sp.(store.Resealer)
+	return r, ok
 }
 
 // webhookStatus is a worker's entry under "inbound" in /modulus/status.
