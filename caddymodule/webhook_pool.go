@@ -204,7 +204,7 @@ func (w *webhookWorker) register(config <-chan struct{}, fingerprint string, dc 
 	for _, r := range w.regs {
 		if r.config == config && r.fingerprint != fingerprint {
 			return nil, fmt.Errorf("spool %s is named by two modulus_webhook handlers of this config with different delivery settings "+
-				"(forward_to, forward_timeout, redeliver_for, retry_backoff or sign_secret); a spool delivers to one place: give each handler its own spool", w.name)
+				"(forward_to, forward_timeout, redeliver_for, retry_backoff, sign_secret, delivered_retention or dead_letter_retention); a spool delivers to one place: give each handler its own spool", w.name)
 		}
 	}
 	r := &webhookReg{config: config, fingerprint: fingerprint, delivery: dc}

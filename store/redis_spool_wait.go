@@ -71,6 +71,7 @@ release(KEYS[1], ARGV[1], ARGV[3])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
 `)
 
@@ -102,7 +103,7 @@ func (v *ReplicatedSpool) Put(ctx context.Context, ev SpoolEvent) error {
 			}
 			return nil
 		}
-		if uerr := redisUnputScript.Run(ctx, conn, keys[:3], ev.ID, args[4], v.p+"claims:").Err(); uerr != nil {
+		if uerr := redisUnputScript.Run(ctx, conn, keys[:4], ev.ID, args[4], v.p+"claims:").Err(); uerr != nil {
 			v.log.Warn("could not take back an event that did not reach enough replicas; it will be delivered after its hold (and perhaps again on the provider's retry)",
 				zap.String("event_id", ev.ID), zap.Error(uerr))
 		}
