@@ -62,9 +62,10 @@ type SpoolEvent struct {
 	DeliveredAt time.Time
 	// Undecryptable, when not empty, says why the event's payment part
 	// (Reference, ActivationCode and Body, sealed at rest) could not be
-	// decrypted: the key that sealed it is not configured, or the record
-	// was altered. Those fields are then empty; such an event must never
-	// be delivered (the Deliverer dead-letters it).
+	// decrypted ("undecryptable: " and the reason: the key that sealed it
+	// is not configured, or the record was altered). Those fields are then
+	// empty; such an event must never be delivered (the Deliverer
+	// dead-letters it).
 	Undecryptable string
 
 	// payment is the payment part as stored when it is sealed (see

@@ -324,7 +324,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 	if ev.Undecryptable != "" {
 		// Never delivered (there is nothing to deliver), never dropped:
 		// a dead letter an operator sees, replayable once the key is back.
-		d.bury(sctx, log, ev.ID, ev.Attempts, d.clock.Now(), "undecryptable: "+ev.Undecryptable, DeadLetterUndecryptable)
+		d.bury(sctx, log, ev.ID, ev.Attempts, d.clock.Now(), ev.Undecryptable, DeadLetterUndecryptable)
 		return
 	}
 	start := d.clock.Now()
