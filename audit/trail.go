@@ -108,6 +108,10 @@ func Open(path string, o Options) (*Trail, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit_log: %w", err)
 	}
+	if err := lock(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("audit_log %s: %w", path, err)
+	}
 	t := &Trail{path: path, o: o, f: f, queue: make(chan queued, o.Queue), done: make(chan struct{}), last: ZeroHash}
 	if err := t.resume(); err != nil {
 		_ = f.Close()
@@ -333,6 +337,11 @@ func (t *Trail) rotate(at time.Time) error {
 		return fmt.Errorf("audit_log: rotating: %w", err)
 	}
 	f, err := os.OpenFile(t.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		if err = lock(f); err != nil {
+			_ = f.Close()
+		}
+	}
 	if err != nil {
 		// Keep writing to the renamed file rather than lose lines.
 		return fmt.Errorf("audit_log: rotating: %w", err)

@@ -294,3 +294,14 @@ func TestTrailDropsWhenFull(t *testing.T) {
 	}
 	tr.Append("after_close", nil) // a no-op, not a panic
 }
+
+// One writer per trail: a second Open of the same file (another process,
+// or a second trail in this one) is refused, never interleaved.
+func TestTrailIsLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	tr := open(t, path, audit.Options{})
+	defer tr.Close()
+	if _, err := audit.Open(path, audit.Options{}); err == nil || !strings.Contains(err.Error(), "locked by another process") {
+		t.Fatalf("second open: %v", err)
+	}
+}

@@ -141,6 +141,9 @@ func (c *pfConfig) walk() {
 			c.ledger = spec
 			app["ledger"] = "memory"
 		}
+		// The audit trail is the gateway's: one writer (the file is
+		// locked), never preflight's provisioning.
+		delete(app, "audit_log")
 	}
 	if tlsApp, ok := apps["tls"].(map[string]any); ok {
 		certs, _ := tlsApp["certificates"].(map[string]any)

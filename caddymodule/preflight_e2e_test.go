@@ -419,7 +419,7 @@ func TestPreflightTestPayment(t *testing.T) {
 		if c := rep.Find("live.test_payment"); len(c) != 1 || !strings.Contains(c[0].Reason, "recorded in the ledger") {
 			t.Errorf("live.test_payment: %+v", c)
 		}
-		st, err := store.OpenFileLedger(ledgerPath, 0)
+		st, err := store.OpenFileLedger(ledgerPath, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

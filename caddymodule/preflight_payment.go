@@ -99,7 +99,7 @@ func (run *pfRun) openLedger(ctx context.Context) (l outbound.Ledger, closeLedge
 		err     error
 	)
 	if rest, ok := strings.CutPrefix(spec, "file://"); ok {
-		st, err = store.OpenFileLedger(run.repl.ReplaceKnown(rest, ""), time.Second)
+		st, err = store.OpenFileLedger(run.repl.ReplaceKnown(rest, ""), time.Second, atRest)
 	} else {
 		var r *store.Redis
 		if r, release, err = acquireRedis(ctx, resolveRedisURL(run.repl, spec)); err == nil {

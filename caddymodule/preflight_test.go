@@ -115,7 +115,7 @@ func TestPreflightOpensNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = heldSpool.Close() })
-	held, err := store.OpenFileLedger(ledgerPath, 0) // so does a running gateway
+	held, err := store.OpenFileLedger(ledgerPath, 0, nil) // so does a running gateway
 	if err != nil {
 		t.Fatal(err)
 	}
