@@ -476,7 +476,10 @@ func testReplicasRedisOutage(t *testing.T, backend replicaBackend) {
 	// never per request.
 	maxFlaps := 1
 	if backend.name == "cluster" {
-		maxFlaps = 3
+		// Each of the three primaries (and their replicas) stops and comes
+		// back on its own: a few transitions each way, still far from one
+		// per request (dozens are made during the outage).
+		maxFlaps = 6
 	}
 	for _, r := range []*replica{a, b} {
 		m := r.metrics(t)
