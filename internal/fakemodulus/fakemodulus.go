@@ -10,6 +10,7 @@ package fakemodulus
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -49,6 +50,8 @@ type Fault struct {
 	Status     int
 	Body       string
 	RetryAfter string
+	// ContentType is Body's Content-Type; application/json when empty.
+	ContentType string
 	// Hang blocks until the client gives up.
 	Hang bool
 	// Delay sleeps (real time) before answering normally.
@@ -403,7 +406,7 @@ func (s *Server) answerFault(w http.ResponseWriter, f Fault) {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
 	if f.Body != "" {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Type", cmp.Or(f.ContentType, "application/json"))
 		w.WriteHeader(f.Status)
 		_, _ = io.WriteString(w, f.Body)
 		return

@@ -190,6 +190,7 @@ func conformanceCases() []conformanceCase {
 		upstream("upstream_unavailable reset", "POST", "/v1/pay/qr", createBody("UU-2"), fakemodulus.Fault{ResetAfterRead: true}, 502, CodeUpstreamUnavailable),
 		{name: "upstream_unavailable unreachable", opts: hopts{noRetries: true, qrURL: closedURL()}, method: "GET", path: "/ping", status: 502, code: CodeUpstreamUnavailable},
 		upstream("upstream_bad_response", "POST", "/v1/pay/qr", createBody("UB-1"), fakemodulus.Fault{BadToken: true}, 502, CodeUpstreamBadResponse),
+		upstream("upstream_bad_response on webhooks", "GET", "/v1/webhooks", "", fakemodulus.Fault{Status: 200, Body: "<html>maintenance</html>", ContentType: "text/html"}, 502, CodeUpstreamBadResponse),
 		upstream("upstream_bad_response redirect", "GET", "/ping", "", fakemodulus.Fault{Status: 302}, 502, CodeUpstreamBadResponse),
 		{name: "upstream_timeout", opts: hopts{noRetries: true, timeout: 100 * time.Millisecond}, method: "POST", path: "/v1/pay/qr", body: createBody("UT-1"), status: 504, code: CodeUpstreamTimeout,
 			setup: func(_ *testing.T, h *harness) { h.fake.Fail(fakemodulus.Fault{Hang: true}) }},

@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,7 +19,8 @@ import (
 // serveWebhooks is the webhook-management passthrough: the app calls
 // /v1/webhooks... without credentials; bodies are validated and rebuilt
 // from the validated fields, credentials are injected, and the provider's
-// answer is passed back.
+// answer is passed back when it is JSON (a 204 without its body), as
+// application/json.
 func (o *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	var (
@@ -104,20 +106,25 @@ func (o *Handler) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 		o.fail(w, r, endpoint, e, zap.Duration("duration", o.clock.Now().Sub(start)))
 		return
 	}
+	// The answer is passed on only as JSON, under our own Content-Type:
+	// the provider's body is checked, its headers are never copied.
+	noBody := res.status == http.StatusNoContent
+	if !noBody && !json.Valid(res.body) {
+		o.fail(w, r, endpoint, &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse,
+			Message: fmt.Sprintf("the provider's answer (status %d) is not JSON", res.status)},
+			zap.Duration("duration", o.clock.Now().Sub(start)))
+		return
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	if len(res.body) > 0 && res.status != http.StatusNoContent {
-		ct := res.header.Get("Content-Type")
-		if ct == "" {
-			ct = "application/json"
-		}
-		h.Set("Content-Type", ct)
+	if noBody {
+		w.WriteHeader(res.status)
+	} else {
+		h.Set("Content-Type", "application/json")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Length", strconv.Itoa(len(res.body)))
 		w.WriteHeader(res.status)
 		_, _ = w.Write(res.body)
-	} else {
-		w.WriteHeader(res.status)
 	}
 	o.obs.Response(endpoint, res.status, "")
 	o.log.Info("webhook management call", zap.String("endpoint", endpoint), zap.Int("status", res.status),

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
 )
@@ -138,5 +139,44 @@ func TestWebhookManagementJWEPayload(t *testing.T) {
 	c := h.fake.CallsTo("/v1/webhooks/x1")
 	if len(c) != 1 || string(c[0].Plaintext) != `{"callbackUrl":"https://a.example/h"}` || len(h.fake.Tokens()) != 1 {
 		t.Fatalf("the provider did not receive the body as a JWE: %+v", c)
+	}
+}
+
+// The provider's answer reaches the app only as JSON, under our own
+// Content-Type: a body that is not JSON is 502 upstream_bad_response, and
+// the provider's Content-Type (or any other header of its) is never copied.
+func TestWebhookManagementAnswerChecked(t *testing.T) {
+	h := newHarness(t, hopts{noRetries: true})
+	for _, tc := range []struct {
+		name  string
+		fault fakemodulus.Fault
+	}{
+		{"an HTML page", fakemodulus.Fault{Status: 200, Body: "<html><body>maintenance</body></html>", ContentType: "text/html; charset=utf-8"}},
+		{"truncated JSON", fakemodulus.Fault{Status: 200, Body: `{"webhooks":[`}},
+		{"a blank body", fakemodulus.Fault{Status: 201, Body: " ", ContentType: "application/json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.fake.Fail(tc.fault)
+			rec := h.do("GET", "/v1/webhooks", "")
+			if e := decodeErr(t, rec.Body.Bytes()); rec.Code != 502 || e.Error.Code != CodeUpstreamBadResponse {
+				t.Fatalf("got %d %s, want 502 upstream_bad_response", rec.Code, rec.Body)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type %q", ct)
+			}
+			if strings.Contains(rec.Body.String(), "maintenance") {
+				t.Fatalf("the provider's body reached the app: %s", rec.Body)
+			}
+		})
+	}
+	t.Run("JSON under another content type", func(t *testing.T) {
+		h.fake.Fail(fakemodulus.Fault{Status: 200, Body: `{"webhooks":[]}`, ContentType: "text/html"})
+		rec := h.do("GET", "/v1/webhooks", "")
+		if rec.Code != 200 || rec.Body.String() != `{"webhooks":[]}` || rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("got %d %v %s", rec.Code, rec.Header(), rec.Body)
+		}
+	})
+	if st := h.out.Status(t.Context()); st.Breakers["webhooks"].FailuresInWindow != 0 {
+		t.Fatalf("an unusable answer counted toward the breaker: %+v", st.Breakers["webhooks"])
 	}
 }
