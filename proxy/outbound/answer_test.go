@@ -10,6 +10,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/proxy"
 )
 
 // Every field of the provider's answer is checked: an answer the app could
@@ -107,19 +108,10 @@ func TestStoredAnswerLegacyForm(t *testing.T) {
 // a miss would create a second QR for a reference that already has one.
 func TestLegacyCachedAnswers(t *testing.T) {
 	h := newHarness(t, hopts{})
-	ctx := context.Background()
 	cache := func(ref, id string) {
-		canon := policy.CreateQR{ActivationCode: testActivationCode, Currency: "PHP", Amount: "500.00", MerchantReferenceNumber: ref}
-		key, fp, _ := h.out.idemKey(canon)
 		exp := h.clock.Now().Add(15 * time.Minute).UTC().Format(time.RFC3339)
-		doc, _ := json.Marshal(CreateQRResponse{ID: id, QRBody: base64.StdEncoding.EncodeToString(h.fake.PNG()),
-			MerchantReferenceNumber: ref, Amount: "500.00", Currency: "PHP", ExpiresAt: exp})
-		if _, err := h.mem.Begin(ctx, key, fp, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.mem.Complete(ctx, key, fp, []byte("qr1\n"+id+"\n"+exp+"\n"+string(doc)), 15*time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		doc := cachedDoc(ref, id, base64.StdEncoding.EncodeToString(h.fake.PNG()), exp)
+		h.cacheAnswer(t, ref, []byte("qr1\n"+id+"\n"+exp+"\n"+string(doc)))
 	}
 	cache("OLD-GOOD", "a78efd32-de3b-4854-b599-000000000042")
 	cache("OLD-BROKEN", "a78efd32\nINJECTED")
@@ -139,5 +131,68 @@ func TestLegacyCachedAnswers(t *testing.T) {
 	}
 	if n := len(h.fake.Calls()); n != 0 {
 		t.Fatalf("%d upstream calls; a cached answer must never lead to a second QR", n)
+	}
+}
+
+// A PNG answer is refused before any header is set: the error carries
+// none of a success's headers (the provider's id, the expiry, the replay
+// mark), whatever the cached qrBody holds.
+func TestPNGAnswerRefusedWithoutSuccessHeaders(t *testing.T) {
+	h := newHarness(t, hopts{})
+	exp := h.clock.Now().Add(15 * time.Minute).UTC().Format(time.RFC3339)
+	for ref, qrBody := range map[string]string{
+		"PNG-NOT-BASE64": "not base64!",
+		"PNG-NOT-A-PNG":  base64.StdEncoding.EncodeToString([]byte("hello, this is not a PNG image")),
+		"PNG-EMPTY":      "",
+	} {
+		t.Run(ref, func(t *testing.T) {
+			const id = "a78efd32-de3b-4854-b599-000000000043"
+			h.cacheAnswer(t, ref, encodeStored(storedAnswer{id: id, expiresAt: exp, doc: cachedDoc(ref, id, qrBody, exp)}))
+			rec := h.do("POST", "/v1/pay/qr", createBody(ref), "Accept: image/png")
+			if e := decodeErr(t, rec.Body.Bytes()); rec.Code != 502 || e.Error.Code != CodeUpstreamBadResponse {
+				t.Fatalf("got %d %s, want 502 upstream_bad_response", rec.Code, rec.Body)
+			}
+			for _, name := range []string{proxy.HeaderTransactionID, proxy.HeaderExpiresAt, proxy.HeaderIdempotentReplayed} {
+				if v := rec.Header().Get(name); v != "" {
+					t.Fatalf("%s: %q on an error answer", name, v)
+				}
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type %q on an error answer", ct)
+			}
+			// The JSON answer of the same cached entry is still served.
+			if rec := h.do("POST", "/v1/pay/qr", createBody(ref)); rec.Code != 200 || rec.Header().Get(proxy.HeaderTransactionID) != id {
+				t.Fatalf("JSON replay: %d %v %s", rec.Code, rec.Header(), rec.Body)
+			}
+		})
+	}
+	if n := len(h.fake.Calls()); n != 0 {
+		t.Fatalf("%d upstream calls", n)
+	}
+}
+
+// cachedDoc is the JSON answer the gateway keeps for ref.
+func cachedDoc(ref, id, qrBody, exp string) []byte {
+	doc, _ := json.Marshal(CreateQRResponse{ID: id, QRBody: qrBody, MerchantReferenceNumber: ref, Amount: "500.00", Currency: "PHP", ExpiresAt: exp})
+	return doc
+}
+
+// idemKeyOf is the idempotency key of createBody(ref).
+func (h *harness) idemKeyOf(ref string) (key, fingerprint string) {
+	key, fingerprint, _ = h.out.idemKey(policy.CreateQR{ActivationCode: testActivationCode, Currency: "PHP", Amount: "500.00", MerchantReferenceNumber: ref})
+	return key, fingerprint
+}
+
+// cacheAnswer stores value as the completed answer of createBody(ref), as
+// an earlier call (or version) would have.
+func (h *harness) cacheAnswer(t *testing.T, ref string, value []byte) {
+	t.Helper()
+	ctx := context.Background()
+	key, fp := h.idemKeyOf(ref)
+	if _, err := h.mem.Begin(ctx, key, fp, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.mem.Complete(ctx, key, fp, value, 15*time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }

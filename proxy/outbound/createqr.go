@@ -96,6 +96,25 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		o.recordQR(r.Context(), id, ans.expiresAt, canon, amount)
 		o.cfg.Auditor.Audit(proxy.AuditEvent{Event: proxy.AuditQRCreated, TransactionID: id, Reference: canon.MerchantReferenceNumber})
 	}
+	// Every check that can still fail comes before the first header: an
+	// error answer carries none of a success's headers. The two headers
+	// from the provider hold its id and our expiry, both checked above.
+	asPNG := wantsPNG(r.Header.Get("Accept"))
+	var png []byte
+	if asPNG {
+		var res CreateQRResponse
+		err := json.Unmarshal(doc, &res)
+		if err == nil {
+			png, err = decodeQRBody(res.QRBody)
+		}
+		if err == nil && !bytes.HasPrefix(png, []byte(pngSignature)) {
+			err = errors.New("not a PNG image")
+		}
+		if err != nil {
+			o.fail(w, r, endpoint, &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse, Message: "the provider's qrBody is not a base64 PNG", Err: err}, logf...)
+			return
+		}
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set(proxy.HeaderTransactionID, id)
@@ -104,17 +123,7 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 		h.Set(proxy.HeaderIdempotentReplayed, "true")
 		o.obs.IdempotentReplay()
 	}
-	if wantsPNG(r.Header.Get("Accept")) {
-		var res CreateQRResponse
-		err := json.Unmarshal(doc, &res)
-		var png []byte
-		if err == nil {
-			png, err = decodeQRBody(res.QRBody)
-		}
-		if err != nil {
-			o.fail(w, r, endpoint, &proxy.Error{Status: http.StatusBadGateway, Code: CodeUpstreamBadResponse, Message: "the provider's qrBody is not base64", Err: err}, logf...)
-			return
-		}
+	if asPNG {
 		h.Set("Content-Type", "image/png")
 		h.Set("Content-Length", strconv.Itoa(len(png)))
 		w.WriteHeader(http.StatusOK)
