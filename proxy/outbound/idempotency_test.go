@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/proxy"
 )
@@ -87,9 +88,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 		}()
 	}
 	// While the call is in flight, another body under the same reference.
-	for h.out.idem.inFlight() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	e2e.WaitFor(t, 10*time.Second, "the first call to be in flight", func() bool { return h.out.idem.inFlight() > 0 })
 	rec := h.do("POST", "/v1/pay/qr", `{"amount":"9.00","currency":"PHP","merchantReferenceNumber":"DUP-1"}`)
 	if e := decodeErr(t, rec.Body.Bytes()); rec.Code != 409 || e.Error.Code != CodeIdempotencyConflict {
 		t.Fatalf("conflicting body in flight: %d %s", rec.Code, rec.Body)
@@ -136,9 +135,7 @@ func TestIdempotencyAcrossReplicas(t *testing.T) {
 	other.idem = newIdempotency(h.mem, h.clock) // its own process-local state
 	h.fake.Fail(fakemodulus.Fault{Delay: 200 * time.Millisecond})
 	a := h.async("POST", "/v1/pay/qr", createBody("REP-1"))
-	for h.out.idem.inFlight() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	e2e.WaitFor(t, 10*time.Second, "the first call to be in flight", func() bool { return h.out.idem.inFlight() > 0 })
 	b := make(chan *httptest.ResponseRecorder, 1)
 	go func() {
 		w := httptest.NewRecorder()
@@ -180,9 +177,7 @@ func (h *harness) waitForOtherReplica(t *testing.T, ref string) (*http.Request, 
 	other.idem = newIdempotency(h.mem, h.clock)
 	h.fake.Fail(fakemodulus.Fault{Delay: 2 * time.Second}) // real time: outlasts the fake-clock wait below
 	first := h.async("POST", "/v1/pay/qr", createBody(ref))
-	for h.out.idem.inFlight() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	e2e.WaitFor(t, 10*time.Second, "the first call to be in flight", func() bool { return h.out.idem.inFlight() > 0 })
 	r := request("POST", "/v1/pay/qr", createBody(ref))
 	b := make(chan *httptest.ResponseRecorder, 1)
 	go func() {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/qrphgate/qrphgate/internal/apispec"
+	"github.com/qrphgate/qrphgate/internal/e2e"
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
@@ -218,9 +219,7 @@ func conformanceCases() []conformanceCase {
 				// gives up at max_wait.
 				h.fake.Fail(fakemodulus.Fault{Hang: true})
 				first := h.async("POST", "/v1/pay/qr", createBody("CU-1"))
-				for len(h.out.fuse.slot) == 0 {
-					time.Sleep(time.Millisecond)
-				}
+				e2e.WaitFor(t, 10*time.Second, "the first call to hold the credentials slot", func() bool { return len(h.out.fuse.slot) > 0 })
 				r := request("GET", "/v1/webhooks", "")
 				second := make(chan *httptest.ResponseRecorder, 1)
 				go func() { second <- newRecorderFor(h, r) }()
