@@ -1,9 +1,11 @@
 package outbound
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/fakemodulus"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // Every field of the provider's answer is checked: an answer the app could
@@ -65,10 +68,16 @@ func TestUnusableAnswersAreBadResponses(t *testing.T) {
 			if h.fake.Created() != before+1 {
 				t.Fatal("the fault did not reach the provider")
 			}
-			// Not kept: the reference is released like any failed call.
-			if rec := h.do("POST", "/v1/pay/qr", createBody(ref)); rec.Code != 200 || rec.Header().Get("Idempotent-Replayed") != "" {
+			// Not kept: the store holds nothing for the reference (no
+			// answer, no claim), so it is free like after any failed call.
+			if c := h.stored(t, ref); c.State != 0 {
+				t.Fatalf("the refused answer left state %v in the store: %q", c.State, c.Value)
+			}
+			rec = h.do("POST", "/v1/pay/qr", createBody(ref))
+			if rec.Code != 200 || rec.Header().Get("Idempotent-Replayed") != "" {
 				t.Fatalf("retry after a refused answer: %d %s", rec.Code, rec.Body)
 			}
+			checkStored(t, h, ref, rec)
 		})
 	}
 }
@@ -131,6 +140,65 @@ func TestLegacyCachedAnswers(t *testing.T) {
 	}
 	if n := len(h.fake.Calls()); n != 0 {
 		t.Fatalf("%d upstream calls; a cached answer must never lead to a second QR", n)
+	}
+	// Both stay in the store as the previous version wrote them: the
+	// broken one is neither dropped (a miss would create a second QR) nor
+	// rewritten.
+	for ref, id := range map[string]string{"OLD-GOOD": "a78efd32-de3b-4854-b599-000000000042", "OLD-BROKEN": "a78efd32\nINJECTED"} {
+		c := h.stored(t, ref)
+		if c.State != store.Completed || !bytes.HasPrefix(c.Value, []byte("qr1\n"+id+"\n")) {
+			t.Fatalf("%s: stored %v %q, want the previous version's answer untouched", ref, c.State, c.Value)
+		}
+	}
+}
+
+// A fresh answer is stored in the length-prefixed form, and what is stored
+// is what the app got: the id and expiry of its headers and its JSON body.
+// An id that a newline-separated form would have split (the provider's
+// value is checked before it is stored, so such an id is refused above) is
+// kept whole by the form itself: TestStoredAnswerFormat.
+func TestFreshAnswerStored(t *testing.T) {
+	h := newHarness(t, hopts{})
+	rec := h.do("POST", "/v1/pay/qr", createBody("FRESH-1"))
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	c := h.stored(t, "FRESH-1")
+	if c.State != store.Completed || !bytes.HasPrefix(c.Value, []byte(storedPrefix)) {
+		t.Fatalf("stored %v %q, want a completed qr2 answer", c.State, c.Value)
+	}
+	checkStored(t, h, "FRESH-1", rec)
+	replay := h.do("POST", "/v1/pay/qr", createBody("FRESH-1"))
+	if replay.Code != 200 || replay.Body.String() != rec.Body.String() || replay.Header().Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %d %v %s", replay.Code, replay.Header(), replay.Body)
+	}
+	if after := h.stored(t, "FRESH-1"); !bytes.Equal(after.Value, c.Value) {
+		t.Fatalf("a replay rewrote the stored answer: %q, was %q", after.Value, c.Value)
+	}
+}
+
+// stored reads the idempotency store's entry for createBody(ref).
+func (h *harness) stored(t *testing.T, ref string) store.Claim {
+	t.Helper()
+	key, _ := h.idemKeyOf(ref)
+	c, err := h.mem.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// checkStored: the store's answer for ref decodes to what rec gave the app.
+func checkStored(t *testing.T, h *harness, ref string, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	c := h.stored(t, ref)
+	got, err := decodeStored(c.Value)
+	if err != nil || c.State != store.Completed {
+		t.Fatalf("stored %v %q: %v", c.State, c.Value, err)
+	}
+	if got.id != rec.Header().Get(proxy.HeaderTransactionID) || got.expiresAt != rec.Header().Get(proxy.HeaderExpiresAt) ||
+		string(got.doc)+"\n" != rec.Body.String() {
+		t.Fatalf("stored %+v, the app got %v %s", got, rec.Header(), rec.Body)
 	}
 }
 
