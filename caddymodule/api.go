@@ -305,8 +305,9 @@ func (a *API) credentials(repl *caddy.Replacer, cfg *outbound.Config) error {
 	return err
 }
 
-// merchants resolves and checks the activation codes, which may be inline
-// in the sandbox only.
+// merchants resolves the activation codes, which may be inline in the
+// sandbox only (the rules of activation_code and merchants, apiRules,
+// have passed), and checks each against the policy's format.
 func (a *API) merchants(repl *caddy.Replacer, cfg *outbound.Config) error {
 	literalOK := cfg.Environment.Name == policy.Sandbox
 	resolve := func(field, raw string) (string, error) {
@@ -324,14 +325,11 @@ func (a *API) merchants(repl *caddy.Replacer, cfg *outbound.Config) error {
 		cfg.DefaultMerchant = code
 	}
 	for i, raw := range a.Merchants {
-		code, err := resolve(fmt.Sprintf("merchants[%d]", i), raw)
+		code, err := resolve(listName("merchants", i), raw)
 		if err != nil {
 			return err
 		}
 		cfg.Merchants = append(cfg.Merchants, code)
-	}
-	if cfg.DefaultMerchant == "" && len(cfg.Merchants) == 0 {
-		return errors.New("activation_code (or merchants) is required")
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func TestAPICaddyfileErrors(t *testing.T) {
 		{"{$VAR} secret", "\t\tencryption_key {$HOME}\n", "Caddyfile:3: modulus_api: encryption_key must be a {env.NAME} or {file.PATH} placeholder"},
 		{"inline activation code before environment", "\t\tactivation_code TEST-0000-0000-0001\n\t\tenvironment production\n", "Caddyfile:3: modulus_api: with environment production, activation_code must be"},
 		{"inline activation code in production", "\t\tenvironment production\n\t\tactivation_code TEST-0000-0000-0001\n", "Caddyfile:4: modulus_api: with environment production, activation_code must be"},
-		{"one inline merchant in production", "\t\tenvironment production\n\t\tmerchants {env.M1} TEST-0000-0000-0002\n", "Caddyfile:4: modulus_api: with environment production, merchants must be"},
+		{"one inline merchant in production", "\t\tenvironment production\n\t\tmerchants {env.M1} TEST-0000-0000-0002\n", "Caddyfile:4: modulus_api: with environment production, merchants[2] must be"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/qrphgate/qrphgate/crypto"
@@ -28,10 +29,15 @@ var apiRules = []optionRule[*API]{
 	{"secret_key", func(a *API) error { return checkSecretForm("secret_key", a.SecretKey, false) }},
 	{"encryption_key", func(a *API) error { return checkSecretForm("encryption_key", a.EncryptionKey, false) }},
 	{"key_encoding", func(a *API) error { return checkKeyEncoding("key_encoding", a.KeyEncoding) }},
-	{"activation_code", func(a *API) error { return a.checkMerchantForm("activation_code", a.ActivationCode) }},
+	{"activation_code", func(a *API) error {
+		if a.ActivationCode == "" && len(a.Merchants) == 0 {
+			return errors.New("activation_code (or merchants) is required")
+		}
+		return a.checkMerchantForm("activation_code", a.ActivationCode)
+	}},
 	{"merchants", func(a *API) error {
-		for _, m := range a.Merchants {
-			if err := a.checkMerchantForm("merchants", m); err != nil {
+		for i, m := range a.Merchants {
+			if err := a.checkMerchantForm(listName("merchants", i), m); err != nil {
 				return err
 			}
 		}
@@ -72,6 +78,9 @@ var apiRules = []optionRule[*API]{
 // sandbox (it names a real merchant in production, and a literal would be
 // printed by `qrphgate adapt`). Before the environment is known (the
 // Caddyfile may name it later) a literal passes; Provision checks again.
+// The code's format is the policy's (which the policy option may
+// override): merchants checks it once the policy is loaded and the value
+// resolved.
 func (a *API) checkMerchantForm(opt, v string) error {
 	if a.Environment != policy.Production {
 		return nil

@@ -66,7 +66,7 @@ func TestAPIProvisionRefuses(t *testing.T) {
 		{"48-byte key", func(a *API) { a.EncryptionKey = "{env.QG_TEST_LONG_KEY}" }, "encryption_key: key must decode to exactly 32 bytes: utf8 key decodes to 48 bytes"},
 		{"key not hex", func(a *API) { a.KeyEncoding = "hex" }, "encryption_key: key is not valid hex"},
 		{"malformed activation code", func(a *API) { a.ActivationCode = "{env.QG_TEST_BAD_ACT}" }, "activation_code must look like XXXX-XXXX-XXXX-XXXX"},
-		{"malformed merchant", func(a *API) { a.Merchants = []string{"A9X4-B7P2-Q6Z8-M3L5", "nope"} }, "merchants[1] must look like"},
+		{"malformed merchant", func(a *API) { a.Merchants = []string{"A9X4-B7P2-Q6Z8-M3L5", "nope"} }, "merchants[2] must look like"},
 		{"no merchant at all", func(a *API) { a.ActivationCode = "" }, "activation_code (or merchants) is required"},
 		{"unset variable", func(a *API) { a.EncryptionKey = "{env.QG_TEST_UNSET_123}" }, "encryption_key: {env.QG_TEST_UNSET_123} is empty or unset"},
 		{"inline secret in production", func(a *API) {

@@ -47,7 +47,7 @@ func (a *App) sealer(repl *caddy.Replacer) (*store.Sealer, error) {
 	}
 	keys := make([][]byte, 0, len(a.AtRestKeys))
 	for i, raw := range a.AtRestKeys {
-		name := fmt.Sprintf("at_rest_key[%d]", i+1)
+		name := listName("at_rest_key", i)
 		material, _, err := resolveSecret(repl, name, raw, false)
 		if err != nil {
 			return nil, err

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -31,11 +30,11 @@ var appRules = []optionRule[*App]{
 	{"expiry_events", func(a *App) error { return checkOneOf("expiry_events", a.ExpiryEvents, "on", "off") }},
 	{"at_rest_key", func(a *App) error {
 		for i, k := range a.AtRestKeys {
-			if err := checkSecretForm(fmt.Sprintf("at_rest_key[%d]", i+1), k, false); err != nil {
+			if err := checkSecretForm(listName("at_rest_key", i), k, false); err != nil {
 				return err
 			}
 			if k == "" {
-				return fmt.Errorf("at_rest_key[%d] is empty", i+1)
+				return errors.New(listName("at_rest_key", i) + " is empty")
 			}
 		}
 		return nil

@@ -21,6 +21,7 @@ var caddyfileRuleMessage = regexp.MustCompile(`^parsing caddyfile tokens for '[a
 func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 	setFakeEnv(t)
 	const apiBase = `"environment":"sandbox","secret_key":"{env.MODULUS_SECRET_KEY}","encryption_key":"{env.MODULUS_ENCRYPTION_KEY}","activation_code":"TEST-0000-0000-0001",`
+	const apiNoMerchant = `"environment":"sandbox","secret_key":"{env.MODULUS_SECRET_KEY}","encryption_key":"{env.MODULUS_ENCRYPTION_KEY}",`
 	const webhookBase = `"decryption_keys":["{env.MODULUS_ENCRYPTION_KEY}"],"allow_ips":["any"],"forward_to":"http://127.0.0.1:1/x",`
 	tests := []struct {
 		name, directive, line, json, want string
@@ -56,7 +57,10 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 		{"http qr_url off loopback", "modulus_api", "qr_url http://qrph.example.com", apiBase + `"qr_url":"http://qrph.example.com"`, "qr_url must use https"},
 		{"sandbox error_rate above 1", "modulus_sandbox", "error_rate 1.5", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","error_rate":1.5`, "error_rate: want a fraction between 0 and 1"},
 		{"sandbox webhook_source", "modulus_sandbox", "webhook_source localhost", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","webhook_source":"localhost"`, "webhook_source must be an IP address"},
-		{"sandbox activation code", "modulus_sandbox", "activation_codes MERCHANT_1", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","activation_codes":["MERCHANT_1"]`, "activation_codes[0] must look like XXXX-XXXX-XXXX-XXXX"},
+		{"webhook activation code with a space", "modulus_webhook", `activation_codes MERCHANT_1 "has space"`, webhookBase + `"activation_codes":["MERCHANT_1","has space"]`, "activation_codes[2]: each code must be 1 to 128 visible ASCII characters"},
+		{"inline activation_code in production", "modulus_api", "environment production\n\t\tactivation_code TEST-0000-0000-0001", apiBase + `"environment":"production"`, "with environment production, activation_code must be a {env.NAME} or {file.PATH} placeholder"},
+		{"inline merchant in production", "modulus_api", "environment production\n\t\tmerchants {env.M1} TEST-0000-0000-0002", apiNoMerchant + `"environment":"production","merchants":["{env.M1}","TEST-0000-0000-0002"]`, "with environment production, merchants[2] must be a {env.NAME} or {file.PATH} placeholder"},
+		{"sandbox activation code", "modulus_sandbox", "activation_codes MERCHANT_1", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","activation_codes":["MERCHANT_1"]`, "activation_codes[1] must look like XXXX-XXXX-XXXX-XXXX"},
 		{"bad ledger", "modulus", "ledger postgres://db/x", `"ledger":"postgres://db/x"`, "ledger must be memory, file:///absolute/path or redis://"},
 		{"relative ledger file", "modulus", "ledger file://ledger.db", `"ledger":"file://ledger.db"`, "ledger: file:// takes an absolute file path"},
 		{"ledger with an inline Redis password", "modulus", "ledger redis://:hunter2@127.0.0.1:6379/0", `"ledger":"redis://:hunter2@127.0.0.1:6379/0"`, "ledger: give the Redis password as {env.NAME} or {file.PATH}"},

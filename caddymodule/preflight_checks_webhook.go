@@ -136,7 +136,7 @@ func (run *pfRun) webhookKeys(w *pfWebhook) preflight.Verdict {
 		return preflight.Failure("decryption_key is required", fix)
 	}
 	for i, raw := range w.m.DecryptionKeys {
-		name := fmt.Sprintf("decryption_key[%d]", i+1)
+		name := listName("decryption_key", i)
 		material, err := run.secret(name, raw, false)
 		if err == nil {
 			_, err = crypto.NewKey(name, material, enc)

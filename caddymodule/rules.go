@@ -109,6 +109,26 @@ func checkNames(opt string, names []string) error {
 	return nil
 }
 
+// listName names the value at index i (from 0) of a list option: opt[1],
+// opt[2]... Every error about one value of a list names it so, before and
+// after its placeholders are resolved.
+func listName(opt string, i int) string { return fmt.Sprintf("%s[%d]", opt, i+1) }
+
+// checkListed applies check to each value of a list option as configured,
+// named by listName. A value that holds a placeholder is skipped here: the
+// caller applies the same check to it once resolved, at provision.
+func checkListed(opt string, values []string, check func(name, v string) error) error {
+	for i, v := range values {
+		if anyPlaceholder.MatchString(v) {
+			continue
+		}
+		if err := check(listName(opt, i), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // durations converts configured durations.
 func durations(ds []caddy.Duration) []time.Duration {
 	if ds == nil {

@@ -20,9 +20,10 @@ var sandboxRules = []optionRule[*Sandbox]{
 	}},
 	{"key_encoding", func(s *Sandbox) error { return checkKeyEncoding("key_encoding", s.KeyEncoding) }},
 	{"activation_codes", func(s *Sandbox) error {
+		// The simulator takes literal codes only: a placeholder is no code.
 		pol := policy.Default()
 		for i, code := range s.ActivationCodes {
-			if err := pol.CheckActivationCode(fmt.Sprintf("activation_codes[%d]", i), code); err != nil {
+			if err := pol.CheckActivationCode(listName("activation_codes", i), code); err != nil {
 				return err
 			}
 		}

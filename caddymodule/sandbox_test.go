@@ -39,7 +39,7 @@ func TestSandboxCaddyfileErrors(t *testing.T) {
 		{"no encryption key value", wrap("\t\tencryption_key\n"), "Caddyfile:3"},
 		{"block under an option", wrap("\t\tlatency 1s {\n\t\t\tx\n\t\t}\n"), "takes no block"},
 		{"key encoding", wrap("\t\tkey_encoding sha256\n"), `Caddyfile:3|modulus_sandbox: key_encoding: unknown key encoding "sha256"`},
-		{"activation code format", wrap("\t\tactivation_codes TEST-0000-0000-0001 MERCHANT_ABC_123\n"), "Caddyfile:3|modulus_sandbox: activation_codes[1] must look like XXXX-XXXX-XXXX-XXXX"},
+		{"activation code format", wrap("\t\tactivation_codes TEST-0000-0000-0001 MERCHANT_ABC_123\n"), "Caddyfile:3|modulus_sandbox: activation_codes[2] must look like XXXX-XXXX-XXXX-XXXX"},
 		{"activation codes empty", wrap("\t\tactivation_codes\n"), "Caddyfile:3|modulus_sandbox: activation_codes needs at least one value"},
 		{"rate limit", wrap("\t\trate_limit 100\n"), "Caddyfile:3|modulus_sandbox: rate_limit"},
 		{"retry intervals empty", wrap("\t\tretry_intervals\n"), "Caddyfile:3|modulus_sandbox: retry_intervals needs at least one value"},
@@ -102,7 +102,7 @@ func TestSandboxProvision(t *testing.T) {
 		{"key not base64", Sandbox{SecretKey: testSandboxSecret, EncryptionKey: testSandboxKey, KeyEncoding: "base64"}, "encryption_key"},
 		{"bad encoding", Sandbox{SecretKey: testSandboxSecret, EncryptionKey: testSandboxKey, KeyEncoding: "rot13"}, "key_encoding"},
 		{"bad rate limit", Sandbox{SecretKey: testSandboxSecret, EncryptionKey: testSandboxKey, RateLimit: "x"}, "rate_limit"},
-		{"bad activation code", Sandbox{SecretKey: testSandboxSecret, EncryptionKey: testSandboxKey, ActivationCodes: []string{"abc"}}, "activation_codes[0]"},
+		{"bad activation code", Sandbox{SecretKey: testSandboxSecret, EncryptionKey: testSandboxKey, ActivationCodes: []string{"abc"}}, "activation_codes[1]"},
 		{"bad error rate", Sandbox{SecretKey: testSandboxSecret, EncryptionKey: testSandboxKey, ErrorRate: 2}, "error_rate"},
 		{"bad retry interval", Sandbox{SecretKey: testSandboxSecret, EncryptionKey: testSandboxKey, RetryIntervals: []caddy.Duration{-1}}, "retry_intervals"},
 	} {

@@ -298,7 +298,7 @@ func (h *Webhook) keyring(repl *caddy.Replacer) (*crypto.Keyring, error) {
 	}
 	keys := make([]crypto.Key, 0, len(h.DecryptionKeys))
 	for i, raw := range h.DecryptionKeys {
-		name := fmt.Sprintf("decryption_key[%d]", i+1)
+		name := listName("decryption_key", i)
 		material, _, err := resolveSecret(repl, name, raw, false)
 		if err != nil {
 			return nil, err
@@ -331,19 +331,19 @@ func (h *Webhook) allowlist(repl *caddy.Replacer) (policy.IPAllowlist, error) {
 	return policy.ParseIPAllowlist(entries)
 }
 
-// activationCodes resolves the placeholders in activation_codes and checks
-// each resulting code. Errors name the code by its position, never its
-// value.
+// activationCodes resolves the placeholders in activation_codes and
+// applies the option's rule (checkHeaderCode) to each resulting code.
+// Errors name the code by its position, never its value.
 func (h *Webhook) activationCodes(repl *caddy.Replacer) ([]string, error) {
 	codes := make([]string, 0, len(h.ActivationCodes))
 	for i, raw := range h.ActivationCodes {
-		name := fmt.Sprintf("activation_codes[%d]", i+1)
+		name := listName("activation_codes", i)
 		c, err := resolveOption(repl, name, raw)
 		if err != nil {
 			return nil, err
 		}
-		if !inbound.ValidActivationCodeHeader(c) {
-			return nil, fmt.Errorf("%s: each code must be 1 to 128 visible ASCII characters", name)
+		if err := checkHeaderCode(name, c); err != nil {
+			return nil, err
 		}
 		codes = append(codes, c)
 	}

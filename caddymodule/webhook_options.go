@@ -23,7 +23,7 @@ const maxWebhookBody = 16 << 20
 var webhookRules = []optionRule[*Webhook]{
 	{"decryption_key", func(h *Webhook) error {
 		for i, k := range h.DecryptionKeys {
-			if err := checkSecretForm(fmt.Sprintf("decryption_key[%d]", i+1), k, false); err != nil {
+			if err := checkSecretForm(listName("decryption_key", i), k, false); err != nil {
 				return err
 			}
 		}
@@ -36,6 +36,9 @@ var webhookRules = []optionRule[*Webhook]{
 		}
 		_, err := policy.ParseIPAllowlist(h.AllowIPs)
 		return err
+	}},
+	{"activation_codes", func(h *Webhook) error {
+		return checkListed("activation_codes", h.ActivationCodes, checkHeaderCode)
 	}},
 	{"forward_to", func(h *Webhook) error {
 		if h.ForwardTo == "" || anyPlaceholder.MatchString(h.ForwardTo) {
@@ -83,6 +86,15 @@ var webhookRules = []optionRule[*Webhook]{
 	}},
 	{"action_fields", func(h *Webhook) error { return checkNames("action_fields", h.ActionFields) }},
 	{"reference_fields", func(h *Webhook) error { return checkNames("reference_fields", h.ReferenceFields) }},
+}
+
+// checkHeaderCode is the rule of one activation_codes value, literal or
+// resolved: a value the activation-code header can carry.
+func checkHeaderCode(name, code string) error {
+	if !inbound.ValidActivationCodeHeader(code) {
+		return fmt.Errorf("%s: each code must be 1 to 128 visible ASCII characters", name)
+	}
+	return nil
 }
 
 var errMaxBody = fmt.Errorf("max_body must be a size from 1B to %s, such as 64KB", humanize.IBytes(maxWebhookBody))

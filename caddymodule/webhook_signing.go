@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -46,7 +45,7 @@ func checkSignSecrets(one string, list []string) error {
 		return checkSecretForm("sign_secret", one, false)
 	}
 	for i, s := range list {
-		name := fmt.Sprintf("sign_secret[%d]", i+1)
+		name := listName("sign_secret", i)
 		if strings.TrimSpace(s) == "" {
 			return errors.New(name + " is empty")
 		}
@@ -74,7 +73,7 @@ func (h *Webhook) signer(repl *caddy.Replacer) (*crypto.WebhookSigner, string, e
 	for i, r := range raw {
 		name := "sign_secret"
 		if len(raw) > 1 {
-			name = fmt.Sprintf("sign_secret[%d]", i+1)
+			name = listName("sign_secret", i)
 		}
 		secret, _, err := resolveSecret(repl, name, r, false)
 		if err != nil {
