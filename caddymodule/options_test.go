@@ -14,18 +14,28 @@ import (
 // error: the adapter's prefix, the module name and the position.
 var caddyfileRuleMessage = regexp.MustCompile(`^parsing caddyfile tokens for '[a-z_]+': (modulus(?:_[a-z]+)?): (.*), at Caddyfile:\d+`)
 
-// TestOptionRulesSameInJSONAndCaddyfile feeds the same bad value through a
-// Caddyfile and through a JSON config and expects the same error: each
-// option's rule lives in one function, which the parser applies (for the
-// file and line) and Provision applies again (for JSON configs).
-func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
-	setFakeEnv(t)
+// optionRuleCase is one bad value, written as a Caddyfile line of the
+// directive ("modulus": the global options block) and as the module's JSON
+// members, and the error both must give. The last line of line is the
+// option whose rule refuses it (earlier lines set what the rule depends on).
+type optionRuleCase struct {
+	name, directive, line, json, want string
+}
+
+// option is the option the case's rule belongs to.
+func (c optionRuleCase) option() string {
+	lines := strings.Split(c.line, "\n")
+	return strings.Fields(lines[len(lines)-1])[0]
+}
+
+// optionRuleCases are the rows of TestOptionRulesSameInJSONAndCaddyfile:
+// at least one for every option that has a rule (TestOptionRulesCovered).
+func optionRuleCases() []optionRuleCase {
 	const apiBase = `"environment":"sandbox","secret_key":"{env.MODULUS_SECRET_KEY}","encryption_key":"{env.MODULUS_ENCRYPTION_KEY}","activation_code":"TEST-0000-0000-0001",`
 	const apiNoMerchant = `"environment":"sandbox","secret_key":"{env.MODULUS_SECRET_KEY}","encryption_key":"{env.MODULUS_ENCRYPTION_KEY}",`
 	const webhookBase = `"decryption_keys":["{env.MODULUS_ENCRYPTION_KEY}"],"allow_ips":["any"],"forward_to":"http://127.0.0.1:1/x",`
-	tests := []struct {
-		name, directive, line, json, want string
-	}{
+	const sandboxBase = `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE",`
+	return []optionRuleCase{
 		{"max_body above 16 MB", "modulus_webhook", "max_body 17MB", webhookBase + `"max_body":17825792`, "max_body must be a size from 1B to 16 MiB"},
 		{"retry_backoff maximum below base", "modulus_webhook", "retry_backoff 10s 1s", webhookBase + `"retry_base":10000000000,"retry_max":1000000000`, "retry_backoff needs two positive durations, the maximum (1s) at least the base (10s)"},
 		{"retry_max below the default base", "modulus_webhook", "retry_backoff 2s 1s", webhookBase + `"retry_max":1000000000`, "the maximum (1s) at least the base (2s)"},
@@ -55,12 +65,12 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 		{"bad rate_limit", "modulus_api", "rate_limit 100", apiBase + `"rate_limit":"100"`, "rate_limit: rate limit \"100\""},
 		{"bad store", "modulus_api", "store postgres://db/x", apiBase + `"store":"postgres://db/x"`, "store must be memory, file:///absolute/path, redis://"},
 		{"http qr_url off loopback", "modulus_api", "qr_url http://qrph.example.com", apiBase + `"qr_url":"http://qrph.example.com"`, "qr_url must use https"},
-		{"sandbox error_rate above 1", "modulus_sandbox", "error_rate 1.5", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","error_rate":1.5`, "error_rate: want a fraction between 0 and 1"},
-		{"sandbox webhook_source", "modulus_sandbox", "webhook_source localhost", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","webhook_source":"localhost"`, "webhook_source must be an IP address"},
+		{"sandbox error_rate above 1", "modulus_sandbox", "error_rate 1.5", sandboxBase + `"error_rate":1.5`, "error_rate: want a fraction between 0 and 1"},
+		{"sandbox webhook_source", "modulus_sandbox", "webhook_source localhost", sandboxBase + `"webhook_source":"localhost"`, "webhook_source must be an IP address"},
 		{"webhook activation code with a space", "modulus_webhook", `activation_codes MERCHANT_1 "has space"`, webhookBase + `"activation_codes":["MERCHANT_1","has space"]`, "activation_codes[2]: each code must be 1 to 128 visible ASCII characters"},
 		{"inline activation_code in production", "modulus_api", "environment production\n\t\tactivation_code TEST-0000-0000-0001", apiBase + `"environment":"production"`, "with environment production, activation_code must be a {env.NAME} or {file.PATH} placeholder"},
 		{"inline merchant in production", "modulus_api", "environment production\n\t\tmerchants {env.M1} TEST-0000-0000-0002", apiNoMerchant + `"environment":"production","merchants":["{env.M1}","TEST-0000-0000-0002"]`, "with environment production, merchants[2] must be a {env.NAME} or {file.PATH} placeholder"},
-		{"sandbox activation code", "modulus_sandbox", "activation_codes MERCHANT_1", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","activation_codes":["MERCHANT_1"]`, "activation_codes[1] must look like XXXX-XXXX-XXXX-XXXX"},
+		{"sandbox activation code", "modulus_sandbox", "activation_codes MERCHANT_1", sandboxBase + `"activation_codes":["MERCHANT_1"]`, "activation_codes[1] must look like XXXX-XXXX-XXXX-XXXX"},
 		{"bad ledger", "modulus", "ledger postgres://db/x", `"ledger":"postgres://db/x"`, "ledger must be memory, file:///absolute/path or redis://"},
 		{"relative ledger file", "modulus", "ledger file://ledger.db", `"ledger":"file://ledger.db"`, "ledger: file:// takes an absolute file path"},
 		{"ledger with an inline Redis password", "modulus", "ledger redis://:hunter2@127.0.0.1:6379/0", `"ledger":"redis://:hunter2@127.0.0.1:6379/0"`, "ledger: give the Redis password as {env.NAME} or {file.PATH}"},
@@ -73,8 +83,44 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 		{"relative audit_log", "modulus", "audit_log audit.log", `"audit_log":"audit.log"`, "audit_log must be an absolute file path"},
 		{"negative delivered_retention", "modulus_webhook", "delivered_retention -1s", webhookBase + `"delivered_retention":-1000000000`, "delivered_retention must be zero or a positive duration"},
 		{"negative dead_letter_retention", "modulus_webhook", "dead_letter_retention -1h", webhookBase + `"dead_letter_retention":-3600000000000`, "dead_letter_retention must be zero or a positive duration"},
+
+		// modulus_api.
+		{"unknown environment", "modulus_api", "environment staging", apiBase + `"environment":"staging"`, "environment must be sandbox or production"},
+		{"inline secret_key", "modulus_api", "secret_key sk_test_FAKE-inline", apiBase + `"secret_key":"sk_test_FAKE-inline"`, "secret_key must be a {env.NAME} or {file.PATH} placeholder"},
+		{"inline encryption_key", "modulus_api", "encryption_key FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE", apiBase + `"encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"`, "encryption_key must be a {env.NAME} or {file.PATH} placeholder"},
+		{"bad api key_encoding", "modulus_api", "key_encoding base32", apiBase + `"key_encoding":"base32"`, "key_encoding: unknown key encoding \"base32\""},
+		{"http webhooks_url off loopback", "modulus_api", "webhooks_url http://webhooks.example.com", apiBase + `"webhooks_url":"http://webhooks.example.com"`, "webhooks_url must use https"},
+		{"negative timeout", "modulus_api", "timeout -1s", apiBase + `"timeout":-1000000000`, "timeout must be a positive duration"},
+
+		// modulus_webhook.
+		{"inline decryption_key", "modulus_webhook", "decryption_key FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE", webhookBase + `"decryption_keys":["FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"]`, "decryption_key[1] must be a {env.NAME} or {file.PATH} placeholder"},
+		{"bad webhook key_encoding", "modulus_webhook", "key_encoding base32", webhookBase + `"key_encoding":"base32"`, "key_encoding: unknown key encoding \"base32\""},
+		{"bad allow_ips", "modulus_webhook", "allow_ips 203.0.113.0/33", webhookBase + `"allow_ips":["203.0.113.0/33"]`, "is not an IP address or CIDR"},
+		{"bad webhook store", "modulus_webhook", "store postgres://db/x", webhookBase + `"store":"postgres://db/x"`, "store must be redis://host:port/db"},
+		{"negative dedupe_window", "modulus_webhook", "dedupe_window -1s", webhookBase + `"dedupe_window":-1000000000`, "dedupe_window must be a positive duration"},
+		{"negative redeliver_for", "modulus_webhook", "redeliver_for -1h", webhookBase + `"redeliver_for":-3600000000000`, "redeliver_for must be a positive duration"},
+		{"empty action field", "modulus_webhook", `action_fields action ""`, webhookBase + `"action_fields":["action",""]`, "action_fields must not contain an empty name"},
+		{"empty reference field", "modulus_webhook", `reference_fields ""`, webhookBase + `"reference_fields":[""]`, "reference_fields must not contain an empty name"},
+
+		// modulus_sandbox.
+		{"sandbox secret_key of two parts", "modulus_sandbox", "secret_key sk_test_{env.X}", `"secret_key":"sk_test_{env.X}","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE"`, "secret_key must be a literal or a single {env.NAME} or {file.PATH} placeholder"},
+		{"sandbox encryption_key of two parts", "modulus_sandbox", "encryption_key {env.X}{env.Y}", `"secret_key":"sk_test_FAKE","encryption_key":"{env.X}{env.Y}"`, "encryption_key must be a literal or a single {env.NAME} or {file.PATH} placeholder"},
+		{"sandbox inbox_sign_secret of two parts", "modulus_sandbox", "inbox_sign_secret whsec_{env.X}", sandboxBase + `"inbox_sign_secret":"whsec_{env.X}"`, "inbox_sign_secret must be a literal or a single {env.NAME} or {file.PATH} placeholder"},
+		{"bad sandbox key_encoding", "modulus_sandbox", "key_encoding base32", sandboxBase + `"key_encoding":"base32"`, "key_encoding: unknown key encoding \"base32\""},
+		{"bad sandbox rate_limit", "modulus_sandbox", "rate_limit 0/1m", sandboxBase + `"rate_limit":"0/1m"`, "rate_limit: rate limit \"0/1m\": request count must be a positive integer"},
+		{"negative retry interval", "modulus_sandbox", "retry_intervals 1s -1s", sandboxBase + `"retry_intervals":[1000000000,-1000000000]`, "retry_intervals must be a positive duration"},
+		{"negative latency", "modulus_sandbox", "latency -1s", sandboxBase + `"latency":-1000000000`, "latency must be zero or a positive duration"},
+		{"ftp callback", "modulus_sandbox", "callbacks ftp://app.example/hook", sandboxBase + `"callbacks":["ftp://app.example/hook"]`, "callbacks: "},
 	}
-	for _, tc := range tests {
+}
+
+// TestOptionRulesSameInJSONAndCaddyfile feeds the same bad value through a
+// Caddyfile and through a JSON config and expects the same error: each
+// option's rule lives in one function, which the parser applies (for the
+// file and line) and Provision applies again (for JSON configs).
+func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
+	setFakeEnv(t)
+	for _, tc := range optionRuleCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			src := "http://127.0.0.1:2090 {\n\t" + tc.directive + " {\n\t\t" + tc.line + "\n\t}\n}\n"
 			if tc.directive == "modulus" { // the global options block
@@ -108,4 +154,44 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOptionRulesCovered: every option with a rule (the rules tables of
+// the five modules) has a row in optionRuleCases, so no rule can differ
+// between JSON and the Caddyfile unseen.
+func TestOptionRulesCovered(t *testing.T) {
+	rules := map[string][]string{
+		"modulus_api":     ruleOptions(apiRules),
+		"modulus_webhook": ruleOptions(webhookRules),
+		"modulus_sandbox": ruleOptions(sandboxRules),
+		"modulus_health":  ruleOptions(healthRules),
+		"modulus":         ruleOptions(appRules),
+	}
+	rows := map[string]bool{}
+	for _, c := range optionRuleCases() {
+		if _, ok := rules[c.directive]; !ok {
+			t.Errorf("%s: unknown directive %q", c.name, c.directive)
+		}
+		rows[c.directive+" "+c.option()] = true
+	}
+	n := 0
+	for directive, opts := range rules {
+		for _, opt := range opts {
+			n++
+			if !rows[directive+" "+opt] {
+				t.Errorf("%s %s has a rule but no row in optionRuleCases: add one", directive, opt)
+			}
+		}
+	}
+	if n < 60 {
+		t.Fatalf("found only %d options with rules: the test lost its way", n)
+	}
+}
+
+func ruleOptions[M any](rules []optionRule[M]) []string {
+	opts := make([]string, len(rules))
+	for i, r := range rules {
+		opts[i] = r.opt
+	}
+	return opts
 }
