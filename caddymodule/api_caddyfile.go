@@ -63,12 +63,13 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	var ifProduction error
 	err := eachOption(d, "modulus_api", nil, func(opt string) error {
 		if opt == "circuit_breaker" {
+			at := optionLine{d: d, module: "modulus_api", opt: opt, file: d.File(), line: d.Line()}
 			b, err := parseBreaker(d)
 			if err != nil {
 				return err
 			}
 			a.CircuitBreaker = b
-			return nil
+			return at.failAt(checkRule(apiRules, a, opt))
 		}
 		line, err := readOption(d, "modulus_api")
 		if err != nil {
@@ -150,7 +151,11 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		window   30s
 //	}
 //
-// (A Caddyfile block cannot open and close on one line.)
+// (A Caddyfile block cannot open and close on one line.) It only turns
+// text into values; their ranges are the circuit_breaker rule's
+// (BreakerConfig.check), which the caller applies. A value that is not a
+// number or a duration, or a written zero (zero is "not set", so the rule
+// cannot see it), is refused here with the rule's message.
 func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 	b := new(BreakerConfig)
 	seen := make(map[string]bool)
@@ -162,8 +167,8 @@ func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 		switch key {
 		case "failures", "probes":
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > maxBreakerSetting {
-				return d.Errf("modulus_api: %v", errRange("circuit_breaker "+key, 1, maxBreakerSetting))
+			if err != nil || n == 0 {
+				return d.Errf("modulus_api: %v", errBreakerCount(key))
 			}
 			if key == "failures" {
 				b.Failures = n
@@ -172,8 +177,8 @@ func parseBreaker(d *caddyfile.Dispenser) (*BreakerConfig, error) {
 			}
 		case "window", "open":
 			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("modulus_api: %v", errPositiveDuration("circuit_breaker "+key))
+			if err != nil || dur == 0 {
+				return d.Errf("modulus_api: %v", errBreakerDuration(key))
 			}
 			if key == "window" {
 				b.Window = caddy.Duration(dur)

@@ -3,6 +3,10 @@ package caddymodule
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 func apiSite(opts string) string {
@@ -90,5 +94,37 @@ func TestAPICaddyfileBreakerForms(t *testing.T) {
 	}
 	if string(one) != string(block) || !strings.Contains(string(one), `"circuit_breaker":{"failures":3,"open":10000000000,"probes":2,"window":60000000000}`) {
 		t.Fatalf("forms differ:\n%s\n%s", one, block)
+	}
+}
+
+// The breaker's parser only turns text into values; the ranges are the
+// circuit_breaker rule's alone (BreakerConfig.check), which the parser's
+// caller and Provision both apply.
+func TestAPICaddyfileBreakerParserOnlyParses(t *testing.T) {
+	d := caddyfile.NewTestDispenser("circuit_breaker failures 1001 window -1s open -2s probes 5000")
+	d.Next()
+	b, err := parseBreaker(d)
+	if err != nil {
+		t.Fatalf("the parser judged a range: %v", err)
+	}
+	if *b != (BreakerConfig{Failures: 1001, Window: caddy.Duration(-time.Second), Open: caddy.Duration(-2 * time.Second), Probes: 5000}) {
+		t.Fatalf("parsed %+v", *b)
+	}
+	for _, tc := range []struct {
+		b    BreakerConfig
+		want string
+	}{
+		{BreakerConfig{Failures: 1001}, "circuit_breaker failures must be a whole number from 1 to 1000"},
+		{BreakerConfig{Failures: -1}, "circuit_breaker failures must be a whole number from 1 to 1000"},
+		{BreakerConfig{Window: -1}, "circuit_breaker window must be a positive duration"},
+		{BreakerConfig{Open: -1}, "circuit_breaker open must be a positive duration"},
+		{BreakerConfig{Probes: 1001}, "circuit_breaker probes must be a whole number from 1 to 1000"},
+	} {
+		if err := tc.b.check(); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.b, err, tc.want)
+		}
+	}
+	if err := (&BreakerConfig{Failures: 1000, Window: 1, Open: 1, Probes: 1}).check(); err != nil {
+		t.Errorf("the largest and smallest settings: %v", err)
 	}
 }

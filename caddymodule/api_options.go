@@ -120,27 +120,30 @@ func checkRateLimit(opt, v string) error {
 	return nil
 }
 
-// check is the circuit_breaker rule: each set value in range (zero fields
-// take the defaults).
+// check is the circuit_breaker rule, the one check of its four settings:
+// failures and probes from 1 to maxBreakerSetting, window and open above
+// zero. A zero field is not set and takes the default.
 func (b *BreakerConfig) check() error {
 	if b == nil {
 		return nil
 	}
-	for _, n := range []struct {
-		name string
-		v    int
-	}{{"failures", b.Failures}, {"probes", b.Probes}} {
-		if n.v != 0 {
-			if err := checkRange("circuit_breaker "+n.name, n.v, 1, maxBreakerSetting); err != nil {
-				return err
-			}
-		}
+	switch {
+	case b.Failures != 0 && (b.Failures < 1 || b.Failures > maxBreakerSetting):
+		return errBreakerCount("failures")
+	case b.Window < 0:
+		return errBreakerDuration("window")
+	case b.Open < 0:
+		return errBreakerDuration("open")
+	case b.Probes != 0 && (b.Probes < 1 || b.Probes > maxBreakerSetting):
+		return errBreakerCount("probes")
 	}
-	if err := checkPositiveDuration("circuit_breaker window", b.Window); err != nil {
-		return err
-	}
-	if err := checkPositiveDuration("circuit_breaker open", b.Open); err != nil {
-		return err
-	}
-	return b.settings().Validate()
+	return nil
+}
+
+func errBreakerCount(setting string) error {
+	return errRange("circuit_breaker "+setting, 1, maxBreakerSetting)
+}
+
+func errBreakerDuration(setting string) error {
+	return errPositiveDuration("circuit_breaker " + setting)
 }

@@ -25,8 +25,9 @@ type BreakerSettings struct {
 // DefaultBreakerSettings are the documented defaults.
 var DefaultBreakerSettings = BreakerSettings{Failures: 5, Window: 30 * time.Second, Open: 30 * time.Second, Probes: 1}
 
-// Validate checks the settings.
-func (s BreakerSettings) Validate() error {
+// validate is NewBreaker's guard on its input. The circuit_breaker
+// option's rule, with its limits and messages, is the Caddy adapter's.
+func (s BreakerSettings) validate() error {
 	switch {
 	case s.Failures < 1:
 		return errors.New("circuit_breaker failures must be at least 1")
@@ -109,7 +110,7 @@ type Breaker struct {
 // NewBreaker returns a closed breaker. onChange, when set, is called after
 // every transition (outside the breaker's lock).
 func NewBreaker(name string, s BreakerSettings, c clock.Clock, onChange func(from, to BreakerState)) (*Breaker, error) {
-	if err := s.Validate(); err != nil {
+	if err := s.validate(); err != nil {
 		return nil, err
 	}
 	if c == nil {
