@@ -36,12 +36,15 @@ type Options struct {
 	// <path>.<UTC time> and a new file continues the chain. 64 MiB when
 	// zero; never when negative.
 	MaxBytes int64
+
 	// Queue bounds the lines waiting for the writer; 4096 when zero. A
 	// line that finds it full is dropped and counted, and the next line
 	// written records the gap.
 	Queue int
+
 	// Clock stamps the lines; clock.Real() when nil.
 	Clock clock.Clock
+
 	// Observer receives what happens to lines (metrics); nil: none.
 	Observer Observer
 }

@@ -83,10 +83,13 @@ var ErrBadQuery = errors.New("ledger: bad query")
 type Config struct {
 	// Store keeps the records. Required.
 	Store store.Ledger
+
 	// Clock is the time source; clock.Real() when nil.
 	Clock clock.Clock
+
 	// Logger receives the ledger's logs; zap.NewNop() when nil.
 	Logger *zap.Logger
+
 	// Observer receives transitions, flags and failures (metrics);
 	// NopObserver when nil.
 	Observer Observer
@@ -97,12 +100,15 @@ type Settings struct {
 	// Grace is how long after its expiresAt a QR with no result becomes
 	// expired (expiry_grace); zero expires it at expiresAt.
 	Grace time.Duration
+
 	// Retention is how long a transaction is kept, from its creation
 	// (ledger_retention); DefaultRetention when zero.
 	Retention time.Duration
+
 	// ExpiryEvents sends a QRPH_EXPIRED event to the app for every QR that
 	// expires (expiry_events on), through Emitter.
 	ExpiryEvents bool
+
 	// Emitter queues expiry events for delivery (the webhook spool); with
 	// ExpiryEvents and no Emitter, this process expires nothing (a
 	// replica that has one does).

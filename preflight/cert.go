@@ -18,14 +18,18 @@ const MinCertificateValidity = 14 * 24 * time.Hour
 type CertOptions struct {
 	// Host is the name the provider connects to.
 	Host string
+
 	// Now is the time the certificate must be valid at.
 	Now time.Time
+
 	// Roots are the trusted authorities; nil means the system's.
 	Roots *x509.CertPool
+
 	// LocalRoots are Caddy's own CA (`tls internal`), which only the
 	// simulator trusts: a certificate from it passes with a warning in
 	// the sandbox and fails in production.
 	LocalRoots *x509.CertPool
+
 	// Production is true when the provider's production delivers here.
 	Production bool
 }

@@ -33,54 +33,69 @@ type Config struct {
 	// SecretKey is the account's secret key: the Basic-auth username the
 	// QR and webhooks APIs expect (with an empty password).
 	SecretKey string
+
 	// EncryptionKey opens request tokens and seals answer tokens and
 	// webhook payloads (the provider's webhook docs disagree on secret key
 	// vs encryption key; the simulator uses the encryption key, as the
 	// webhooks security page does).
 	EncryptionKey crypto.Key
+
 	// ActivationCodes are the merchants of this account; create-QR refuses
 	// any other. Empty accepts every well-formed code.
 	ActivationCodes []string
+
 	// RateLimit applies separately to the QR API and to the webhooks API;
 	// zero means the policy's sandbox limit (100/1m).
 	RateLimit policy.RateLimit
+
 	// RetryIntervals are the waits between delivery attempts; nil means
 	// DefaultRetryIntervals. An empty non-nil slice means one attempt only.
 	RetryIntervals []time.Duration
+
 	// Latency delays every API answer (fault knob).
 	Latency time.Duration
+
 	// ErrorRate is the share of API calls, in [0, 1], answered with a
 	// simulated 500 before doing anything (fault knob).
 	ErrorRate float64
+
 	// WebhookSource is the local IP address webhook deliveries are sent
 	// from, so that a receiver's source-IP allowlist can be exercised. If
 	// it cannot be bound, deliveries use the default and a warning is
 	// logged.
 	WebhookSource string
+
 	// InboxSignSecret, when set, makes the demo inbox verify the
 	// Webhook-Signature header (Standard Webhooks, v1) and refuse
 	// deliveries without a valid one. "whsec_" + base64 or raw text.
 	InboxSignSecret string
+
 	// Callbacks are registered at start-up for every webhook action, as
 	// POST /v1/webhooks calls would register them, so that a fresh
 	// simulator delivers without a registration step (the quickstart).
 	// Already registered ones are left as they are.
 	Callbacks []string
+
 	// Policy supplies the validation rules; nil means policy.Default().
 	Policy *policy.Policy
+
 	// Logger receives operational logs; never keys, tokens or bodies.
 	Logger *zap.Logger
+
 	// Random returns a number in [0, 1) for ErrorRate; nil means
 	// math/rand/v2.
 	Random func() float64
+
 	// RootCAs, when set, is called before each delivery for the roots
 	// that HTTPS callbacks are verified against (nil result: system
 	// roots). caddymodule adds Caddy's internal CA so that a `tls
 	// internal` receiver in the same process is trusted.
 	RootCAs func() *x509.CertPool
+
 	// Observer receives API answers and delivery attempts (caddymodule
 	// turns them into metrics); NopObserver when nil.
 	Observer Observer
+
 	// LedgerLookup, when set, returns what the gateway's payments ledger
 	// says about the QRs of ids (those it has), for the page. The
 	// simulator does not know the ledger: caddymodule wires it in.

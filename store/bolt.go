@@ -26,14 +26,18 @@ type BoltOptions struct {
 	// Clock is the time source of de-duplication expiry; clock.Real() when
 	// nil.
 	Clock clock.Clock
+
 	// LockTimeout is how long to wait for another process to release the
 	// file; 5s when zero.
 	LockTimeout time.Duration
+
 	// MaxBatch bounds the writes that share one commit; 1024 when zero.
 	MaxBatch int
+
 	// SweepEvery is how often expired de-duplication keys are dropped from
 	// the file; 10m when zero, never when negative.
 	SweepEvery time.Duration
+
 	// AtRest seals the events' payment part when it holds a Sealer; nil
 	// or empty: records are written plain.
 	AtRest *AtRest

@@ -23,9 +23,11 @@ var (
 type FileOptions struct {
 	// Clock is the store's time source; clock.Real() when nil.
 	Clock clock.Clock
+
 	// LockTimeout is how long to wait for another process to release the
 	// file; 5s when zero.
 	LockTimeout time.Duration
+
 	// AtRest seals the idempotent answers (and their keys, which hold the
 	// merchant's reference) when it holds a Sealer; nil or empty: plain.
 	AtRest *AtRest

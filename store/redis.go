@@ -46,30 +46,44 @@ type RedisOptions struct {
 	// Prefix namespaces every key (the URL's key_prefix, or "qrphgate:",
 	// when empty); it must not contain { or }.
 	Prefix string
-	// DialTimeout, ReadTimeout and WriteTimeout bound each operation; a slow
-	// Redis must not hold a payment call for long. Zero means 2s, 1s, 1s.
-	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+
+	// DialTimeout bounds each connection attempt; 2s when zero. A slow
+	// Redis must not hold a payment call for long.
+	DialTimeout time.Duration
+
+	// ReadTimeout bounds reading each reply; 1s when zero.
+	ReadTimeout time.Duration
+
+	// WriteTimeout bounds writing each command; 1s when zero.
+	WriteTimeout time.Duration
+
 	// Reservation is how long Dedupe.Add holds a key for an event that is
 	// not stored yet; 1m when zero. It must outlast a spool write and stay
 	// well under the provider's retry interval (15 minutes), so that a
 	// replica dying between the two leaves a key the retry can take.
 	Reservation time.Duration
+
 	// AllowDown opens the store even when the server cannot be reached
 	// yet: calls fail with ErrUnavailable until it answers. Otherwise
 	// OpenRedis fails.
 	AllowDown bool
+
 	// PingEvery, when positive, pings the server at that interval so the
 	// health state changes without traffic.
 	PingEvery time.Duration
+
 	// Logger receives the state transitions; nil means none.
 	Logger *zap.Logger
+
 	// OnStateChange is called on every transition with the store's Name
 	// (up true: reachable again), after it is logged.
 	OnStateChange func(name string, up bool)
+
 	// AtRest seals the payment data the store, and the spools and ledger
 	// on it, write (idempotent answers, webhook payloads, ledger entries)
 	// when it holds a Sealer; nil or empty: plain.
 	AtRest *AtRest
+
 	// RootCAs, for a TLS URL (rediss://, rediss-cluster://,
 	// rediss-sentinel:// or ?tls=true), are the certificate authorities
 	// the servers' certificates are verified against (a private CA); nil

@@ -106,10 +106,12 @@ type RedisSpoolOptions struct {
 	// Name namespaces the spool's keys under the store's prefix ("spool"
 	// when empty). Replicas that share a spool use the same name.
 	Name string
+
 	// Heartbeat is how long a replica may go silent before the events it
 	// claimed are handed to the others; 15s when zero. It beats every
 	// third of that.
 	Heartbeat time.Duration
+
 	// Logger receives take-overs and the durability warning; nil: none.
 	Logger *zap.Logger
 }

@@ -59,13 +59,17 @@ type ResealObserver interface {
 type ResealOptions struct {
 	// Batch is the records per batch; 100 when zero.
 	Batch int
+
 	// Pause is the wait between batches, so a pass over a large store
 	// does not compete with payments; 100ms when zero.
 	Pause time.Duration
+
 	// Retry is the wait before a failed pass is tried again; 1m when zero.
 	Retry time.Duration
+
 	// Clock paces the runner; clock.Real() when nil.
 	Clock clock.Clock
+
 	// Observer receives progress; nil: none.
 	Observer ResealObserver
 }

@@ -49,27 +49,35 @@ var DefaultRetryBackoff = proxy.Backoff{Base: 2 * time.Second, Max: 15 * time.Mi
 type DeliveryConfig struct {
 	// URL receives the POSTs. Required.
 	URL *url.URL
+
 	// Timeout bounds one attempt; DefaultForwardTimeout when zero.
 	Timeout time.Duration
+
 	// RedeliverFor is how long an event is retried before it becomes a
 	// dead letter, counted from receipt (or from its last replay);
 	// DefaultRedeliverFor when zero.
 	RedeliverFor time.Duration
+
 	// Backoff spaces the retries; DefaultRetryBackoff when zero.
 	Backoff proxy.Backoff
+
 	// Signer, when set, adds Webhook-Signature: one entry per secret it
 	// holds (crypto.JoinWebhookSigners during a rotation).
 	Signer *crypto.WebhookSigner
+
 	// Logger, when set, replaces the Deliverer's logger: a reloaded
 	// configuration brings its own.
 	Logger *zap.Logger
+
 	// DeliveredRetention keeps a delivered event in the spool's history
 	// (listed, replayable) that long before it is purged; zero removes it
 	// at once.
 	DeliveredRetention time.Duration
+
 	// DeadLetterRetention purges a dead letter that long after it died;
 	// zero keeps dead letters until they are replayed.
 	DeadLetterRetention time.Duration
+
 	// Auditor receives deliveries, dead letters, replays and purges for
 	// the audit trail; proxy.NopAuditor when nil.
 	Auditor proxy.Auditor
@@ -115,18 +123,24 @@ func CheckRetryBackoff(base, maxWait time.Duration) error {
 type DelivererOptions struct {
 	// Concurrency bounds simultaneous deliveries; DefaultConcurrency when zero.
 	Concurrency int
+
 	// Poll, when positive, makes the worker look at the spool at least this
 	// often, for spools other processes also write (a shared Redis); a
 	// file spool needs none, since Wake reports every new event.
 	Poll time.Duration
+
 	// Clock is the time source; clock.Real() when nil.
 	Clock clock.Clock
+
 	// Logger receives delivery logs; zap.NewNop() when nil.
 	Logger *zap.Logger
+
 	// Observer receives delivery outcomes (metrics); NopObserver when nil.
 	Observer Observer
+
 	// Transport, when set, replaces the HTTP transport (tests).
 	Transport http.RoundTripper
+
 	// Name names the spool in audit lines (never with credentials).
 	Name string
 }

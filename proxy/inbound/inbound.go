@@ -67,47 +67,71 @@ var Results = []string{
 type Config struct {
 	// Keyring holds the decryption keys, tried in order. Required.
 	Keyring *crypto.Keyring
+
 	// AllowIPs lists the addresses webhooks may come from; the zero value
 	// allows none (allowing all takes an explicit "any").
 	AllowIPs policy.IPAllowlist
+
 	// ActivationCodes, when not empty, are the values the activation-code
 	// header must have (a missing header is refused too).
 	ActivationCodes []string
+
 	// MaxBody caps the request body; 64 KiB when zero.
 	MaxBody int64
+
 	// DedupeWindow is how long an event, (merchant, action, reference)
 	// from the decrypted payload, is remembered; 72h when zero.
 	DedupeWindow time.Duration
-	// ActionFields and ReferenceFields are the payload members that carry
-	// the action and the reference, tried in order; the defaults when nil.
-	ActionFields, ReferenceFields []string
+
+	// ActionFields are the payload members that carry the action, tried in
+	// order; the defaults when nil.
+	ActionFields []string
+
+	// ReferenceFields are the payload members that carry the reference,
+	// tried in order; the defaults when nil.
+	ReferenceFields []string
+
 	// Spool stores accepted events durably. Required.
 	Spool store.Spool
+
 	// Dedupe remembers accepted events. Required.
 	Dedupe store.Dedupe
-	// Clock defaults to the real clock; Logger to a no-op logger.
-	Clock  clock.Clock
+
+	// Clock is the time source; clock.Real() when nil.
+	Clock clock.Clock
+
+	// Logger receives the pipeline's logs; zap.NewNop() when nil.
 	Logger *zap.Logger
+
 	// OnAccepted, when set, is called after an event is spooled (to wake
 	// the deliverer).
 	OnAccepted func()
+
 	// Observer receives every webhook's result (metrics); NopObserver when
 	// nil.
 	Observer Observer
+
 	// Auditor receives every webhook's result for the audit trail
 	// (accepted, duplicate, refused with its code); proxy.NopAuditor when
 	// nil.
 	Auditor proxy.Auditor
+
 	// Ledger, when set, is told every accepted webhook's result before it
 	// is spooled, and its reconciliation flags go with the delivery.
 	Ledger Ledger
+
 	// Limiter counts the rate limits (RateLimit, RateLimitPerIP); nil
 	// means none. See limit.go.
 	Limiter *proxy.WindowLimiter
-	// RateLimit caps the webhooks from all allowed addresses together and
-	// RateLimitPerIP those from each address, per fixed window;
-	// DefaultRateLimit and DefaultRateLimitPerIP when zero.
-	RateLimit, RateLimitPerIP policy.RateLimit
+
+	// RateLimit caps the webhooks from all allowed addresses together, per
+	// fixed window; DefaultRateLimit when zero.
+	RateLimit policy.RateLimit
+
+	// RateLimitPerIP caps the webhooks from each address, per fixed
+	// window; DefaultRateLimitPerIP when zero.
+	RateLimitPerIP policy.RateLimit
+
 	// ReadTimeout bounds the time to receive the body once the checks
 	// before it passed; DefaultReadTimeout when zero.
 	ReadTimeout time.Duration

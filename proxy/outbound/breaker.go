@@ -13,10 +13,13 @@ import (
 type BreakerSettings struct {
 	// Failures within Window open the breaker.
 	Failures int
+
 	// Window is the sliding window failures are counted in.
 	Window time.Duration
+
 	// Open is how long the breaker stays open before it admits probes.
 	Open time.Duration
+
 	// Probes is how many trial calls the half-open breaker admits; that many
 	// consecutive successes close it, one failure opens it again.
 	Probes int

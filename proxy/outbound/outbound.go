@@ -40,62 +40,90 @@ const (
 type Config struct {
 	// Policy holds the validation rules (the embedded default or an override).
 	Policy *policy.Policy
+
 	// Environment is the provider environment's profile (sandbox or production).
 	Environment policy.Environment
+
 	// SecretKey is the Basic-auth username (password empty).
 	SecretKey crypto.Secret
+
 	// EncryptionKey encrypts requests and decrypts answers.
 	EncryptionKey crypto.Key
+
 	// DefaultMerchant is the activation code used when a request names none
 	// (may be empty when Merchants is not).
 	DefaultMerchant string
+
 	// Merchants are the further activation codes a request may name.
 	Merchants []string
-	// QRURL and WebhooksURL are checked base URLs; WebhooksURL nil means the
-	// webhook-management API is not configured.
-	QRURL, WebhooksURL *url.URL
+
+	// QRURL is the checked base URL of the provider's QR API. Required.
+	QRURL *url.URL
+
+	// WebhooksURL is the checked base URL of the provider's webhook
+	// management API; nil means that API is not configured.
+	WebhooksURL *url.URL
+
 	// WebhooksPayload is WebhooksPayloadPlain (default) or WebhooksPayloadJWE.
 	WebhooksPayload string
+
 	// RateLimit is the provider's budget: no sliding window of its period
 	// carries more upstream calls than its count.
 	RateLimit policy.RateLimit
+
 	// MaxWait bounds the total time a call spends waiting for rate slots,
 	// Retry-After and retry backoff.
 	MaxWait time.Duration
+
 	// MaxQueue bounds the calls waiting for a slot (0: RateLimit.Requests).
 	MaxQueue int
+
 	// Timeout bounds each upstream attempt.
 	Timeout time.Duration
+
 	// Retries is the number of extra attempts where a retry is safe.
 	Retries int
+
 	// AuthFailures consecutive 401/403 answers blow the credentials fuse.
 	AuthFailures int
+
 	// Budget is where rate slots are taken (shared by replicas through Redis).
 	Budget store.RateBudget
+
 	// Idempotency keeps one answer per merchant reference for the QR validity.
 	Idempotency store.Idempotency
+
 	// StoreKind names the store for the status page ("memory", "redis").
 	StoreKind string
+
 	// Shared is the state that outlives a configuration (NewShared).
 	Shared *Shared
+
 	// Clock is the time source; clock.Real() when nil.
 	Clock clock.Clock
+
 	// Logger receives the gateway's logs; zap.NewNop() when nil.
 	Logger *zap.Logger
+
 	// Observer receives metrics; nil means NopObserver.
 	Observer Observer
+
 	// Auditor receives the audit trail's events (a QR created); nil means
 	// proxy.NopAuditor.
 	Auditor proxy.Auditor
+
 	// Ledger, when set, records every QR created and answers the status
 	// calls (GET /v1/pay/qr/{id}); without one they answer 404.
 	Ledger Ledger
+
 	// Backoff spaces retries after connection failures; zero means 100ms..2s.
 	Backoff proxy.Backoff
+
 	// MerchantRateLimit caps each merchant's (activation code's) QR
 	// creations inside the account's budget; zero means no cap. Counted in
 	// MerchantLimiter (see merchantlimit.go).
 	MerchantRateLimit policy.RateLimit
+
 	// MerchantLimiter counts MerchantRateLimit; nil means no cap.
 	MerchantLimiter *proxy.WindowLimiter
 }
@@ -116,15 +144,20 @@ type Shared struct {
 type SharedOptions struct {
 	// Budget is the rate-slot store the pacer takes from.
 	Budget store.RateBudget
+
 	// BudgetKey names the account's window in Budget (see BudgetKey()).
 	BudgetKey string
+
 	// Breaker configures both circuit breakers.
 	Breaker BreakerSettings
+
 	// Clock is the time source; clock.Real() when nil.
 	Clock clock.Clock
+
 	// OnBreakerChange is called on every breaker transition with the
 	// breaker's name ("qr" or "webhooks").
 	OnBreakerChange func(name string, from, to BreakerState)
+
 	// Transport overrides the tuned default (tests inject faults here).
 	Transport http.RoundTripper
 }
