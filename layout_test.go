@@ -1,8 +1,13 @@
 package qrphgate_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -108,6 +113,60 @@ func TestDirectionsIndependent(t *testing.T) {
 			if dep == "github.com/qrphgate/qrphgate/"+pair[1] {
 				t.Errorf("%s depends on %s", pair[0], pair[1])
 			}
+		}
+	}
+}
+
+// TestSharedHelpersUsed: every exported function of proxy (what both
+// directions share) is called from another package's code, tests aside: a
+// helper no other package uses is unexported or removed, not kept as a
+// dead export.
+func TestSharedHelpersUsed(t *testing.T) {
+	fset := token.NewFileSet()
+	exported := map[string]bool{}
+	files, _ := filepath.Glob("proxy/*.go")
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv == nil && fd.Name.IsExported() {
+				exported[fd.Name.Name] = true
+			}
+		}
+	}
+	if len(exported) < 10 {
+		t.Fatalf("found only %d exported functions in proxy: the test lost its way", len(exported))
+	}
+	used := map[string]bool{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || filepath.Dir(path) == "proxy" {
+			return err
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "proxy" {
+					used[sel.Sel.Name] = true
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range exported {
+		if !used[name] {
+			t.Errorf("proxy.%s is exported but no other package calls it: unexport or remove it", name)
 		}
 	}
 }

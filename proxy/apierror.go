@@ -63,8 +63,8 @@ const (
 	CodeUnsupportedMedia = "unsupported_media_type"
 )
 
-// Validation turns a policy validation error into a 400.
-func Validation(pe *policy.Error) *Error {
+// validation turns a policy validation error into a 400.
+func validation(pe *policy.Error) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: pe.Code, Message: pe.Message, Field: pe.Field}
 }
 
@@ -78,7 +78,7 @@ func AsError(err error) *Error {
 	}
 	var pe *policy.Error
 	if errors.As(err, &pe) {
-		return Validation(pe)
+		return validation(pe)
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 }

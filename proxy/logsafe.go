@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// LogSafe returns untrusted text (a payload's reference, a provider's id or
+// logSafe returns untrusted text (a payload's reference, a provider's id or
 // error, a transport error) fit for a log field. Every character that a log
 // viewer or terminal may take as a line break or a control is written as
 // \uXXXX (\UXXXXXXXX beyond U+FFFF): C0 and C1 controls (NEL, U+0085,
@@ -21,7 +21,7 @@ import (
 // Zap's encoders escape C0 controls but write C1 controls and the Unicode
 // separators raw, so a reference holding NEL would show as a forged log
 // line in a viewer that breaks lines there.
-func LogSafe(s string) string {
+func logSafe(s string) string {
 	i := 0
 	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\' {
 		i++
@@ -54,22 +54,10 @@ func LogSafe(s string) string {
 	return b.String()
 }
 
-// LogString is a zap string field holding LogSafe(value): use it for every
-// value that did not come from the configuration or the gateway itself.
-func LogString(key, value string) zap.Field { return zap.String(key, LogSafe(value)) }
-
-// LogError is zap.Error for an error whose text may hold untrusted bytes (a
-// transport error quoting an answer, a parser error): the message, made
-// LogSafe, under "error".
-func LogError(err error) zap.Field { return NamedLogError("error", err) }
-
-// NamedLogError is LogError under another key.
-func NamedLogError(key string, err error) zap.Field {
-	if err == nil {
-		return zap.Skip()
-	}
-	return zap.String(key, LogSafe(err.Error()))
-}
+// LogString is a zap string field holding logSafe(value): use it for every
+// value that did not come from the configuration or the gateway itself (an
+// error's text that may quote one included: LogString("cause", err.Error())).
+func LogString(key, value string) zap.Field { return zap.String(key, logSafe(value)) }
 
 // unsafeInLog reports whether r may break or disguise a log line.
 func unsafeInLog(r rune) bool {

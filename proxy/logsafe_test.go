@@ -28,8 +28,8 @@ func TestLogSafe(t *testing.T) {
 		{"bad\xffutf8", `bad\xffutf8`},
 		{"tag\U000E0001", `tag\U000e0001`}, // a format character beyond U+FFFF
 	} {
-		if got := LogSafe(tc.in); got != tc.want {
-			t.Errorf("LogSafe(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := logSafe(tc.in); got != tc.want {
+			t.Errorf("logSafe(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -42,13 +42,13 @@ func FuzzLogSafe(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := LogSafe(s)
+		out := logSafe(s)
 		if !utf8.ValidString(out) {
-			t.Fatalf("LogSafe(%q) is not valid UTF-8: %q", s, out)
+			t.Fatalf("logSafe(%q) is not valid UTF-8: %q", s, out)
 		}
 		for _, r := range out {
 			if unsafeInLog(r) {
-				t.Fatalf("LogSafe(%q) = %q keeps %U", s, out, r)
+				t.Fatalf("logSafe(%q) = %q keeps %U", s, out, r)
 			}
 		}
 		for _, enc := range []zapcore.Encoder{

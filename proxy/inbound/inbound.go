@@ -300,7 +300,7 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 func (in *Handler) refuse(log *zap.Logger, status int, result, msg string, cause error) (string, error) {
 	fields := []zap.Field{zap.String("result", result), zap.String("reason", msg)}
 	if cause != nil {
-		fields = append(fields, proxy.NamedLogError("cause", cause))
+		fields = append(fields, proxy.LogString("cause", cause.Error()))
 	}
 	log.Warn("webhook rejected", fields...)
 	return reject(status, result, msg, cause)
