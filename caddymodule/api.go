@@ -204,15 +204,11 @@ func (a *API) Provision(ctx caddy.Context) error {
 		whURL = cfg.WebhooksURL.String()
 	}
 	a.sharedKey = strings.Join([]string{"outbound", env, cfg.QRURL.String(), whURL, account, breaker.String(), a.stores.key}, "|")
-	logger := a.logger
+	obs := apiMetrics{env: env, account: account, log: a.logger}
 	val, _, err := outboundShared.LoadOrNew(a.sharedKey, func() (caddy.Destructor, error) {
 		s, err := outbound.NewShared(outbound.SharedOptions{
 			Budget: cfg.Budget, BudgetKey: outbound.BudgetKey(env, account), Breaker: breaker, Clock: clock.Real(),
-			OnBreakerChange: func(name string, from, to outbound.BreakerState) {
-				recordBreaker(env, account, name, to)
-				logger.Warn("circuit breaker changed state", zap.String("upstream", name),
-					zap.String("from", from.String()), zap.String("to", to.String()))
-			},
+			Observer: obs,
 		})
 		if err != nil {
 			return nil, err
@@ -227,10 +223,10 @@ func (a *API) Provision(ctx caddy.Context) error {
 	}
 	cfg.Shared = val.(sharedState).Shared
 	cfg.Logger = a.logger
-	cfg.Observer = apiMetrics{env: env}
+	cfg.Observer = obs
 	cfg.Ledger = app.outboundLedger() // the payments ledger (the modulus app's)
 	cfg.Auditor = app.auditor()
-	apiMetrics{env: env}.precreate()
+	obs.precreate()
 	if a.engine, err = outbound.New(cfg); err != nil {
 		return err
 	}

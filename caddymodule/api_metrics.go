@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/proxy/outbound"
 )
@@ -35,8 +36,15 @@ var (
 	queueBuckets    = []float64{0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60}
 )
 
-// apiMetrics implements outbound.Observer on the package-level set.
-type apiMetrics struct{ env string }
+// apiMetrics implements outbound.Observer on the package-level set. A
+// breaker's transition is also logged (at warn, on log when set). The
+// breakers outlive a config, so the observer the first config gave them
+// (its account, its logger) stays theirs.
+type apiMetrics struct {
+	env     string
+	account string
+	log     *zap.Logger
+}
 
 // metricKey identifies one series; handles are cached by it so the hot path
 // builds no metric-name strings.
@@ -140,6 +148,15 @@ func recordBreaker(env, account, upstream string, to outbound.BreakerState) {
 	breakerGauge(env, account, upstream, to)
 	m := apiMetrics{env: env}
 	metricsSet.GetOrCreateCounter(metricBreakerTransitions + m.labels("account", account, "upstream", upstream, "to", to.String())).Inc()
+}
+
+// BreakerChanged records a breaker's transition and logs it.
+func (m apiMetrics) BreakerChanged(upstream string, from, to outbound.BreakerState) {
+	recordBreaker(m.env, m.account, upstream, to)
+	if m.log != nil {
+		m.log.Warn("circuit breaker changed state", zap.String("upstream", upstream),
+			zap.String("from", from.String()), zap.String("to", to.String()))
+	}
 }
 
 var _ outbound.Observer = apiMetrics{}

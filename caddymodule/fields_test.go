@@ -53,6 +53,59 @@ func TestEngineConfigFieldsDocumented(t *testing.T) {
 	}
 }
 
+// TestEngineReportsThroughObservers: the engine reports events (to
+// metrics, and the logs that go with them) through its Observer
+// interfaces only, never through callback fields of its configuration
+// (OnBreakerChange, OnStateChange were such). The one callback left,
+// inbound.Config.OnAccepted, reports nothing: it wakes the deliverer.
+func TestEngineReportsThroughObservers(t *testing.T) {
+	notReporting := map[string]bool{"Config.OnAccepted": true}
+	found := 0
+	for _, dir := range engineDirs {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), name, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				ts, ok := n.(*ast.TypeSpec)
+				if !ok {
+					return true
+				}
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok {
+					return true
+				}
+				for _, field := range st.Fields.List {
+					if _, isFunc := field.Type.(*ast.FuncType); !isFunc {
+						continue
+					}
+					for _, id := range field.Names {
+						if !strings.HasPrefix(id.Name, "On") {
+							continue
+						}
+						found++
+						if !notReporting[ts.Name.Name+"."+id.Name] {
+							t.Errorf("%s: %s.%s is a callback; report through the package's Observer interface", name, ts.Name, id.Name)
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	if found == 0 {
+		t.Fatal("not even OnAccepted was found: the test lost its way")
+	}
+}
+
 // checkFieldsDocumented checks the exported fields (those wanted) of the
 // exported struct types (those named as wanted) in dir's non-test files,
 // and returns how many it checked.

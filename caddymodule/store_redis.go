@@ -55,8 +55,8 @@ func acquireRedis(ctx context.Context, resolved string) (*store.Redis, func() er
 		defer cancel()
 		r, err := store.OpenRedis(octx, resolved, store.RedisOptions{
 			AllowDown: true, PingEvery: redisPingEvery, AtRest: atRest,
-			Logger:        caddy.Log().Named("modulus.store"),
-			OnStateChange: recordStoreState,
+			Logger:   caddy.Log().Named("modulus.store"),
+			Observer: storeMetrics{},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", store.RedactURL(resolved), err)
@@ -74,8 +74,11 @@ func acquireRedis(ctx context.Context, resolved string) (*store.Redis, func() er
 	return v.(redisConn).Redis, poolRelease(key), nil
 }
 
-// recordStoreState is every pooled connection's OnStateChange hook.
-func recordStoreState(name string, up bool) {
+// storeMetrics implements store.RedisObserver for every pooled connection.
+type storeMetrics struct{}
+
+// StateChanged counts the transition and sets the store's gauge.
+func (storeMetrics) StateChanged(name string, up bool) {
 	to := "down"
 	if up {
 		to = "up"
@@ -139,3 +142,6 @@ func resolveRedisURL(repl *caddy.Replacer, spec string) string {
 	})
 	return prefix + userinfo + "@" + repl.ReplaceKnown(rest[at+1:], "")
 }
+
+// Interface guard.
+var _ store.RedisObserver = storeMetrics{}

@@ -26,8 +26,8 @@ import (
 // (see ParseRedisURL); every script touches one slot (see redisKeys).
 //
 // Every command's outcome feeds a health state (State): the first failure
-// to reach the server logs once and calls OnStateChange, and so does the
-// first answer after it.
+// to reach the server logs once and tells the RedisObserver, and so does
+// the first answer after it.
 type Redis struct {
 	c       redis.UniversalClient // *redis.Client (single, Sentinel) or *redis.ClusterClient
 	target  RedisTarget
@@ -75,9 +75,8 @@ type RedisOptions struct {
 	// Logger receives the state transitions; nil means none.
 	Logger *zap.Logger
 
-	// OnStateChange is called on every transition with the store's Name
-	// (up true: reachable again), after it is logged.
-	OnStateChange func(name string, up bool)
+	// Observer hears of every transition, after it is logged; nil: none.
+	Observer RedisObserver
 
 	// AtRest seals the payment data the store, and the spools and ledger
 	// on it, write (idempotent answers, webhook payloads, ledger entries)
@@ -129,7 +128,7 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 		c: t.newClient(o), target: t, keys: keys, atRest: o.AtRest, reserve: orDefault(o.Reservation, time.Minute),
 		name: t.String(), stop: make(chan struct{}), watched: make(chan struct{}),
 	}
-	r.health = newHealth(r.name, o.Logger, o.OnStateChange)
+	r.health = newHealth(r.name, o.Logger, o.Observer)
 	r.c.AddHook(healthHook{r.health})
 	if cc, ok := r.c.(*redis.ClusterClient); ok {
 		cc.AddHook(reloadHook{cc})

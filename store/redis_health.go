@@ -27,21 +27,29 @@ type RedisState struct {
 	Transitions int `json:"transitions"`
 }
 
+// RedisObserver hears of a Redis store's changes of state (metrics); the
+// store logs them itself.
+type RedisObserver interface {
+	// StateChanged reports a transition of the store named name (its
+	// Name): up is true when it is reachable again.
+	StateChanged(name string, up bool)
+}
+
 // health follows every command's outcome (a go-redis hook) and reports each
-// change of state once: the log line and the callback come on the
+// change of state once: the log line and the observer's call come on the
 // transition, never per request.
 type health struct {
-	name     string
-	log      *zap.Logger
-	onChange func(name string, up bool)
+	name string
+	log  *zap.Logger
+	obs  RedisObserver // nil: none
 
 	up atomic.Bool // fast path: most observations change nothing
 	mu sync.Mutex
 	st RedisState
 }
 
-func newHealth(name string, log *zap.Logger, onChange func(string, bool)) *health {
-	h := &health{name: name, log: log, onChange: onChange, st: RedisState{Up: true, Since: time.Now()}}
+func newHealth(name string, log *zap.Logger, obs RedisObserver) *health {
+	h := &health{name: name, log: log, obs: obs, st: RedisState{Up: true, Since: time.Now()}}
 	h.up.Store(true)
 	return h
 }
@@ -85,8 +93,8 @@ func (h *health) set(up bool, err error, what string) {
 		h.log.Error("store unreachable: outbound calls get 503 store_unavailable, webhooks follow the documented failure mode until it returns",
 			zap.String("store", h.name), zap.Error(err), zap.String("command", what))
 	}
-	if h.onChange != nil {
-		h.onChange(h.name, up)
+	if h.obs != nil {
+		h.obs.StateChanged(h.name, up)
 	}
 }
 

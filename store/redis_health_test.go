@@ -20,7 +20,7 @@ type transitions struct {
 	ups []bool
 }
 
-func (tr *transitions) record(_ string, up bool) {
+func (tr *transitions) StateChanged(_ string, up bool) {
 	tr.mu.Lock()
 	tr.ups = append(tr.ups, up)
 	tr.mu.Unlock()
@@ -53,7 +53,7 @@ func TestRedisOutageIsReportedOncePerTransition(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	var tr transitions
 	r, err := store.OpenRedis(context.Background(), srv.URL(), store.RedisOptions{
-		Logger: zap.New(core), OnStateChange: tr.record, PingEvery: 100 * time.Millisecond,
+		Logger: zap.New(core), Observer: &tr, PingEvery: 100 * time.Millisecond,
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -108,7 +108,7 @@ func TestRedisAllowDown(t *testing.T) {
 	srv.Stop()
 	var tr transitions
 	r, err := store.OpenRedis(context.Background(), srv.URL(), store.RedisOptions{
-		AllowDown: true, OnStateChange: tr.record, PingEvery: 100 * time.Millisecond, DialTimeout: 200 * time.Millisecond,
+		AllowDown: true, Observer: &tr, PingEvery: 100 * time.Millisecond, DialTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("open with AllowDown: %v", err)

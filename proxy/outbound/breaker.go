@@ -96,10 +96,10 @@ const (
 // lock for the whole upstream call and JSON-encodes about 1 KB of state
 // twice per call.
 type Breaker struct {
-	name     string
-	s        BreakerSettings
-	clock    clock.Clock
-	onChange func(from, to BreakerState)
+	name  string
+	s     BreakerSettings
+	clock clock.Clock
+	obs   Observer
 
 	mu             sync.Mutex
 	state          BreakerState
@@ -110,16 +110,20 @@ type Breaker struct {
 	probeSuccesses int
 }
 
-// NewBreaker returns a closed breaker. onChange, when set, is called after
-// every transition (outside the breaker's lock).
-func NewBreaker(name string, s BreakerSettings, c clock.Clock, onChange func(from, to BreakerState)) (*Breaker, error) {
+// NewBreaker returns a closed breaker. obs (NopObserver when nil) hears of
+// every transition, after it (outside the breaker's lock), through
+// BreakerChanged with the breaker's name.
+func NewBreaker(name string, s BreakerSettings, c clock.Clock, obs Observer) (*Breaker, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
 	if c == nil {
 		c = clock.Real()
 	}
-	return &Breaker{name: name, s: s, clock: c, onChange: onChange}, nil
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	return &Breaker{name: name, s: s, clock: c, obs: obs}, nil
 }
 
 // Name is the breaker's name (the upstream it guards).
@@ -240,8 +244,8 @@ func (b *Breaker) setLocked(to BreakerState, now time.Time) *transition {
 }
 
 func (b *Breaker) notify(tr *transition) {
-	if tr != nil && b.onChange != nil {
-		b.onChange(tr.from, tr.to)
+	if tr != nil {
+		b.obs.BreakerChanged(b.name, tr.from, tr.to)
 	}
 }
 

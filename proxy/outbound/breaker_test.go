@@ -14,17 +14,26 @@ import (
 func newTestBreaker(t *testing.T, s BreakerSettings) (*Breaker, *clock.Fake, *[]string) {
 	t.Helper()
 	c := clock.NewFake(time.Time{})
-	var mu sync.Mutex
-	var log []string
-	b, err := NewBreaker("qr", s, c, func(from, to BreakerState) {
-		mu.Lock()
-		log = append(log, from.String()+"->"+to.String())
-		mu.Unlock()
-	})
+	obs := new(transitionLog)
+	b, err := NewBreaker("qr", s, c, obs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, c, &log
+	return b, c, &obs.log
+}
+
+// transitionLog is an Observer that keeps a breaker's transitions, as
+// "closed->open".
+type transitionLog struct {
+	NopObserver
+	mu  sync.Mutex
+	log []string
+}
+
+func (l *transitionLog) BreakerChanged(_ string, from, to BreakerState) {
+	l.mu.Lock()
+	l.log = append(l.log, from.String()+"->"+to.String())
+	l.mu.Unlock()
 }
 
 func mustAllow(t *testing.T, b *Breaker) func(Outcome) {

@@ -61,8 +61,6 @@ type harness struct {
 	out   *Handler
 	logs  *observer.ObservedLogs
 	obs   *recorder
-	trans []string // breaker transitions, "qr:closed->open"
-	mu    sync.Mutex
 }
 
 func newHarness(t *testing.T, o hopts) *harness {
@@ -112,12 +110,7 @@ func newHarness(t *testing.T, o hopts) *harness {
 	}
 	shared, err := NewShared(SharedOptions{
 		Budget: h.mem, BudgetKey: BudgetKey(o.env, AccountID(testSecretKey)), Breaker: o.breaker, Clock: h.clock,
-		Transport: o.transport,
-		OnBreakerChange: func(name string, from, to BreakerState) {
-			h.mu.Lock()
-			h.trans = append(h.trans, name+":"+from.String()+"->"+to.String())
-			h.mu.Unlock()
-		},
+		Transport: o.transport, Observer: h.obs,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -152,10 +145,12 @@ func newHarness(t *testing.T, o hopts) *harness {
 	return h
 }
 
+// transitions are the breaker transitions the observer heard of, as
+// "qr:closed->open".
 func (h *harness) transitions() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.trans...)
+	h.obs.mu.Lock()
+	defer h.obs.mu.Unlock()
+	return append([]string(nil), h.obs.trans...)
 }
 
 // request builds an app request; headers are "Name: value" strings.
@@ -212,10 +207,12 @@ func createBody(ref string) string {
 	return `{"amount":"500.00","currency":"PHP","merchantReferenceNumber":"` + ref + `"}`
 }
 
-// recorder is an Observer that counts.
+// recorder is an Observer that counts, and keeps the breaker transitions
+// in order ("qr:closed->open").
 type recorder struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu    sync.Mutex
+	n     map[string]int
+	trans []string
 }
 
 func newRecorder() *recorder { return &recorder{n: make(map[string]int)} }
@@ -244,4 +241,9 @@ func (r *recorder) CredentialsRejected()                  { r.inc("fuse") }
 func (r *recorder) LimiterFailedOpen()                    { r.inc("limiter_failed_open") }
 func (r *recorder) Response(endpoint string, status int, code string) {
 	r.inc("response:" + endpoint + ":" + http.StatusText(status) + ":" + code)
+}
+func (r *recorder) BreakerChanged(upstream string, from, to BreakerState) {
+	r.mu.Lock()
+	r.trans = append(r.trans, upstream+":"+from.String()+"->"+to.String())
+	r.mu.Unlock()
 }

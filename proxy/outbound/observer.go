@@ -28,19 +28,24 @@ type Observer interface {
 	// LimiterFailedOpen records a call let through without its merchant's
 	// cap because the limiter's store could not be reached.
 	LimiterFailedOpen()
+	// BreakerChanged records a circuit breaker's transition; upstream is
+	// the breaker's name ("qr" or "webhooks"). It is called outside the
+	// breaker's lock.
+	BreakerChanged(upstream string, from, to BreakerState)
 }
 
 // NopObserver discards everything.
 type NopObserver struct{}
 
-func (NopObserver) UpstreamCall(string, string, time.Duration) {}
-func (NopObserver) UpstreamRetry(string, string)               {}
-func (NopObserver) QueueWait(time.Duration)                    {}
-func (NopObserver) QueueRejected(string)                       {}
-func (NopObserver) IdempotentReplay()                          {}
-func (NopObserver) IdempotencyConflict()                       {}
-func (NopObserver) CredentialsRejected()                       {}
-func (NopObserver) Response(string, int, string)               {}
-func (NopObserver) LimiterFailedOpen()                         {}
+func (NopObserver) UpstreamCall(string, string, time.Duration)        {}
+func (NopObserver) UpstreamRetry(string, string)                      {}
+func (NopObserver) QueueWait(time.Duration)                           {}
+func (NopObserver) QueueRejected(string)                              {}
+func (NopObserver) IdempotentReplay()                                 {}
+func (NopObserver) IdempotencyConflict()                              {}
+func (NopObserver) CredentialsRejected()                              {}
+func (NopObserver) Response(string, int, string)                      {}
+func (NopObserver) LimiterFailedOpen()                                {}
+func (NopObserver) BreakerChanged(string, BreakerState, BreakerState) {}
 
 var _ Observer = NopObserver{}

@@ -154,9 +154,9 @@ type SharedOptions struct {
 	// Clock is the time source; clock.Real() when nil.
 	Clock clock.Clock
 
-	// OnBreakerChange is called on every breaker transition with the
-	// breaker's name ("qr" or "webhooks").
-	OnBreakerChange func(name string, from, to BreakerState)
+	// Observer hears of every breaker transition (BreakerChanged, with the
+	// breaker's name: "qr" or "webhooks"); NopObserver when nil.
+	Observer Observer
 
 	// Transport overrides the tuned default (tests inject faults here).
 	Transport http.RoundTripper
@@ -164,13 +164,7 @@ type SharedOptions struct {
 
 // NewShared builds the long-lived state.
 func NewShared(o SharedOptions) (*Shared, error) {
-	mk := func(name string) (*Breaker, error) {
-		var cb func(from, to BreakerState)
-		if o.OnBreakerChange != nil {
-			cb = func(from, to BreakerState) { o.OnBreakerChange(name, from, to) }
-		}
-		return NewBreaker(name, o.Breaker, o.Clock, cb)
-	}
+	mk := func(name string) (*Breaker, error) { return NewBreaker(name, o.Breaker, o.Clock, o.Observer) }
 	qr, err := mk("qr")
 	if err != nil {
 		return nil, err
