@@ -4,7 +4,141 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
+
+// An idempotency key is a hash {s: "claimed"|"completed", fp, v, tok}.
+// tok names the Begin call that claimed it: run again (a Cluster client's
+// retry), the script finds its own claim and hands it back rather than
+// have the caller wait on itself until the lease ends. Earlier releases
+// wrote no tok and ignore it.
+var beginScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 's', 'fp', 'v', 'tok')
+if cur[1] == 'claimed' and cur[4] == ARGV[3] then return {'owner', ARGV[1], false} end
+if cur[1] then return {cur[1], cur[2], cur[3]} end
+redis.call('HSET', KEYS[1], 's', 'claimed', 'fp', ARGV[1], 'tok', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {'owner', ARGV[1], false}
+`)
+
+var completeScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 's', 'fp')
+if cur[1] == 'completed' then return 0 end
+if cur[1] and cur[2] ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 's', 'completed', 'fp', ARGV[1], 'v', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+var releaseScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 's', 'fp')
+if cur[1] == 'claimed' and cur[2] == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+`)
+
+func claimFromReply(reply any) (Claim, error) {
+	vals, ok := reply.([]any)
+	if !ok || len(vals) != 3 {
+		return Claim{}, fmt.Errorf("unexpected reply %T", reply)
+	}
+	str := func(v any) string { s, _ := v.(string); return s }
+	c := Claim{Fingerprint: str(vals[1])}
+	switch str(vals[0]) {
+	case "owner":
+		c.State = Claimed
+	case "claimed":
+		c.State = InFlight
+	case "completed":
+		c.State = Completed
+		c.Value = []byte(str(vals[2]))
+	case "":
+		return Claim{}, nil
+	default:
+		return Claim{}, fmt.Errorf("unexpected state %q", str(vals[0]))
+	}
+	return c, nil
+}
+
+// Begin implements Idempotency. With at-rest encryption, a key that was
+// free under its name may still be live under the name it had before the
+// keys changed (plain, or another key's blind index; see idemName below):
+// for a while after a change Begin looks there too, and hands back what
+// it finds rather than make a second call for the same reference.
+func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.Duration) (Claim, error) {
+	sl := r.atRest.Sealer()
+	name := r.idemName(sl, key)
+	reply, err := beginScript.Run(ctx, r.c, []string{name}, fingerprint, lease.Milliseconds(), callID()).Result()
+	if err != nil {
+		return Claim{}, unavailable("begin", err)
+	}
+	c, err := claimFromReply(reply)
+	if err != nil {
+		return Claim{}, unavailable("begin", err)
+	}
+	if c.State == Claimed && r.atRest.changedWithin(idemLegacyWindow) {
+		if old, err := r.legacyClaim(ctx, sl, key); err != nil || old.State != 0 {
+			_ = releaseScript.Run(ctx, r.c, []string{name}, fingerprint).Err()
+			return old, err
+		}
+	}
+	if c.State == Completed {
+		return r.openClaim(sl, name, c)
+	}
+	return c, nil
+}
+
+// Complete implements Idempotency.
+func (r *Redis) Complete(ctx context.Context, key, fingerprint string, value []byte, ttl time.Duration) error {
+	sl := r.atRest.Sealer()
+	name := r.idemName(sl, key)
+	if sl != nil {
+		value = sl.Seal(idemAAD(name), value)
+	}
+	if err := completeScript.Run(ctx, r.c, []string{name}, fingerprint, value, ttl.Milliseconds()).Err(); err != nil {
+		return unavailable("complete", err)
+	}
+	return nil
+}
+
+// Release implements Idempotency.
+func (r *Redis) Release(ctx context.Context, key, fingerprint string) error {
+	if err := releaseScript.Run(ctx, r.c, []string{r.idemName(r.atRest.Sealer(), key)}, fingerprint).Err(); err != nil {
+		return unavailable("release", err)
+	}
+	return nil
+}
+
+// Get implements Idempotency.
+func (r *Redis) Get(ctx context.Context, key string) (Claim, error) {
+	sl := r.atRest.Sealer()
+	name := r.idemName(sl, key)
+	c, err := r.getClaim(ctx, name)
+	if err != nil {
+		return Claim{}, err
+	}
+	if c.State == 0 && r.atRest.changedWithin(idemLegacyWindow) {
+		return r.legacyClaim(ctx, sl, key)
+	}
+	return r.openClaim(sl, name, c)
+}
+
+// getClaim reads the idempotency record name as it is.
+func (r *Redis) getClaim(ctx context.Context, name string) (Claim, error) {
+	vals, err := r.c.HMGet(ctx, name, "s", "fp", "v").Result()
+	if err != nil {
+		return Claim{}, unavailable("get", err)
+	}
+	if s, _ := vals[0].(string); s == "" {
+		return Claim{}, nil
+	}
+	c, err := claimFromReply(vals)
+	if err != nil {
+		return Claim{}, unavailable("get", err)
+	}
+	return c, nil
+}
 
 // Idempotency keys at rest. A key names the merchant's reference, and its
 // answer holds the QR and the amount: with at-rest encryption the record
@@ -70,3 +204,6 @@ func (r *Redis) legacyClaim(ctx context.Context, sl *Sealer, key string) (Claim,
 	}
 	return Claim{}, nil
 }
+
+// Interface guard.
+var _ Idempotency = (*Redis)(nil)

@@ -20,9 +20,6 @@ import (
 	"github.com/qrphgate/qrphgate/proxy"
 )
 
-// maxRequestBody caps what the app may send; a create-QR body is ~150 bytes.
-const maxRequestBody = 64 << 10
-
 // CreateQRResponse is what the app gets for POST /v1/pay/qr.
 type CreateQRResponse struct {
 	// ID is the provider's transaction id.
@@ -246,28 +243,6 @@ func (o *Handler) merchant(requested string) (string, *proxy.Error) {
 	return requested, nil
 }
 
-// readJSONBody checks the content type and size of the app's request.
-func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *proxy.Error) {
-	if !proxy.IsJSONMediaType(r.Header.Get("Content-Type")) {
-		return nil, newErr(http.StatusUnsupportedMediaType, proxy.CodeUnsupportedMedia, "", "send Content-Type: application/json")
-	}
-	tooLarge := func() *proxy.Error {
-		return newErr(http.StatusRequestEntityTooLarge, proxy.CodeBodyTooLarge, "", "request body exceeds "+strconv.Itoa(maxRequestBody)+" bytes")
-	}
-	if r.ContentLength > maxRequestBody {
-		return nil, tooLarge()
-	}
-	b, err := proxy.ReadBody(w, r, maxRequestBody)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge()
-		}
-		return nil, clientClosed(err)
-	}
-	return b, nil
-}
-
 // parseAnswer reads "id" and "qrBody" from the provider's decrypted answer
 // (other members are ignored; names match exactly). The usual shape,
 // {"id":"…","qrBody":"…"} with plain strings in either order, is sliced out
@@ -461,19 +436,4 @@ func safeReference(ref string) string {
 		return ""
 	}
 	return ref
-}
-
-// isWord reports whether s is 1 to maxLen ASCII letters, digits or bytes
-// from extra.
-func isWord(s, extra string, maxLen int) bool {
-	if s == "" || len(s) > maxLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
