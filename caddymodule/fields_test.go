@@ -62,44 +62,22 @@ func TestEngineReportsThroughObservers(t *testing.T) {
 	notReporting := map[string]bool{"Config.OnAccepted": true}
 	found := 0
 	for _, dir := range engineDirs {
-		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range files {
-			if strings.HasSuffix(name, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(token.NewFileSet(), name, nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				ts, ok := n.(*ast.TypeSpec)
-				if !ok {
-					return true
+		eachStruct(t, dir, func(fset *token.FileSet, ts *ast.TypeSpec, st *ast.StructType) {
+			for _, field := range st.Fields.List {
+				if _, isFunc := field.Type.(*ast.FuncType); !isFunc {
+					continue
 				}
-				st, ok := ts.Type.(*ast.StructType)
-				if !ok {
-					return true
-				}
-				for _, field := range st.Fields.List {
-					if _, isFunc := field.Type.(*ast.FuncType); !isFunc {
+				for _, id := range field.Names {
+					if !strings.HasPrefix(id.Name, "On") {
 						continue
 					}
-					for _, id := range field.Names {
-						if !strings.HasPrefix(id.Name, "On") {
-							continue
-						}
-						found++
-						if !notReporting[ts.Name.Name+"."+id.Name] {
-							t.Errorf("%s: %s.%s is a callback; report through the package's Observer interface", name, ts.Name, id.Name)
-						}
+					found++
+					if !notReporting[ts.Name.Name+"."+id.Name] {
+						t.Errorf("%s: %s.%s is a callback; report through the package's Observer interface", fset.Position(id.Pos()), ts.Name, id.Name)
 					}
 				}
-				return true
-			})
-		}
+			}
+		})
 	}
 	if found == 0 {
 		t.Fatal("not even OnAccepted was found: the test lost its way")
@@ -111,12 +89,42 @@ func TestEngineReportsThroughObservers(t *testing.T) {
 // and returns how many it checked.
 func checkFieldsDocumented(t *testing.T, dir string, wantType func(string, *ast.StructType) bool, wantField func(*ast.Field) bool) int {
 	t.Helper()
+	checked := 0
+	eachStruct(t, dir, func(fset *token.FileSet, ts *ast.TypeSpec, st *ast.StructType) {
+		if !ts.Name.IsExported() || !wantType(ts.Name.Name, st) {
+			return
+		}
+		var prevEnd token.Pos
+		for _, field := range st.Fields.List {
+			if !wantField(field) || len(field.Names) == 0 || !field.Names[0].IsExported() {
+				prevEnd = field.End()
+				continue
+			}
+			checked++
+			where := fset.Position(field.Pos())
+			if len(field.Names) != 1 {
+				t.Errorf("%s: %s.%v: one field per line", where, ts.Name, field.Names)
+			}
+			if field.Doc == nil {
+				t.Errorf("%s: %s.%s has no doc comment of its own", where, ts.Name, field.Names[0])
+			} else if prevEnd.IsValid() && fset.Position(field.Doc.Pos()).Line-fset.Position(prevEnd).Line < 2 {
+				t.Errorf("%s: %s.%s: leave a blank line before its comment", where, ts.Name, field.Names[0])
+			}
+			prevEnd = field.End()
+		}
+	})
+	return checked
+}
+
+// eachStruct calls fn for every struct type declared in dir's non-test
+// files (parsed with their comments).
+func eachStruct(t *testing.T, dir string, fn func(*token.FileSet, *ast.TypeSpec, *ast.StructType)) {
+	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	fset := token.NewFileSet()
-	checked := 0
 	for _, name := range files {
 		if strings.HasSuffix(name, "_test.go") {
 			continue
@@ -126,34 +134,12 @@ func checkFieldsDocumented(t *testing.T, dir string, wantType func(string, *ast.
 			t.Fatal(err)
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
-			ts, ok := n.(*ast.TypeSpec)
-			if !ok || !ts.Name.IsExported() {
-				return true
-			}
-			st, ok := ts.Type.(*ast.StructType)
-			if !ok || !wantType(ts.Name.Name, st) {
-				return true
-			}
-			var prevEnd token.Pos
-			for _, field := range st.Fields.List {
-				if !wantField(field) || len(field.Names) == 0 || !field.Names[0].IsExported() {
-					prevEnd = field.End()
-					continue
+			if ts, ok := n.(*ast.TypeSpec); ok {
+				if st, ok := ts.Type.(*ast.StructType); ok {
+					fn(fset, ts, st)
 				}
-				checked++
-				where := fset.Position(field.Pos())
-				if len(field.Names) != 1 {
-					t.Errorf("%s: %s.%v: one field per line", where, ts.Name, field.Names)
-				}
-				if field.Doc == nil {
-					t.Errorf("%s: %s.%s has no doc comment of its own", where, ts.Name, field.Names[0])
-				} else if prevEnd.IsValid() && fset.Position(field.Doc.Pos()).Line-fset.Position(prevEnd).Line < 2 {
-					t.Errorf("%s: %s.%s: leave a blank line before its comment", where, ts.Name, field.Names[0])
-				}
-				prevEnd = field.End()
 			}
 			return true
 		})
 	}
-	return checked
 }
