@@ -106,8 +106,9 @@ type Webhook struct {
 	MinReplicasTimeout caddy.Duration `json:"min_replicas_timeout,omitempty"`
 
 	// DedupeWindow is how long an event (action and reference, with the
-	// merchant when the decrypted payload names one) is remembered; 72h by
-	// default. The activation-code header is not part of the key.
+	// merchant and the transaction id when the decrypted payload names
+	// them) is remembered; 72h by default. The activation-code header is
+	// not part of the key.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
 
 	// RedeliverFor is how long an event is retried before it becomes a

@@ -56,7 +56,7 @@ func TestRedisWindowsShared(t *testing.T) {
 		return r
 	}
 	a, b := open(), open()
-	t.Cleanup(func() { dropKeys(t, prefix) })
+	t.Cleanup(func() { redistest.DropKeys(t, prefix) })
 	checkWindows(t, store.NewRedisWindows(a), "k")
 	if hit, err := store.NewRedisWindows(b).Hit(context.Background(), "k", 3, time.Hour); err != nil || hit.Allowed {
 		t.Fatalf("a second connection to the server does not see the first one's count: %+v, %v", hit, err)
