@@ -236,9 +236,17 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		return err
 	}
 	// The worker is shared with the running config: the new settings take
-	// effect only when this config starts, never for one Caddy refuses.
-	reg := h.reg
-	onConfigStart(app, func() { w.activate(reg) })
+	// effect only once this config runs, never for one Caddy refuses, and
+	// the running config's stay (or come back) when it is refused.
+	if app == nil {
+		// A handler provisioned on its own (unit tests): no lifecycle, so
+		// its settings take effect at once.
+		w.activate(h.reg, true)
+	} else {
+		reg := h.reg
+		app.OnStart(func() { w.activate(reg, false) })
+		app.OnStop(func() { w.retire(reg) })
+	}
 	spool, dedupe, err := h.sharedDedupe(ctx, repl, w)
 	if err != nil {
 		return err
