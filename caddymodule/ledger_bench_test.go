@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/crypto"
 	"github.com/qrphgate/qrphgate/internal/clock"
+	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/internal/testenv"
 	"github.com/qrphgate/qrphgate/ledger"
 	"github.com/qrphgate/qrphgate/policy"
@@ -66,13 +66,7 @@ func benchLedgerStores(b *testing.B) []struct {
 			}
 			b.Cleanup(func() {
 				_ = r.Close()
-				c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-				defer c.Close()
-				ctx := context.Background()
-				iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-				for iter.Next(ctx) {
-					c.Del(ctx, iter.Val())
-				}
+				redistest.DropKeys(b, prefix)
 			})
 			return benchEngine(b, store.NewRedisLedger(r))
 		}},

@@ -106,8 +106,9 @@ type Webhook struct {
 	MinReplicasTimeout caddy.Duration `json:"min_replicas_timeout,omitempty"`
 
 	// DedupeWindow is how long an event (action and reference, with the
-	// merchant when the decrypted payload names one) is remembered; 72h by
-	// default. The activation-code header is not part of the key.
+	// merchant and the transaction id when the decrypted payload names
+	// them) is remembered; 72h by default. The activation-code header is
+	// not part of the key.
 	DedupeWindow caddy.Duration `json:"dedupe_window,omitempty"`
 
 	// RedeliverFor is how long an event is retried before it becomes a
@@ -190,23 +191,8 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.warnOnce = new(sync.Once)
 	webhookMetricsOnce.Do(initWebhookMetrics)
-	if err := checkRules(webhookRules, h); err != nil {
-		return err
-	}
 	repl := caddy.NewReplacer()
-
-	ring, err := h.keyring(repl)
-	if err != nil {
-		return err
-	}
-	allow, err := h.allowlist(repl)
-	if err != nil {
-		return err
-	}
-	if allow.AllowsAny() {
-		h.logger.Warn("allow_ips is any: webhooks are accepted from every address; set the provider's Webhook IP Whitelist in production")
-	}
-	codes, err := h.activationCodes(repl)
+	cfg, err := h.config(repl)
 	if err != nil {
 		return err
 	}
@@ -223,60 +209,98 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		return err
 	}
 	delivery.Auditor = app.auditor()
-	if err := checkMinReplicas(h.MinReplicas, time.Duration(h.MinReplicasTimeout), spec); err != nil {
-		return err
-	}
-	w, key, err := acquireWebhookWorker(spec, h.logger, h.clock)
+	w, err := h.joinWorker(ctx, app, spec, fingerprint, delivery)
 	if err != nil {
 		return err
 	}
-	h.worker, h.poolKey = w, key
-	if h.reg, err = w.register(ctx.Done(), fingerprint, delivery); err != nil {
-		return err
-	}
-	// The worker is shared with the running config: the new settings take
-	// effect only when this config starts, never for one Caddy refuses.
-	reg := h.reg
-	onConfigStart(app, func() { w.activate(reg) })
-	spool, dedupe, err := h.sharedDedupe(ctx, repl, w)
-	if err != nil {
-		return err
-	}
-	if spool, dedupe, err = h.replicated(spool, dedupe); err != nil {
+	if cfg.Spool, cfg.Dedupe, err = h.stores(ctx, repl, w); err != nil {
 		return err
 	}
 	app.useForExpiryEvents(w.deliverer) // the ledger's QRPH_EXPIRED events go through this spool
-	rateAll, ratePerIP, err := h.webhookLimits()
-	if err != nil {
+	if cfg.Limiter, h.limitRelease, err = h.webhookLimiter(ctx, repl, w); err != nil {
 		return err
 	}
-	limiter, limitRelease, err := h.webhookLimiter(ctx, repl, w)
-	if err != nil {
-		return err
-	}
-	h.limitRelease = limitRelease
-	h.inbound, err = inbound.New(inbound.Config{
-		Keyring:         ring,
-		AllowIPs:        allow,
-		ActivationCodes: codes,
+	cfg.OnAccepted = w.deliverer.Wake
+	cfg.Auditor = app.auditor()
+	cfg.Ledger = app.inboundLedger()
+	h.inbound, err = inbound.New(cfg)
+	return err
+}
+
+// config turns the options that shape the receiving pipeline into its
+// configuration: every option's rule (webhookRules, the same the
+// Caddyfile applies) first, then the keys resolved and the placeholders
+// expanded. The spool, de-duplication, limiter and app hooks are
+// Provision's.
+func (h *Webhook) config(repl *caddy.Replacer) (inbound.Config, error) {
+	cfg := inbound.Config{
 		MaxBody:         h.maxBody(),
 		DedupeWindow:    time.Duration(h.DedupeWindow), // zero: the pipeline's default
 		ActionFields:    h.ActionFields,
 		ReferenceFields: h.ReferenceFields,
-		Spool:           spool,
-		Dedupe:          dedupe,
 		Clock:           h.clock, // nil: the real clock
 		Logger:          h.logger,
-		OnAccepted:      w.deliverer.Wake,
 		Observer:        webhookMetrics{},
-		Auditor:         app.auditor(),
-		Ledger:          app.inboundLedger(),
-		Limiter:         limiter,
-		RateLimit:       rateAll,
-		RateLimitPerIP:  ratePerIP,
 		ReadTimeout:     time.Duration(h.ReadTimeout),
-	})
-	return err
+	}
+	if err := checkRules(webhookRules, h); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.Keyring, err = h.keyring(repl); err != nil {
+		return cfg, err
+	}
+	if cfg.AllowIPs, err = h.allowlist(repl); err != nil {
+		return cfg, err
+	}
+	if cfg.AllowIPs.AllowsAny() {
+		h.logger.Warn("allow_ips is any: webhooks are accepted from every address; set the provider's Webhook IP Whitelist in production")
+	}
+	if cfg.ActivationCodes, err = h.activationCodes(repl); err != nil {
+		return cfg, err
+	}
+	cfg.RateLimit, cfg.RateLimitPerIP, err = h.webhookLimits()
+	return cfg, err
+}
+
+// joinWorker opens (or joins) the delivery worker of the spool spec and
+// registers this handler's delivery settings with it: they take effect
+// once the config runs (see webhookWorker.activate), never for one Caddy
+// refuses, and the running config's stay (or come back) when it is
+// refused.
+func (h *Webhook) joinWorker(ctx caddy.Context, app *App, spec, fingerprint string, delivery inbound.DeliveryConfig) (*webhookWorker, error) {
+	if err := checkMinReplicas(h.MinReplicas, time.Duration(h.MinReplicasTimeout), spec); err != nil {
+		return nil, err
+	}
+	w, key, err := acquireWebhookWorker(spec, h.logger, h.clock)
+	if err != nil {
+		return nil, err
+	}
+	h.worker, h.poolKey = w, key
+	if h.reg, err = w.register(ctx.Done(), fingerprint, delivery); err != nil {
+		return nil, err
+	}
+	if app == nil {
+		// A handler provisioned on its own (unit tests): no lifecycle, so
+		// its settings take effect at once.
+		w.activate(h.reg, true)
+		return w, nil
+	}
+	reg := h.reg
+	app.OnStart(func() { w.activate(reg, false) })
+	app.OnStop(func() { w.retire(reg) })
+	return w, nil
+}
+
+// stores returns the spool and de-duplication set the pipeline writes to:
+// the worker's, shared through Redis with Store (sharedDedupe), and
+// waiting for min_replicas on a Redis spool (replicated).
+func (h *Webhook) stores(ctx caddy.Context, repl *caddy.Replacer, w *webhookWorker) (store.Spool, store.Dedupe, error) {
+	spool, dedupe, err := h.sharedDedupe(ctx, repl, w)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.replicated(spool, dedupe)
 }
 
 func (h *Webhook) maxBody() int64 {

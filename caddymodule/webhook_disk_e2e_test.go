@@ -3,6 +3,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -55,11 +56,44 @@ func fillDisk(t *testing.T, path string) {
 	}
 }
 
+// readiness is the readiness endpoint's answer: its HTTP status and the
+// spool check's status and message.
+type readiness struct {
+	code           int
+	spool, message string
+}
+
+// readSpoolReadiness asks url (a modulus_health route) for the spool
+// check's result.
+func readSpoolReadiness(t *testing.T, url string) readiness {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep struct {
+		Checks map[string]struct{ Status, Message string } `json:"checks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatalf("readiness answer: %v", err)
+	}
+	r := readiness{code: resp.StatusCode}
+	for name, c := range rep.Checks {
+		if strings.HasPrefix(name, "spool:") {
+			r.spool, r.message = c.Status, c.Message
+		}
+	}
+	return r
+}
+
 // TestWebhookFullDiskDoesNotParkEvents (issue 19): while the spool's disk
-// is full, failed deliveries cannot be rescheduled on disk; once space is
-// back, those events follow retry_backoff (here at most 1 s) instead of
-// waiting for their claim's lease (forward_timeout + 1 minute, here 3
-// minutes). Every acknowledged event is delivered.
+// is full, failed deliveries cannot be rescheduled on disk and the
+// readiness endpoint reports the spool unwritable (503, the spool check
+// unavailable); once space is back, readiness recovers and those events
+// follow retry_backoff (here at most 1 s) instead of waiting for their
+// claim's lease (forward_timeout + 1 minute, here 3 minutes). Every
+// acknowledged event is delivered.
 func TestWebhookFullDiskDoesNotParkEvents(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -74,7 +108,8 @@ func TestWebhookFullDiskDoesNotParkEvents(t *testing.T) {
 	auto_https off
 }
 
-http://127.0.0.1:%d {
+# No host name: plain HTTP has no certificate for readiness to check.
+http://:%d {
 	modulus_webhook {
 		decryption_key  {env.QRPHGATE_E2E_KEY_1}
 		allow_ips       127.0.0.1/32
@@ -86,9 +121,32 @@ http://127.0.0.1:%d {
 		retry_backoff   100ms 1s
 	}
 }
-`, p.adminAddr(), p.http, p.app, filepath.Join(disk, "webhooks.spool"))
+
+http://127.0.0.1:%d {
+	handle /readyz {
+		modulus_health {
+			check_interval 1s
+			check_timeout  1s
+		}
+	}
+}
+`, p.adminAddr(), p.http, p.app, filepath.Join(disk, "webhooks.spool"), p.metrics)
 	g := e2e.Start(t, e2e.Options{Caddyfile: conf, AdminAddr: p.adminAddr(), Env: gatewayEnv()})
 	url := fmt.Sprintf("http://127.0.0.1:%d/webhooks/modulus", p.http)
+	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", p.metrics)
+	var ready readiness
+	defer func() {
+		if t.Failed() {
+			t.Logf("the last readiness answer: %d, spool %s: %s", ready.code, ready.spool, ready.message)
+		}
+	}()
+	e2e.WaitFor(t, 30*time.Second, "the spool check's first result", func() bool {
+		ready = readSpoolReadiness(t, readyz)
+		return ready.spool == "ok"
+	})
+	if ready.code != http.StatusOK {
+		t.Fatalf("readiness with room on the disk: %d, spool %s: %s", ready.code, ready.spool, getBody(t, readyz))
+	}
 
 	// Room to free later, then events until the spool itself fills the disk.
 	reserve := filepath.Join(disk, "reserve")
@@ -132,6 +190,14 @@ http://127.0.0.1:%d {
 	fillDisk(t, filepath.Join(disk, "filler"))
 	failed := func() int { return strings.Count(g.Logs(), "could not reschedule the event") }
 	e2e.WaitFor(t, 60*time.Second, "reschedules failing on the full disk", func() bool { return failed() >= 10 })
+	e2e.WaitFor(t, 30*time.Second, "readiness reporting the spool unwritable", func() bool {
+		ready = readSpoolReadiness(t, readyz)
+		return ready.spool == "unavailable"
+	})
+	if ready.code != http.StatusServiceUnavailable {
+		t.Fatalf("readiness with the spool unwritable: %d (%s: %s), want 503", ready.code, ready.spool, ready.message)
+	}
+	t.Logf("readiness on the full disk: %d, spool %s: %s", ready.code, ready.spool, ready.message)
 
 	// Space comes back and the app recovers.
 	if err := os.Remove(reserve); err != nil {
@@ -140,6 +206,12 @@ http://127.0.0.1:%d {
 	if err := os.Remove(filepath.Join(disk, "filler")); err != nil {
 		t.Fatal(err)
 	}
+	// Readiness recovers before the deliveries, whose writes (the delivered
+	// events' history) take some of the room again.
+	e2e.WaitFor(t, 30*time.Second, "readiness recovering once space came back", func() bool {
+		ready = readSpoolReadiness(t, readyz)
+		return ready.spool == "ok" && ready.code == http.StatusOK
+	})
 	app.setStatus(http.StatusOK)
 	freed := time.Now()
 	mu.Lock()
@@ -161,7 +233,7 @@ http://127.0.0.1:%d {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("%d events acknowledged, %d refused while the disk was full, %d failed reschedules; %d still undelivered %v after space came back",
+	t.Logf("%d events acknowledged, %d refused while the disk was full, %d failed reschedules; %d still undelivered %v after space came back and the app recovered",
 		len(refs), full, failed(), missing, time.Since(freed).Round(time.Second))
 	if missing != 0 {
 		t.Fatalf("%d of %d acknowledged events were parked for their lease instead of following retry_backoff", missing, len(refs))

@@ -494,7 +494,7 @@ func TestWebhookReplayUnderAnotherHeaderDeliveredOnce(t *testing.T) {
 	}))
 	g := e2e.Start(t, e2e.Options{Caddyfile: gatewayCaddyfileRedeliverFor(p, "10m"), AdminAddr: p.adminAddr(), Env: gatewayEnv()})
 	client := tlsClient(t, g.Dir(), "127.0.0.1")
-	body := sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-REPLAY"}`)
+	body := sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-REPLAY","transactionId":"c94b99f8-e6cc-49a5-97ab-7a31d37381fe"}`)
 	headers := []map[string]string{
 		{"activation-code": "TEST-0000-0000-0001"}, // the provider's own copy
 		nil,

@@ -118,7 +118,7 @@ type webhookWorker struct {
 
 	mu     sync.Mutex
 	regs   []*webhookReg // live handlers' delivery settings, oldest first
-	active *webhookReg   // the settings in use: the newest started config's
+	active *webhookReg   // the settings in use: the running config's
 }
 
 // webhookReg is one handler's claim on a worker's delivery settings.
@@ -126,7 +126,7 @@ type webhookReg struct {
 	config      <-chan struct{} // identifies the config the handler belongs to
 	fingerprint string
 	delivery    inbound.DeliveryConfig
-	started     bool // its config started: its settings may be used
+	started     bool // its config started and has not stopped: its settings may be used
 }
 
 // acquireWebhookWorker returns the worker for spec, starting it (opening
@@ -191,10 +191,11 @@ func redactSpool(spec string) string {
 }
 
 // register records a handler's delivery settings without using them: they
-// take effect through activate, when the handler's config starts, so a
-// config that Caddy refuses (a later module fails to provision) never
-// delivers a single event with its settings. Two handlers of one config
-// must agree: a spool delivers to one place.
+// take effect through activate and retire, once the handler's config has
+// started, so a config that Caddy refuses (a later module fails to
+// provision, or another app fails to start) never delivers a single event
+// with its settings. Two handlers of one config must agree: a spool
+// delivers to one place.
 func (w *webhookWorker) register(config <-chan struct{}, fingerprint string, dc inbound.DeliveryConfig) (*webhookReg, error) {
 	if err := inbound.CheckDeliveryConfig(dc); err != nil {
 		return nil, err
@@ -212,40 +213,74 @@ func (w *webhookWorker) register(config <-chan struct{}, fingerprint string, dc 
 	return r, nil
 }
 
-// activate puts r's settings in use: its config started. A registration
-// already dropped (its config was refused and cleaned up) is ignored.
-func (w *webhookWorker) activate(r *webhookReg) {
+// activate records that r's config started its modulus app (OnStart).
+// Caddy starts a config's apps one by one and in no set order, and stops
+// them again when a later one fails (a listener it cannot bind), so this is
+// not yet proof that the config runs. r's settings therefore take effect at
+// once only when no running config's settings are in use (the first config
+// on this spool) or takeOver is set (a handler with no config lifecycle);
+// otherwise they take over when the config in use stops (retire), which
+// Caddy does only after every app of the new config started. A
+// registration already dropped (its config was refused and cleaned up) is
+// ignored.
+func (w *webhookWorker) activate(r *webhookReg, takeOver bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !slices.Contains(w.regs, r) {
 		return
 	}
 	r.started = true
-	w.active = r
-	_ = w.deliverer.Configure(r.delivery) // checked by register
+	if takeOver || w.active == nil || !w.active.started {
+		w.useLocked(r)
+	}
 }
 
-// unregister drops a handler's settings. A config that never started
-// leaves the settings in use alone; when the settings in use go (their
-// config stopped, or failed after starting), the newest remaining started
-// registration's take over.
+// retire records that r's config stopped (OnStop): replaced by a reload
+// that started, refused after its modulus app started, or at exit. When
+// its settings are in use, the newest other started registration's take
+// over (the config that replaced it); a refused config's settings were
+// never in use while another's were, so the running settings stay. With no
+// other, r's stay in use until its handlers are cleaned up.
+func (w *webhookWorker) retire(r *webhookReg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r.started = false
+	if w.active == r {
+		w.handOverLocked()
+	}
+}
+
+// unregister drops a handler's settings (its config is cleaned up). A
+// config that never ran leaves the settings in use alone; when the
+// settings in use go, the newest remaining started registration's take
+// over.
 func (w *webhookWorker) unregister(r *webhookReg) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if i := slices.Index(w.regs, r); i >= 0 {
 		w.regs = slices.Delete(w.regs, i, i+1)
 	}
-	if w.active != r {
-		return
+	if w.active == r && !w.handOverLocked() {
+		w.active = nil
 	}
-	w.active = nil
+}
+
+// handOverLocked puts the newest started registration other than the one
+// in use in its place, and reports whether there was one.
+func (w *webhookWorker) handOverLocked() bool {
 	for i := len(w.regs) - 1; i >= 0; i-- {
-		if w.regs[i].started {
-			w.active = w.regs[i]
-			_ = w.deliverer.Configure(w.active.delivery)
-			return
+		if r := w.regs[i]; r.started && r != w.active {
+			w.useLocked(r)
+			return true
 		}
 	}
+	return false
+}
+
+// useLocked puts r's settings in use.
+func (w *webhookWorker) useLocked(r *webhookReg) {
+	w.active = r
+	_ = w.deliverer.Configure(r.delivery) // checked by register
 }
 
 // Destruct implements caddy.Destructor: it stops the worker (attempts under

@@ -15,8 +15,10 @@ import (
 )
 
 // reloadCaddyfile is a plain-HTTP webhook endpoint on one spool, delivering
-// to forwardTo, with the given global options, followed by the extra handlers, provisioned in the order
-// written (one route block keeps it).
+// to forwardTo, with the given global options, followed by the extra
+// handlers, provisioned in the order written (one route block keeps it).
+// The tests' load comes from one address, faster than the provider's: the
+// rate limits are raised out of its way.
 func reloadCaddyfile(admin, global string, hook int, forwardTo, extra string) string {
 	return fmt.Sprintf(`{
 	admin %s
@@ -33,6 +35,8 @@ http://127.0.0.1:%d {
 			spool          spool/webhooks.spool
 			redeliver_for  10m
 			retry_backoff  100ms 500ms
+			rate_limit        1000000/1m
+			rate_limit_per_ip 1000000/1m
 		}
 %s	}
 }
@@ -58,10 +62,15 @@ func loadConfig(t *testing.T, admin, caddyfile string) (int, string) {
 // TestWebhookRefusedReloadKeepsDeliveringToTheRunningApp (issue 19): under
 // load, reloads that change forward_to and that Caddy then refuses leave
 // every acknowledged event to the running config's app; none reaches the
-// refused config's URL. Two kinds of refusal alternate: a later handler
-// whose {env.*} key is unset (after one that waits 5 s for a silent Redis,
-// which widens the window the bug needs), and a second handler on the same
-// spool with other delivery settings.
+// refused config's URL, and the running config's settings are the ones in
+// use afterwards. Three kinds of refusal alternate: a later handler whose
+// {env.*} key is unset (after one that waits 5 s for a silent Redis, which
+// widens the window the bug needs), a second handler on the same spool with
+// other delivery settings (both refused at provision), and a config that
+// provisions but cannot start (its second site's port is held by another
+// process): Caddy starts apps in no set order, so in some of those reloads
+// the modulus app starts before the HTTP app fails, and Caddy stops it
+// again.
 func TestWebhookRefusedReloadKeepsDeliveringToTheRunningApp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -93,6 +102,13 @@ func TestWebhookRefusedReloadKeepsDeliveringToTheRunningApp(t *testing.T) {
 			t.Cleanup(func() { _ = c.Close() })
 		}
 	}()
+	// A port another process holds: Caddy cannot bind it, so the config
+	// that names it fails at start, after provisioning.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = busy.Close() })
 	refused := []string{
 		// A later handler fails to provision: its key is unset. Before it, a
 		// handler waits for a store that never answers.
@@ -118,6 +134,12 @@ func TestWebhookRefusedReloadKeepsDeliveringToTheRunningApp(t *testing.T) {
 			spool          spool/webhooks.spool
 		}
 `, appURL)),
+		// Provisions, then fails to start.
+		reloadCaddyfile(adminAddr, "", hook, refusedURL, "") + fmt.Sprintf(`
+http://%s {
+	respond "unreachable"
+}
+`, busy.Addr()),
 	}
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/webhooks/modulus", hook)
@@ -147,15 +169,32 @@ func TestWebhookRefusedReloadKeepsDeliveringToTheRunningApp(t *testing.T) {
 		defer app.mu.Unlock()
 		return len(app.byRef) >= 50
 	})
-	const reloads = 6
+	const reloads = 12
 	for i := range reloads {
 		status, body := loadConfig(t, g.Admin(), refused[i%len(refused)])
 		if status == http.StatusOK {
 			t.Fatalf("reload %d was accepted; it must be refused", i)
 		}
-		if i%len(refused) == 1 && !strings.Contains(body, "different delivery settings") {
-			t.Fatalf("refusal of two handlers on one spool: %d %s", status, body)
+		switch i % len(refused) {
+		case 1:
+			if !strings.Contains(body, "different delivery settings") {
+				t.Fatalf("refusal of two handlers on one spool: %d %s", status, body)
+			}
+		case 2:
+			if !strings.Contains(body, "start") || !strings.Contains(body, "address already in use") {
+				t.Fatalf("refusal at start: %d %s", status, body)
+			}
 		}
+		// Traffic after each refusal, counted rather than timed: what was
+		// acknowledged meanwhile goes to the running config's app.
+		app.mu.Lock()
+		next := len(app.byRef) + 20
+		app.mu.Unlock()
+		e2e.WaitFor(t, 30*time.Second, "deliveries after a refused reload", func() bool {
+			app.mu.Lock()
+			defer app.mu.Unlock()
+			return len(app.byRef) >= next
+		})
 	}
 	stop.Store(true)
 	wg.Wait()

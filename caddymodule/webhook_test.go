@@ -389,11 +389,13 @@ func TestWebhookWorkerSurvivesReload(t *testing.T) {
 	_ = s.Close()
 }
 
-// A worker's delivery settings change only when a config starts: a
-// config that is provisioned and then refused (cleaned up without
-// starting) never delivers with its settings, and the settings of the
-// running config stay; a started config's settings replace the old ones and
-// survive the old config's cleanup.
+// A worker's delivery settings change only once a config runs: a config
+// that is provisioned and then refused, whether before it starts (cleaned
+// up) or after its modulus app started (another app failed to start: Caddy
+// stops the started apps, then cleans up), never delivers with its
+// settings, and the running config's stay throughout; a reload that starts
+// takes over when the config it replaces stops, and keeps the settings
+// through that config's cleanup.
 func TestWebhookWorkerSettingsFollowStartedConfigs(t *testing.T) {
 	spec := filepath.Join(t.TempDir(), "lifecycle.spool")
 	w, key, err := acquireWebhookWorker(spec, zap.NewNop(), nil)
@@ -411,32 +413,44 @@ func TestWebhookWorkerSettingsFollowStartedConfigs(t *testing.T) {
 		}
 		return ""
 	}
-	cfg1, cfg2, cfg3 := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	want := func(step, u string) {
+		t.Helper()
+		if got := inUse(); got != u {
+			t.Fatalf("%s: settings in use %q, want %q", step, got, u)
+		}
+	}
+	cfg1, cfg2, cfg3, cfg4 := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	r1, err := w.register(cfg1, "A", settings("http://app.test/a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := inUse(); got != "" {
-		t.Fatalf("settings in use before the config started: %q", got)
-	}
-	w.activate(r1)
-	if got := inUse(); got != "http://app.test/a" {
-		t.Fatalf("after the first config started: %q", got)
-	}
+	want("before the first config started", "")
+	w.activate(r1, false)
+	want("after the first config started", "http://app.test/a")
 
-	// A reload provisions its handler, then Caddy refuses the config.
+	// A reload provisions its handler, then Caddy refuses the config before
+	// starting it.
 	r2, err := w.register(cfg2, "B", settings("http://refused.test/b"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := inUse(); got != "http://app.test/a" {
-		t.Fatalf("a provisioned, not started config changed the settings to %q", got)
-	}
+	want("a provisioned, not started config", "http://app.test/a")
 	w.unregister(r2)
-	w.activate(r2) // too late: never takes effect
-	if got := inUse(); got != "http://app.test/a" {
-		t.Fatalf("after the refused config: %q", got)
+	w.activate(r2, false) // too late: never takes effect
+	want("after the config refused at provision", "http://app.test/a")
+
+	// A reload whose modulus app starts, then another app fails to start:
+	// Caddy stops the started apps (OnStop) and cleans the config up.
+	r4, err := w.register(cfg4, "E", settings("http://refused.test/e"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	w.activate(r4, false)
+	want("a config whose modulus app started while another app may still fail", "http://app.test/a")
+	w.retire(r4)
+	want("a config stopped after a failed start", "http://app.test/a")
+	w.unregister(r4)
+	want("after the config refused at start", "http://app.test/a")
 
 	// Two handlers of one config on this spool must agree.
 	if _, err := w.register(cfg3, "C", settings("http://app.test/c")); err != nil {
@@ -448,14 +462,20 @@ func TestWebhookWorkerSettingsFollowStartedConfigs(t *testing.T) {
 		t.Fatalf("conflicting handlers of one config: %v", err)
 	}
 
-	// A reload that starts: its settings replace the old, and stay when the
-	// old config is cleaned up.
+	// A reload that starts: its settings take over when the old config
+	// stops (Caddy stops it only once the new one started), and stay when
+	// the old config is cleaned up.
 	r3 := w.regs[len(w.regs)-1]
-	w.activate(r3)
+	w.activate(r3, false)
+	want("the new config started, the old one not stopped yet", "http://app.test/a")
+	w.retire(r1)
+	want("after the old config stopped", "http://app.test/c")
 	w.unregister(r1)
-	if got := inUse(); got != "http://app.test/c" {
-		t.Fatalf("after a successful reload: %q", got)
-	}
+	want("after a successful reload", "http://app.test/c")
+
+	// At exit the last config stops: its settings stay until its cleanup.
+	w.retire(r3)
+	want("the last config stopped", "http://app.test/c")
 }
 
 func adminMux() *http.ServeMux {

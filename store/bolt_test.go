@@ -222,6 +222,75 @@ func BenchmarkBoltPutSerial(b *testing.B) {
 }
 
 // A reschedule that cannot be written (a full disk; here the file is
+// closed under it) keeps the event's attempt count and last error as they
+// were: the record changes only with a write that succeeds, so the next
+// attempt (after a restart here) repeats the number of the one whose
+// reschedule was lost (docs/webhooks.md, Delivery guarantees).
+func TestBoltFailedRetryKeepsTheAttemptCount(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "spool.db")
+	s := openBolt(t, path, nil)
+	ev := event("e1", "", time.Time{})
+	if err := s.Put(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := s.Claim(ctx, ev.NextAttempt, time.Hour, 1); err != nil || len(evs) != 1 {
+		t.Fatalf("claim: %v %v", evs, err)
+	}
+	first := ev.NextAttempt.Add(time.Second)
+	if err := s.Retry(ctx, "e1", 1, first, "HTTP 503"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Claim(ctx, first, time.Hour, 1)
+	if err != nil || len(evs) != 1 || evs[0].Attempts != 1 {
+		t.Fatalf("claim after the first retry: %+v %v", evs, err)
+	}
+	_ = s.Close()
+	if err := s.Retry(ctx, "e1", 2, first.Add(2*time.Second), "timeout"); err == nil {
+		t.Fatal("a retry on a closed spool succeeded")
+	}
+	s = openBolt(t, path, nil)
+	defer s.Close()
+	evs, err = s.Claim(ctx, first.Add(time.Hour), time.Hour, 1)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("claim after the failed retry: %+v %v", evs, err)
+	}
+	if evs[0].Attempts != 1 || evs[0].LastError != "HTTP 503" {
+		t.Fatalf("after a failed retry: attempts %d, last error %q; want the previous 1 and HTTP 503", evs[0].Attempts, evs[0].LastError)
+	}
+}
+
+// A replay that cannot be written leaves the dead letter as it was, its
+// attempt count included; the replay that succeeds keeps the count too, so
+// Webhook-Attempt goes on from it.
+func TestBoltFailedReplayKeepsTheAttemptCount(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "spool.db")
+	s := openBolt(t, path, nil)
+	ev := event("e1", "", time.Time{})
+	if err := s.Put(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bury(ctx, "e1", 7, ev.NextAttempt.Add(time.Hour), "HTTP 500"); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	if _, err := s.Replay(ctx, "e1", ev.NextAttempt.Add(2*time.Hour)); err == nil {
+		t.Fatal("a replay on a closed spool succeeded")
+	}
+	s = openBolt(t, path, nil)
+	defer s.Close()
+	dl, err := s.DeadLetters(ctx, 10)
+	if err != nil || len(dl) != 1 || dl[0].Attempts != 7 {
+		t.Fatalf("dead letters after the failed replay: %+v %v", dl, err)
+	}
+	got, err := s.Replay(ctx, "e1", ev.NextAttempt.Add(2*time.Hour))
+	if err != nil || got.Attempts != 7 {
+		t.Fatalf("replay: attempts %d, %v; want 7 kept", got.Attempts, err)
+	}
+}
+
+// A reschedule that cannot be written (a full disk; here the file is
 // closed under it) still moves the event's due time in memory: it comes
 // back after the retry's wait, not after the claim's lease.
 func TestBoltFailedRetryKeepsTheDueTimeInMemory(t *testing.T) {

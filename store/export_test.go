@@ -6,3 +6,7 @@ func MemoryLen(m *Memory) int {
 	defer m.mu.Unlock()
 	return len(m.dedupe)
 }
+
+// ErrServerDown exposes a rate window's failure between two tries of a
+// server that is down.
+var ErrServerDown = errServerDown

@@ -14,11 +14,19 @@ import (
 // read-only file system, a Redis replica promoted away or out of memory
 // shows before a webhook is refused for it.
 
-var bucketHealth = []byte("health") // "probe" -> Unix ns of the last probe
+var bucketHealth = []byte("health") // "probe" -> Unix ns of the last probe; "room" only during a probe
 
-// Probe writes one record in its own transaction and fsyncs it (bbolt
-// commits are fsynced), in the spool file itself. It waits behind a commit
-// in progress, as a webhook's write would.
+// ProbeRoom is how much the spool file's probe writes: the largest webhook
+// body by default (max_body), so the probe fails when the spool has no
+// room left for one. A few bytes would not show a full disk: bbolt writes
+// them into pages the file already has.
+const ProbeRoom = 64 << 10
+
+// Probe proves the spool file takes a webhook: in the spool file itself,
+// one transaction writes the probe's time and ProbeRoom bytes, fsynced
+// (bbolt commits are), and a second removes the bytes again. On a full
+// disk (or a quota) the first fails as a webhook's write would. It waits
+// behind a commit in progress, as a webhook's write would.
 func (s *BoltSpool) Probe(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -30,8 +38,15 @@ func (s *BoltSpool) Probe(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte("probe"), v[:])
+		if err := b.Put([]byte("probe"), v[:]); err != nil {
+			return err
+		}
+		return b.Put([]byte("room"), make([]byte, ProbeRoom))
 	})
+	if err != nil {
+		return fmt.Errorf("spool %s: probe write: %w", s.path, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketHealth).Delete([]byte("room")) })
 	if err != nil {
 		return fmt.Errorf("spool %s: probe write: %w", s.path, err)
 	}

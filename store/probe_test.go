@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,8 +12,9 @@ import (
 	"github.com/qrphgate/qrphgate/store"
 )
 
-// The spool file's probe writes and fsyncs, leaves the events alone, and
-// fails once the file is closed.
+// The spool file's probe writes and fsyncs, leaves the events alone, does
+// not grow the file, and fails once the file is closed. (That it fails on a
+// full disk is TestWebhookFullDiskDoesNotParkEvents's, on a tmpfs.)
 func TestBoltSpoolProbe(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "spool.db")
 	s, err := store.OpenBolt(path, store.BoltOptions{SweepEvery: -1})
@@ -20,10 +22,26 @@ func TestBoltSpoolProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for i := 0; i < 3; i++ {
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	var after3 int64
+	for i := 0; i < 20; i++ {
 		if err := s.Probe(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if i == 2 {
+			after3 = size()
+		}
+	}
+	// The room a probe writes is given back and used again: probing does
+	// not grow the file.
+	if got := size(); got != after3 {
+		t.Fatalf("the spool file grew from %d to %d bytes over 17 more probes", after3, got)
 	}
 	if st, err := s.Stats(ctx); err != nil || st.Pending != 0 || st.DeadLetters != 0 {
 		t.Fatalf("probes changed the spool's events: %+v, %v", st, err)

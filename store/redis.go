@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/qrphgate/qrphgate/internal/clock"
 )
 
 // Redis implements RateBudget (redis_budget.go), Idempotency
@@ -37,6 +39,7 @@ type Redis struct {
 	reserve time.Duration
 	name    string
 	health  *health
+	clk     clock.Clock
 	stop    chan struct{}
 	watched chan struct{}
 	closed  sync.Once
@@ -89,6 +92,12 @@ type RedisOptions struct {
 	// the servers' certificates are verified against (a private CA); nil
 	// means the system roots. The host name is checked either way.
 	RootCAs *x509.CertPool
+	// Clock is this process's time for the health state (RedisState.Since,
+	// the outage's length), the PingEvery pings and the pacing of rate
+	// windows' retries while the server is down; clock.Real() when nil.
+	// What Redis decides (a sliding window, expiries) stays on the
+	// server's clock.
+	Clock clock.Clock
 }
 
 // OpenRedis connects to the deployment rawURL names (see ParseRedisURL):
@@ -125,11 +134,14 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
 	r := &Redis{
 		c: t.newClient(o), target: t, keys: keys, atRest: o.AtRest, reserve: orDefault(o.Reservation, time.Minute),
-		name: t.String(), stop: make(chan struct{}), watched: make(chan struct{}),
+		name: t.String(), clk: o.Clock, stop: make(chan struct{}), watched: make(chan struct{}),
 	}
-	r.health = newHealth(r.name, o.Logger, o.Observer)
+	r.health = newHealth(r.name, o.Logger, o.Observer, o.Clock)
 	r.c.AddHook(healthHook{r.health})
 	if cc, ok := r.c.(*redis.ClusterClient); ok {
 		cc.AddHook(reloadHook{cc})

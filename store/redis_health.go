@@ -12,6 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/qrphgate/qrphgate/internal/clock"
 )
 
 // RedisState is what a Redis back end last saw of its server.
@@ -42,14 +44,15 @@ type health struct {
 	name string
 	log  *zap.Logger
 	obs  RedisObserver // nil: none
+	clk  clock.Clock
 
 	up atomic.Bool // fast path: most observations change nothing
 	mu sync.Mutex
 	st RedisState
 }
 
-func newHealth(name string, log *zap.Logger, obs RedisObserver) *health {
-	h := &health{name: name, log: log, obs: obs, st: RedisState{Up: true, Since: time.Now()}}
+func newHealth(name string, log *zap.Logger, obs RedisObserver, clk clock.Clock) *health {
+	h := &health{name: name, log: log, obs: obs, clk: clk, st: RedisState{Up: true, Since: clk.Now()}}
 	h.up.Store(true)
 	return h
 }
@@ -77,7 +80,7 @@ func (h *health) set(up bool, err error, what string) {
 		h.mu.Unlock()
 		return
 	}
-	now := time.Now()
+	now := h.clk.Now()
 	downFor := now.Sub(h.st.Since)
 	h.st.Up, h.st.Since = up, now
 	h.st.Transitions++
@@ -167,17 +170,18 @@ func (k healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	}
 }
 
-// watch pings the server every interval, so the state (and its metric)
-// follows the server even when no request touches it.
+// watch pings the server every interval (on the store's clock), so the
+// state (and its metric) follows the server even when no request touches
+// it.
 func (r *Redis) watch(every time.Duration) {
 	defer close(r.watched)
-	t := time.NewTicker(every)
-	defer t.Stop()
 	for {
+		t := r.clk.NewTimer(every)
 		select {
 		case <-r.stop:
+			t.Stop()
 			return
-		case <-t.C:
+		case <-t.C():
 			ctx, cancel := context.WithTimeout(context.Background(), every)
 			_ = r.c.Ping(ctx).Err() // the hook records the outcome
 			cancel()

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -127,5 +128,54 @@ func TestRedisAllowDown(t *testing.T) {
 	}
 	if got := tr.get(); len(got) != 2 || got[0] || !got[1] {
 		t.Fatalf("transitions %v, want down then up", got)
+	}
+}
+
+// The health state runs on the store's clock: Since is the clock's time of
+// each transition, the recovery log's down_for the time between them, and
+// the PingEvery pings fire as the clock passes each interval, so a server
+// that stops is seen without any request.
+func TestRedisHealthFollowsTheStoresClock(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	clk := clock.NewFake(time.Time{})
+	opened := clk.Now()
+	core, logs := observer.New(zapcore.InfoLevel)
+	r, err := store.OpenRedis(context.Background(), srv.URL(), store.RedisOptions{
+		Logger: zap.New(core), Clock: clk, PingEvery: 10 * time.Second,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if st := r.State(); !st.Up || !st.Since.Equal(opened) {
+		t.Fatalf("state when opened: %+v, want up since %v", st, opened)
+	}
+
+	srv.Stop()
+	// The pinger sleeps on the clock: once it does, moving the clock to
+	// the end of its interval makes it ping the stopped server.
+	if !clk.WaitForTimerAt(opened.Add(10*time.Second), 5*time.Second) {
+		t.Fatal("the pinger is not waiting on the store's clock")
+	}
+	clk.Advance(10 * time.Second)
+	waitUntil(t, "the pinger to see the server gone", func() bool { return !r.State().Up })
+	down := r.State().Since
+	if want := opened.Add(10 * time.Second); !down.Equal(want) {
+		t.Fatalf("down since %v, want the clock's %v", down, want)
+	}
+
+	clk.Advance(3 * time.Minute)
+	srv.Restart()
+	waitUntil(t, "a command to reach the server again", func() bool { return r.Ping(context.Background()) == nil })
+	if st := r.State(); !st.Up || !st.Since.Equal(down.Add(3*time.Minute)) {
+		t.Fatalf("state after recovery: %+v, want up since %v", st, down.Add(3*time.Minute))
+	}
+	back := logs.FilterMessage("store reachable again").All()
+	if len(back) != 1 {
+		t.Fatalf("%d recovery log lines, want 1", len(back))
+	}
+	if got := back[0].ContextMap()["down_for"]; got != 3*time.Minute {
+		t.Fatalf("down_for %v, want the clock's 3m0s", got)
 	}
 }

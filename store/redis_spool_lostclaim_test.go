@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -78,7 +79,7 @@ func TestRedisSpoolHandsBackALostClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = r.Close(); dropKeys(t, prefix) })
+	t.Cleanup(func() { _ = r.Close(); redistest.DropKeys(t, prefix) })
 	const hb = 600 * time.Millisecond
 	s := openTestRedisSpool(t, r, "lost", hb)
 	now := time.Now()

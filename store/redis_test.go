@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/internal/testenv"
 	"github.com/qrphgate/qrphgate/store"
@@ -104,28 +102,10 @@ func openBackend(t testing.TB, b redisBackend, o store.RedisOptions) *store.Redi
 	t.Cleanup(func() {
 		_ = r.Close()
 		if b.name == "single" {
-			dropKeys(t, o.Prefix)
+			redistest.DropKeys(t, o.Prefix)
 		}
 	})
 	return r
-}
-
-// dropKeys deletes what a test left under prefix on the shared server
-// (spooled events do not expire on their own).
-func dropKeys(t testing.TB, prefix string) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	defer c.Close()
-	ctx := context.Background()
-	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if len(keys) > 0 {
-		if err := c.Del(ctx, keys...).Err(); err != nil {
-			t.Logf("dropping %d test keys: %v", len(keys), err)
-		}
-	}
 }
 
 // Redis keeps its own clock, so the suite advances real time: the unit is

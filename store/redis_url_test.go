@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/internal/testenv"
 
 	"github.com/qrphgate/qrphgate/store"
@@ -156,7 +157,7 @@ func TestRedisURLKeyPrefix(t *testing.T) {
 	if err != nil {
 		testenv.Missing(t, "redis on 127.0.0.1:6379: %v", err)
 	}
-	t.Cleanup(func() { _ = r.Close(); dropKeys(t, prefix) })
+	t.Cleanup(func() { _ = r.Close(); redistest.DropKeys(t, prefix) })
 	if _, err := r.Take(context.Background(), "acct", 10, time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/ulule/limiter/v3"
 	"github.com/ulule/limiter/v3/drivers/store/memory"
 	limredis "github.com/ulule/limiter/v3/drivers/store/redis"
+
+	"github.com/qrphgate/qrphgate/internal/clock"
 )
 
 // Windows counts hits per key in fixed windows, on the stores of
@@ -22,6 +24,10 @@ import (
 type Windows struct {
 	prefix string
 	redis  *Redis // nil for memory
+	// clk paces the retries of a Redis server that is down (the Redis
+	// store's clock) and measures Retry-After. The windows themselves are
+	// ulule/limiter's, on the real clock (it reads it itself).
+	clk clock.Clock
 
 	mu      sync.Mutex
 	st      limiter.Store // nil until a Redis store loaded its scripts
@@ -47,7 +53,7 @@ const windowsPrefix = "limit"
 // only when the store is garbage-collected), so make one per process and
 // share it.
 func NewMemoryWindows() *Windows {
-	return &Windows{st: memory.NewStoreWithOptions(limiter.StoreOptions{
+	return &Windows{clk: clock.Real(), st: memory.NewStoreWithOptions(limiter.StoreOptions{
 		Prefix: windowsPrefix, CleanUpInterval: time.Minute,
 	})}
 }
@@ -57,13 +63,17 @@ func NewMemoryWindows() *Windows {
 // from the server yet: the store's scripts are loaded on the first hit the
 // server answers, and until then every hit fails with ErrUnavailable.
 func NewRedisWindows(r *Redis) *Windows {
-	return &Windows{prefix: r.keys.prefix + windowsPrefix, redis: r}
+	return &Windows{prefix: r.keys.prefix + windowsPrefix, redis: r, clk: r.clk}
 }
 
 // redisRetryEvery bounds how often hits try a server known to be down (its
 // health state, kept up to date by the connection's pinger): between tries
-// they fail at once instead of each waiting for a dial.
+// they fail at once (errServerDown) instead of each waiting for a dial.
 const redisRetryEvery = time.Second
+
+// errServerDown is a hit's failure between two tries of a server that is
+// down.
+var errServerDown = errors.New("server down (not tried again yet)")
 
 // Hit counts one hit under key in a window of period that admits limit
 // hits. A failure to reach the Redis server wraps ErrUnavailable; the
@@ -83,7 +93,7 @@ func (w *Windows) Hit(ctx context.Context, key string, limit int, period time.Du
 	hit := WindowHit{Allowed: !c.Reached, Remaining: int(c.Remaining)}
 	if c.Reached {
 		// Reset is the window's end in whole Unix seconds, truncated.
-		hit.RetryAfter = max(time.Until(time.Unix(c.Reset+1, 0)).Truncate(time.Second), time.Second)
+		hit.RetryAfter = max(time.Unix(c.Reset+1, 0).Sub(w.clk.Now()).Truncate(time.Second), time.Second)
 	}
 	return hit, nil
 }
@@ -97,17 +107,18 @@ func (w *Windows) store(ctx context.Context) (limiter.Store, error) {
 	if w.redis == nil {
 		return w.st, nil
 	}
+	now := w.clk.Now()
 	if w.st != nil {
-		if !w.redis.State().Up && time.Since(w.lastTry) < redisRetryEvery {
-			return nil, unavailable("limiter", errors.New("server down"))
+		if !w.redis.State().Up && now.Sub(w.lastTry) < redisRetryEvery {
+			return nil, unavailable("limiter", errServerDown)
 		}
-		w.lastTry = time.Now()
+		w.lastTry = now
 		return w.st, nil
 	}
-	if time.Since(w.lastTry) < redisRetryEvery && !w.redis.State().Up {
-		return nil, unavailable("limiter", errors.New("server down"))
+	if now.Sub(w.lastTry) < redisRetryEvery && !w.redis.State().Up {
+		return nil, unavailable("limiter", errServerDown)
 	}
-	w.lastTry = time.Now()
+	w.lastTry = now
 	st, err := limredis.NewStoreWithOptions(w.redis.c, limiter.StoreOptions{Prefix: w.prefix})
 	if err != nil {
 		return nil, unavailable("limiter scripts", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/internal/redistest"
 	"github.com/qrphgate/qrphgate/internal/testenv"
 	"github.com/qrphgate/qrphgate/store"
@@ -56,7 +57,7 @@ func TestRedisWindowsShared(t *testing.T) {
 		return r
 	}
 	a, b := open(), open()
-	t.Cleanup(func() { dropKeys(t, prefix) })
+	t.Cleanup(func() { redistest.DropKeys(t, prefix) })
 	checkWindows(t, store.NewRedisWindows(a), "k")
 	if hit, err := store.NewRedisWindows(b).Hit(context.Background(), "k", 3, time.Hour); err != nil || hit.Allowed {
 		t.Fatalf("a second connection to the server does not see the first one's count: %+v, %v", hit, err)
@@ -129,5 +130,56 @@ func TestRedisWindowsOutage(t *testing.T) {
 		if !hit.Allowed {
 			t.Fatalf("after the outage: %+v", hit)
 		}
+	}
+}
+
+// While the server is down, hits try it at most once a second on the
+// store's clock and fail at once in between (ErrServerDown), so a burst of
+// webhooks does not wait for a dial each; a second later on that clock
+// they try again, and count again once it answers.
+func TestRedisWindowsRetryPacing(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	clk := clock.NewFake(time.Time{})
+	r, err := store.OpenRedis(context.Background(), srv.URL(), store.RedisOptions{
+		AllowDown: true, Clock: clk,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w := store.NewRedisWindows(r)
+	ctx := context.Background()
+	if hit, err := w.Hit(ctx, "k", 5, time.Hour); err != nil || !hit.Allowed {
+		t.Fatalf("before the outage: %+v, %v", hit, err)
+	}
+	srv.Stop()
+	// The first hit finds the server gone (and marks it down).
+	if _, err := w.Hit(ctx, "k", 5, time.Hour); !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrServerDown) {
+		t.Fatalf("first hit of the outage: %v, want a failed try", err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := w.Hit(ctx, "k", 5, time.Hour); !errors.Is(err, store.ErrServerDown) {
+			t.Fatalf("hit %d within the second: %v, want ErrServerDown without a try", i, err)
+		}
+	}
+	clk.Advance(999 * time.Millisecond)
+	if _, err := w.Hit(ctx, "k", 5, time.Hour); !errors.Is(err, store.ErrServerDown) {
+		t.Fatalf("hit just under a second later: %v, want ErrServerDown", err)
+	}
+	clk.Advance(time.Millisecond)
+	if _, err := w.Hit(ctx, "k", 5, time.Hour); !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrServerDown) {
+		t.Fatalf("hit a second later: %v, want a failed try", err)
+	}
+	srv.Restart()
+	if _, err := w.Hit(ctx, "k", 5, time.Hour); !errors.Is(err, store.ErrServerDown) {
+		t.Fatalf("hit before the next try: %v, want ErrServerDown", err)
+	}
+	clk.Advance(time.Second)
+	if hit, err := w.Hit(ctx, "k", 5, time.Hour); err != nil || !hit.Allowed {
+		t.Fatalf("hit after the server came back: %+v, %v", hit, err)
+	}
+	if !r.State().Up {
+		t.Fatal("the store still reports the server down")
 	}
 }

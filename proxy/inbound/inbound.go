@@ -79,8 +79,9 @@ type Config struct {
 	// MaxBody caps the request body; 64 KiB when zero.
 	MaxBody int64
 
-	// DedupeWindow is how long an event, (merchant, action, reference)
-	// from the decrypted payload, is remembered; 72h when zero.
+	// DedupeWindow is how long an event, (merchant, action, reference,
+	// transaction id) from the decrypted payload, is remembered; 72h when
+	// zero.
 	DedupeWindow time.Duration
 
 	// ActionFields are the payload members that carry the action, tried in
@@ -350,10 +351,6 @@ func (in *Handler) accept(ctx context.Context, log *zap.Logger, env Envelope, p 
 	// The provider may hang up after sending; finish the write regardless.
 	ctx = context.WithoutCancel(ctx)
 	now := in.cfg.Clock.Now()
-	if in.seenByPreviousVersion(ctx, log, p, code) {
-		log.Info("duplicate webhook (seen before the upgrade) acknowledged, not delivered again")
-		return ResultDuplicate, nil
-	}
 	key := p.DedupeKey()
 	added, err := in.cfg.Dedupe.Add(ctx, key, in.cfg.DedupeWindow)
 	if errors.Is(err, store.ErrPending) {
@@ -368,6 +365,14 @@ func (in *Handler) accept(ctx context.Context, log *zap.Logger, env Envelope, p 
 		added = true
 	} else if !added {
 		log.Info("duplicate webhook acknowledged, not delivered again")
+		return ResultDuplicate, nil
+	} else if in.seenUnderEarlierKey(ctx, log, p, code) {
+		// New under its own key, but an earlier release stored it: drop
+		// the reservation just taken, which no Put will follow.
+		if rerr := in.cfg.Dedupe.Remove(ctx, key); rerr != nil {
+			log.Warn("could not drop the de-duplication reservation of a duplicate", zap.Error(rerr))
+		}
+		log.Info("duplicate webhook (stored before the upgrade) acknowledged, not delivered again")
 		return ResultDuplicate, nil
 	}
 	ev := store.SpoolEvent{

@@ -2,9 +2,7 @@ package inbound
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -460,72 +457,6 @@ func TestInboundDedupeKeepsAuthenticatedMerchantsApart(t *testing.T) {
 	}
 	if n := f.pending(t); n != 2 {
 		t.Fatalf("%d events spooled, want one per merchant", n)
-	}
-}
-
-// legacyKey is the previous version's de-duplication key, written out here
-// independently of the code: sha256 of the activation-code header, the
-// action and the reference, NUL-separated.
-func legacyKey(header, action, ref string) string {
-	sum := sha256.Sum256([]byte(header + "\x00" + action + "\x00" + ref))
-	return "webhook:" + hex.EncodeToString(sum[:])
-}
-
-// After an upgrade, what a spool written by the previous version holds is
-// still a duplicate: its marks were keyed on the activation-code header, so
-// a webhook is also checked against the previous key for the header it
-// carries and for every configured activation code (the only headers a
-// configured endpoint accepts), and none of those is delivered again.
-func TestInboundUpgradeKeepsThePreviousVersionsMarks(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "webhooks.spool")
-	old, err := store.OpenBolt(path, store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	// The previous version acknowledged and delivered two events: one with
-	// the header TEST-0000-0000-0001, one without.
-	for i, mark := range []string{legacyKey("TEST-0000-0000-0001", "QRPH_SUCCESS", "ORDER-OLD-1"), legacyKey("", "QRPH_SUCCESS", "ORDER-OLD-2")} {
-		ev := store.SpoolEvent{ID: fmt.Sprintf("evt_OLD%d", i), Action: "QRPH_SUCCESS", Body: []byte("{}"), Received: now,
-			RetryFrom: now, NextAttempt: now, DedupeKey: mark, DedupeUntil: now.Add(DefaultDedupeWindow)}
-		if err := old.Put(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-		if err := old.Complete(ctx, ev.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-	spool, err := store.OpenBolt(path, store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = spool.Close() })
-	f := newInboundFixture(t, func(c *Config) {
-		c.Spool, c.Dedupe, c.Clock = spool, spool, clock.Real()
-		c.ActivationCodes = []string{"TEST-0000-0000-0001", "TEST-0000-0000-0002"}
-	})
-	send := func(ref, header string) string {
-		r := webhookRequest(envelope("data", seal(t, testWebhookKey, payloadJSON("QRPH_SUCCESS", ref))))
-		r.Header.Set("activation-code", header)
-		return f.send(r, allowedIP).body
-	}
-	for _, tc := range []struct{ ref, header, want string }{
-		{"ORDER-OLD-1", "TEST-0000-0000-0001", receivedDuplicateBody}, // the provider's retry
-		{"ORDER-OLD-1", "TEST-0000-0000-0002", receivedDuplicateBody}, // replayed under another configured code
-		{"ORDER-OLD-2", "TEST-0000-0000-0002", receivedDuplicateBody}, // first came without a header
-		{"ORDER-NEW-1", "TEST-0000-0000-0002", receivedBody},
-		{"ORDER-NEW-1", "TEST-0000-0000-0001", receivedDuplicateBody},
-	} {
-		if got := send(tc.ref, tc.header); got != tc.want {
-			t.Fatalf("%s with %s: %s, want %s", tc.ref, tc.header, got, tc.want)
-		}
-	}
-	if st, _ := spool.Stats(ctx); st.Pending != 1 {
-		t.Fatalf("%d events spooled, want 1", st.Pending)
 	}
 }
 

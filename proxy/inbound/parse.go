@@ -87,8 +87,9 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 
 // Payload is what the gateway reads from a decrypted webhook: the action
 // (or status) and the reference (or transaction id), which together
-// identify the event for de-duplication, with the merchant when the payload
-// names one. The body itself is forwarded verbatim.
+// identify the event for de-duplication, with the merchant and the
+// provider's transaction id when the payload names them. The body itself is
+// forwarded verbatim.
 type Payload struct {
 	Action         string
 	ActionField    string
@@ -99,8 +100,9 @@ type Payload struct {
 	// JWE, so authenticated, unlike the activation-code header.
 	Merchant string
 	// TransactionID is the provider's transaction id ("transactionId" or
-	// "id") when the payload carries a well-formed one, for the logs; it
-	// plays no part in de-duplication.
+	// "id") when the payload carries a well-formed one. It is part of the
+	// de-duplication key (authenticated, like the merchant), so two
+	// payments that reuse a reference within the window stay two events.
 	TransactionID string
 }
 
@@ -140,7 +142,8 @@ func ParsePayload(plaintext []byte, actionFields, referenceFields []string) (Pay
 	if p.ReferenceField, p.Reference, err = pick(members, referenceFields, true); err != nil {
 		return Payload{}, err
 	}
-	// Only for the logs: a malformed id is left out, not an error.
+	// A malformed id is left out, not an error: the key then has an empty
+	// transaction id, as for a payload without one.
 	if _, id, err := pick(members, transactionIDFields, true); err == nil {
 		p.TransactionID = id
 	}
@@ -158,23 +161,28 @@ func ParsePayload(plaintext []byte, actionFields, referenceFields []string) (Pay
 	return p, nil
 }
 
-// DedupeKey identifies the event for de-duplication: a digest of the
-// payload's merchant (empty without one), the action and the reference, so
-// the key is short and holds no payload text. Everything in it comes from
-// the decrypted payload, so a token replayed under any activation-code
-// header (an unauthenticated echo) has the same key: a duplicate.
-func (p Payload) DedupeKey() string { return dedupeKey(p.Merchant, p.Action, p.Reference) }
+// DedupeKey identifies the event for de-duplication: "webhook:" and the
+// lowercase hex SHA-256 of the payload's merchant, action, reference and
+// transaction id, NUL-separated (an absent merchant or transaction id is
+// empty), so the key is short and holds no payload text. Everything in it
+// comes from the decrypted payload, so a token replayed under any
+// activation-code header (an unauthenticated echo) has the same key: a
+// duplicate. No field can hold a NUL (ParsePayload refuses control
+// characters; a merchant is visible ASCII), so the four-field key never
+// equals a key of the earlier three-field forms (earlierKeys).
+func (p Payload) DedupeKey() string {
+	return digestKey(p.Merchant, p.Action, p.Reference, p.TransactionID)
+}
 
-// dedupeKey is the key's digest. The previous version used the same digest
-// with the activation-code header in place of the payload's merchant, so
-// its marks are the keys of the codes it saw (legacyKeys).
-func dedupeKey(merchant, action, reference string) string {
+// digestKey is "webhook:" and the hex SHA-256 of fields joined by NUL.
+func digestKey(fields ...string) string {
 	h := sha256.New()
-	h.Write([]byte(merchant))
-	h.Write([]byte{0})
-	h.Write([]byte(action))
-	h.Write([]byte{0})
-	h.Write([]byte(reference))
+	for i, f := range fields {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(f))
+	}
 	return "webhook:" + hex.EncodeToString(h.Sum(nil))
 }
 

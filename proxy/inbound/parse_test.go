@@ -110,7 +110,7 @@ func TestParsePayloadConfiguredFields(t *testing.T) {
 
 func TestDedupeKey(t *testing.T) {
 	a := Payload{Action: "QRPH_SUCCESS", Reference: "R1"}.DedupeKey()
-	if a != (Payload{Action: "QRPH_SUCCESS", Reference: "R1", ActionField: "status", TransactionID: "x"}).DedupeKey() {
+	if a != (Payload{Action: "QRPH_SUCCESS", Reference: "R1", ActionField: "status", ReferenceField: "id"}).DedupeKey() {
 		t.Fatal("the key must not depend on which field carried the values")
 	}
 	for _, other := range []Payload{{Action: "QRPH_DECLINED", Reference: "R1"}, {Action: "QRPH_SUCCESSR", Reference: "1"}} {
@@ -128,10 +128,9 @@ func TestDedupeKey(t *testing.T) {
 	if strings.Contains(a, "R1") || len(a) != len("webhook:")+64 {
 		t.Fatalf("key %q", a)
 	}
-	// The previous version's key for a webhook without a header is the
-	// same key: its marks stay duplicates after an upgrade.
-	if a != legacyKey("", "QRPH_SUCCESS", "R1") {
-		t.Fatal("a payload without a merchant must keep the previous version's key for no header")
+	// The provider's transaction id is part of the key.
+	if (Payload{Action: "QRPH_SUCCESS", Reference: "R1", TransactionID: "t1"}).DedupeKey() == (Payload{Action: "QRPH_SUCCESS", Reference: "R1", TransactionID: "t2"}).DedupeKey() {
+		t.Fatal("the payload's transaction id must be part of the key")
 	}
 }
 
