@@ -76,7 +76,11 @@ func startCluster(l life, o ClusterOptions) *Cluster {
 		mkdir(t, dir)
 		extra := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
-			"--cluster-port", strconv.Itoa(freePort(t)),
+			// The cluster bus gets a port of its own from FreePort
+			// too: the default, the client port + 10000, is neither
+			// checked nor reserved, and lands in the kernel's
+			// ephemeral range, where any outgoing connection may hold it.
+			"--cluster-port", strconv.Itoa(testenv.FreePort(t)),
 			// Fail over whatever the replica's last contact: tests kill
 			// primaries on purpose.
 			"--cluster-replica-validity-factor", "0"}

@@ -88,7 +88,7 @@ func newServer(l life, bin string, o Options, dir string, extra []string, certs 
 		}
 		testenv.Missing(t, "%s: %v", what, err)
 	}
-	s := &Server{t: t, port: freePort(t)}
+	s := &Server{t: t, port: testenv.FreePort(t)}
 	if bin == "redis-sentinel" {
 		s.args = []string{filepath.Join(dir, "sentinel.conf")}
 	}
@@ -120,17 +120,6 @@ func newServer(l life, bin string, o Options, dir string, extra []string, certs 
 		}
 	})
 	return s
-}
-
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Addr is host:port.
@@ -185,7 +174,7 @@ func (s *Server) Restart() {
 	}
 	cmd := exec.Command(s.args[0], s.args[1:]...)
 	cmd.Stdout, cmd.Stderr = lockedWriter{s}, lockedWriter{s}
-	if err := cmd.Start(); err != nil {
+	if err := spawn(cmd); err != nil {
 		s.mu.Unlock()
 		s.t.Fatalf("starting %s: %v", s.args[0], err)
 	}
@@ -253,6 +242,37 @@ func (s *Server) Running() bool {
 	return s.cmd != nil && !exited(s.done)
 }
 
+// PID is the process id of the running process; 0 when none runs.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || exited(s.done) {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Pause stops the process with SIGSTOP: it keeps its connections open but
+// answers nothing, as a server stalled by the machine does, until Resume.
+func (s *Server) Pause() { s.send(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (s *Server) Resume() { s.send(syscall.SIGCONT) }
+
+// send sends sig to the running process without waiting for it to exit.
+func (s *Server) send(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil || exited(done) {
+		s.t.Fatalf("redistest: %s on %s is not running", sig, s.Addr())
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %s to %s: %v", sig, s.Addr(), err)
+	}
+}
+
 // Stop sends SIGTERM (Redis flushes its append-only file) and waits.
 func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
 
@@ -267,6 +287,9 @@ func (s *Server) signal(sig syscall.Signal) {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL {
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a paused process acts on sig only once it runs
+	}
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
