@@ -57,7 +57,7 @@ func TestOptionRulesSameInJSONAndCaddyfile(t *testing.T) {
 		{"sandbox error_rate above 1", "modulus_sandbox", "error_rate 1.5", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","error_rate":1.5`, "error_rate: want a fraction between 0 and 1"},
 		{"sandbox webhook_source", "modulus_sandbox", "webhook_source localhost", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","webhook_source":"localhost"`, "webhook_source must be an IP address"},
 		{"sandbox activation code", "modulus_sandbox", "activation_codes MERCHANT_1", `"secret_key":"sk_test_FAKE","encryption_key":"FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE","activation_codes":["MERCHANT_1"]`, "activation_codes[0] must look like XXXX-XXXX-XXXX-XXXX"},
-		{"bad ledger", "modulus", "ledger postgres://db/x", `"ledger":"postgres://db/x"`, "ledger must be memory, file:///absolute/path or redis://"},
+		{"bad ledger", "modulus", "ledger postgres://db/x", `"ledger":"postgres://db/x"`, "ledger must be memory, file:///absolute/path, redis://host:port/db, redis-cluster://"},
 		{"relative ledger file", "modulus", "ledger file://ledger.db", `"ledger":"file://ledger.db"`, "ledger: file:// takes an absolute file path"},
 		{"ledger with an inline Redis password", "modulus", "ledger redis://:hunter2@127.0.0.1:6379/0", `"ledger":"redis://:hunter2@127.0.0.1:6379/0"`, "ledger: give the Redis password as {env.NAME} or {file.PATH}"},
 		{"ledger_retention under an hour", "modulus", "ledger_retention 30m", `"ledger_retention":1800000000000`, "ledger_retention must be a duration of at least 1h"},
