@@ -14,6 +14,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -69,6 +70,29 @@ func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	s := newServer(life{t: t}, "redis-server", o, t.TempDir(), o.Args, nil)
 	s.Restart()
+	return s
+}
+
+// StartReplica runs a redis-server that replicates primary (a server from
+// Start, without TLS) and waits until it is in sync; it is stopped when the
+// test ends. Nothing fails it over: a test that needs failover uses
+// StartSentinel or StartCluster.
+func StartReplica(t testing.TB, primary *Server, o Options) *Server {
+	t.Helper()
+	if o.TLS || primary.tls != nil {
+		t.Fatal("redistest: StartReplica does not do TLS; use StartSentinel with TLS")
+	}
+	s := newServer(life{t: t}, "redis-server", o, t.TempDir(), o.Args, nil)
+	s.replicaOf(primary)
+	s.Restart()
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, "the replica to sync with its primary", func() (bool, string) {
+		info, err := s.Do(ctx, "INFO", "replication").Text()
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(info, "master_link_status:up"), info
+	})
 	return s
 }
 
