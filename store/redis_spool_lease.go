@@ -122,9 +122,11 @@ end
 return n
 `)
 
-// reconcile, after a claim whose answer was lost, hands back the events
-// it may have claimed: every claim of this replica that its deliverer does
-// not hold. Without it they would wait for their lease to end.
+// reconcile, after a claim that may have taken events its reply does not
+// name (its answer was lost; on a Cluster, any claim, which the client may
+// have run more than once), hands back the events it may have claimed:
+// every claim of this replica that its deliverer does not hold. Without it
+// they would wait for their lease to end.
 func (s *RedisSpool) reconcile(ctx context.Context) (int, error) {
 	if !s.lostClaim.Load() {
 		return 0, nil
