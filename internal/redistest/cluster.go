@@ -178,12 +178,7 @@ func (c *Cluster) Primary(t testing.TB, key string) *Server {
 		if !s.Running() {
 			continue
 		}
-		slot, err := s.Do(ctx, "CLUSTER", "KEYSLOT", key).Int()
-		if err != nil {
-			continue
-		}
-		owner, err := c.slotOwner(ctx, s, slot)
-		if err == nil {
+		if owner, err := c.keyOwner(ctx, s, key); err == nil {
 			return owner
 		}
 	}
@@ -204,11 +199,7 @@ func (c *Cluster) WaitPromotion(t testing.TB, key string, old *Server) *Server {
 			if !s.Running() {
 				continue
 			}
-			slot, err := s.Do(ctx, "CLUSTER", "KEYSLOT", key).Int()
-			if err != nil {
-				return false, err.Error()
-			}
-			o, err := c.slotOwner(ctx, s, slot)
+			o, err := c.keyOwner(ctx, s, key)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -222,6 +213,15 @@ func (c *Cluster) WaitPromotion(t testing.TB, key string, old *Server) *Server {
 	})
 	c.WaitHealthy(t)
 	return primary
+}
+
+// keyOwner asks s which node serves key's slot.
+func (c *Cluster) keyOwner(ctx context.Context, s *Server, key string) (*Server, error) {
+	slot, err := s.Do(ctx, "CLUSTER", "KEYSLOT", key).Int()
+	if err != nil {
+		return nil, err
+	}
+	return c.slotOwner(ctx, s, slot)
 }
 
 // slotOwner asks s which node serves slot.

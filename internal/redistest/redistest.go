@@ -261,19 +261,27 @@ func (s *Server) replicaOf(primary *Server) {
 
 // Running reports whether the process is alive (it may not answer yet).
 func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cmd != nil && !exited(s.done)
+	cmd, _ := s.process()
+	return cmd != nil
 }
 
 // PID is the process id of the running process; 0 when none runs.
 func (s *Server) PID() int {
+	if cmd, _ := s.process(); cmd != nil {
+		return cmd.Process.Pid
+	}
+	return 0
+}
+
+// process is the running process and the channel closed when it exits;
+// nil when none runs.
+func (s *Server) process() (*exec.Cmd, chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil || exited(s.done) {
-		return 0
+		return nil, nil
 	}
-	return s.cmd.Process.Pid
+	return s.cmd, s.done
 }
 
 // Pause stops the process with SIGSTOP: it keeps its connections open but
@@ -286,10 +294,8 @@ func (s *Server) Resume() { s.send(syscall.SIGCONT) }
 // send sends sig to the running process without waiting for it to exit.
 func (s *Server) send(sig syscall.Signal) {
 	s.t.Helper()
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil || exited(done) {
+	cmd, _ := s.process()
+	if cmd == nil {
 		s.t.Fatalf("redistest: %s on %s is not running", sig, s.Addr())
 	}
 	if err := cmd.Process.Signal(sig); err != nil {
@@ -304,10 +310,8 @@ func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
 func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
 
 func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil || exited(done) {
+	cmd, done := s.process()
+	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
