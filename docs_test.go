@@ -297,3 +297,51 @@ func githubSlug(heading string) string {
 	}
 	return b.String()
 }
+
+// TestDocsNameWhatCIInstalls: docs/development.md's "What the tests need"
+// names every command .ci/run checks for and every Debian package it
+// installs, so a developer can set up what CI has.
+func TestDocsNameWhatCIInstalls(t *testing.T) {
+	ci, err := os.ReadFile(filepath.Join(".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := os.ReadFile(filepath.Join("docs", "development.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(dev), "## What the tests need\n")
+	if !ok {
+		t.Fatal("docs/development.md has no section \"What the tests need\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var want []string
+	for _, m := range regexp.MustCompile(`apt_install ([a-z0-9 .+-]+)`).FindAllStringSubmatch(string(ci), -1) {
+		want = append(want, strings.Fields(m[1])...)
+	}
+	for _, m := range regexp.MustCompile(`missing\+=\(([a-z0-9.+-]+)\)`).FindAllStringSubmatch(string(ci), -1) {
+		want = append(want, m[1])
+	}
+	for _, m := range regexp.MustCompile(`command -v ([a-z][a-z0-9-]*)`).FindAllStringSubmatch(string(ci), -1) {
+		if m[1] != "apt-get" && m[1] != "go" { // the setup's own tools
+			want = append(want, m[1])
+		}
+	}
+	// What .ci/run checks by path or import rather than command -v.
+	want = append(want, "chromium", "flask")
+	if len(want) < 15 {
+		t.Fatalf("found only %d tools and packages in .ci/run: the test lost its way (%v)", len(want), want)
+	}
+	// The words of the section's code spans.
+	named := map[string]bool{}
+	for _, span := range regexp.MustCompile("`[^`]+`").FindAllString(section, -1) {
+		for _, w := range regexp.MustCompile(`[a-z0-9.+-]+`).FindAllString(span, -1) {
+			named[w] = true
+		}
+	}
+	for _, w := range slices.Compact(slices.Sorted(slices.Values(want))) {
+		if !named[w] {
+			t.Errorf("docs/development.md \"What the tests need\" does not name %q, which .ci/run installs or requires", w)
+		}
+	}
+}

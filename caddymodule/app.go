@@ -25,8 +25,11 @@ func init() {
 // the config does not name it.
 type App struct {
 	// Ledger is where the payments ledger lives: memory (the default),
-	// file:///absolute/path (kept across restarts) or redis://host:port/db
-	// (rediss:// for TLS), shared by the replicas on that server: the forms
+	// file:///absolute/path (kept across restarts) or a Redis URL shared by
+	// the replicas that name it: redis://host:port/db (one server),
+	// redis-cluster://host:port,host:port,... (a Redis Cluster) or
+	// redis-sentinel://host:port,host:port/MASTERNAME[/db] (Sentinel), with
+	// rediss://, rediss-cluster://, rediss-sentinel:// for TLS: the forms
 	// modulus_api's store takes. A Redis password must be an {env.*} or
 	// {file.*} placeholder.
 	Ledger string `json:"ledger,omitempty"`

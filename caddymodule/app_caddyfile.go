@@ -51,7 +51,9 @@ var appRules = []optionRule[*App]{
 // minLedgerRetention keeps the retention from purging QRs still pending.
 const minLedgerRetention = time.Hour
 
-const ledgerSyntax = "ledger must be memory, file:///absolute/path or redis://host:port/db (rediss:// for TLS)"
+const ledgerSyntax = "ledger must be memory, file:///absolute/path, redis://host:port/db, " +
+	"redis-cluster://host:port,host:port,... or redis-sentinel://host:port,host:port/MASTERNAME[/db] " +
+	"(rediss://, rediss-cluster://, rediss-sentinel:// for TLS)"
 
 // checkLedgerSpec is the ledger option's rule: the forms modulus_api's
 // store takes, and a Redis password only as a placeholder.
@@ -73,7 +75,7 @@ func checkLedgerSpec(spec string) error {
 //
 //	{
 //		modulus {
-//			ledger           memory|file:///absolute/path|redis://host:port/db
+//			ledger           memory|file:///absolute/path|<redis-url>   # a <redis-url> as modulus_api's store takes
 //			ledger_retention <duration>
 //			expiry_grace     <duration>
 //			expiry_events    on|off

@@ -74,7 +74,7 @@ func optionRuleCases() []optionRuleCase {
 		{"inline activation_code in production", "modulus_api", "environment production\n\t\tactivation_code TEST-0000-0000-0001", apiBase + `"environment":"production"`, "with environment production, activation_code must be a {env.NAME} or {file.PATH} placeholder"},
 		{"inline merchant in production", "modulus_api", "environment production\n\t\tmerchants {env.M1} TEST-0000-0000-0002", apiNoMerchant + `"environment":"production","merchants":["{env.M1}","TEST-0000-0000-0002"]`, "with environment production, merchants[2] must be a {env.NAME} or {file.PATH} placeholder"},
 		{"sandbox activation code", "modulus_sandbox", "activation_codes MERCHANT_1", sandboxBase + `"activation_codes":["MERCHANT_1"]`, "activation_codes[1] must look like XXXX-XXXX-XXXX-XXXX"},
-		{"bad ledger", "modulus", "ledger postgres://db/x", `"ledger":"postgres://db/x"`, "ledger must be memory, file:///absolute/path or redis://"},
+		{"bad ledger", "modulus", "ledger postgres://db/x", `"ledger":"postgres://db/x"`, "ledger must be memory, file:///absolute/path, redis://host:port/db, redis-cluster://"},
 		{"relative ledger file", "modulus", "ledger file://ledger.db", `"ledger":"file://ledger.db"`, "ledger: file:// takes an absolute file path"},
 		{"ledger with an inline Redis password", "modulus", "ledger redis://:hunter2@127.0.0.1:6379/0", `"ledger":"redis://:hunter2@127.0.0.1:6379/0"`, "ledger: give the Redis password as {env.NAME} or {file.PATH}"},
 		{"ledger_retention under an hour", "modulus", "ledger_retention 30m", `"ledger_retention":1800000000000`, "ledger_retention must be a duration of at least 1h"},

@@ -13,42 +13,9 @@ import (
 	"github.com/qrphgate/qrphgate/proxy/inbound"
 )
 
-// failoverRedis is a deployment whose primary can fail over to a replica:
-// a Sentinel set, or a Redis Cluster with a replica per primary.
-type failoverRedis interface {
-	URL() string
-	// kill SIGKILLs the primary that holds the gateways' spool and
-	// returns it; promoted waits until a replica serves in its place.
-	kill(t *testing.T) *redistest.Server
-	promoted(t *testing.T, old *redistest.Server)
-	// heal starts the killed server again (it rejoins as a replica) and
-	// waits until every replica is in sync.
-	heal(t *testing.T, old *redistest.Server)
-}
-
 // spoolKey is a key of the gateways' Redis spool ("webhooks" under the
 // default prefix) as a Cluster names it: its slot is the spool's.
 const spoolKey = "qrphgate:{webhooks}:due"
-
-type sentinelFailover struct{ *redistest.Sentinel }
-
-func (s sentinelFailover) kill(t *testing.T) *redistest.Server { return s.KillPrimary(t) }
-func (s sentinelFailover) promoted(t *testing.T, old *redistest.Server) {
-	s.WaitPromotion(t, old)
-}
-func (s sentinelFailover) heal(t *testing.T, old *redistest.Server) { s.Restart(t) }
-
-type clusterFailover struct{ *redistest.Cluster }
-
-func (c clusterFailover) kill(t *testing.T) *redistest.Server {
-	p := c.Primary(t, spoolKey)
-	p.Kill()
-	return p
-}
-func (c clusterFailover) promoted(t *testing.T, old *redistest.Server) {
-	c.WaitPromotion(t, spoolKey, old)
-}
-func (c clusterFailover) heal(t *testing.T, old *redistest.Server) { c.Restart(t) }
 
 // TestReplicasFollowAFailover: two gateways on a deployment that fails
 // over (Sentinel; a Cluster), its primary with two replicas (so that one
@@ -73,20 +40,20 @@ func TestReplicasFollowAFailover(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
-		start func(t *testing.T) failoverRedis
+		start func(t *testing.T) redistest.Failover
 	}{
-		{"sentinel", func(t *testing.T) failoverRedis {
-			return sentinelFailover{redistest.StartSentinel(t, redistest.SentinelOptions{Replicas: 2, DownAfter: time.Second, AppendOnly: true})}
+		{"sentinel", func(t *testing.T) redistest.Failover {
+			return redistest.StartSentinel(t, redistest.SentinelOptions{Replicas: 2, DownAfter: time.Second, AppendOnly: true}).Failover()
 		}},
-		{"cluster", func(t *testing.T) failoverRedis {
-			return clusterFailover{redistest.StartCluster(t, redistest.ClusterOptions{ReplicasPerPrimary: 2, NodeTimeout: 2 * time.Second, AppendOnly: true})}
+		{"cluster", func(t *testing.T) redistest.Failover {
+			return redistest.StartCluster(t, redistest.ClusterOptions{ReplicasPerPrimary: 2, NodeTimeout: 2 * time.Second, AppendOnly: true}).Failover()
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testReplicasFollowAFailover(t, tc.start(t)) })
 	}
 }
 
-func testReplicasFollowAFailover(t *testing.T, rd failoverRedis) {
+func testReplicasFollowAFailover(t *testing.T, rd redistest.Failover) {
 	provider := newProvider(t)
 	app := newRecordingApp(t)
 	appPort := e2e.FreePort(t)
@@ -108,9 +75,9 @@ func testReplicasFollowAFailover(t *testing.T, rd failoverRedis) {
 			t.Fatalf("%s: %d %s, want 200 (the replica is in sync)", refs[i], ans.status, ans.body)
 		}
 	}
-	old := rd.kill(t)
+	old := rd.KillPrimary(t, spoolKey)
 	killed := time.Now()
-	rd.promoted(t, old)
+	rd.WaitPromotion(t, spoolKey, old)
 	t.Logf("promoted %v after the kill", time.Since(killed).Round(100*time.Millisecond))
 	app.setStatus(200)
 	for _, ref := range refs {
@@ -118,7 +85,7 @@ func testReplicasFollowAFailover(t *testing.T, rd failoverRedis) {
 	}
 
 	// 2. Again, under load.
-	rd.heal(t, old)
+	rd.Restart(t)
 	var (
 		stop      atomic.Bool
 		wg        sync.WaitGroup
@@ -181,9 +148,9 @@ func testReplicasFollowAFailover(t *testing.T, rd failoverRedis) {
 		defer mu.Unlock()
 		return len(acked) >= 10
 	})
-	old = rd.kill(t)
+	old = rd.KillPrimary(t, spoolKey)
 	killed = time.Now()
-	rd.promoted(t, old)
+	rd.WaitPromotion(t, spoolKey, old)
 	promotedF.Store(true)
 	deadline := time.Now().Add(30 * time.Second)
 	for !(hooksOK[0].Load() >= 3 && hooksOK[1].Load() >= 3 && callsOK[0].Load() >= 1 && callsOK[1].Load() >= 1) {

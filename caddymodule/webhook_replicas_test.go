@@ -16,8 +16,10 @@ import (
 // min_replicas on a Redis spool whose primary has no replica: the
 // webhook is refused with 503 spool_unavailable after min_replicas_timeout
 // (the provider retries), nothing is left in the spool, and the retry is
-// not taken for a duplicate. With a replica in sync (a Sentinel set) the
-// same handler acknowledges.
+// not taken for a duplicate. A replica that is stalled (SIGSTOP) refuses
+// the same way, and the provider's retry is acknowledged once it runs
+// again. With a replica in sync (a Sentinel set) the same handler
+// acknowledges.
 func TestWebhookMinReplicas(t *testing.T) {
 	app := newTestApp(t)
 	body := sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-MINREPL-1"}`)
@@ -53,6 +55,29 @@ func TestWebhookMinReplicas(t *testing.T) {
 		if err != nil || st.Pending != 0 {
 			t.Fatalf("spool after the refusals: %+v %v, want empty", st, err)
 		}
+	})
+
+	t.Run("a stalled replica: refused, then acknowledged once it runs", func(t *testing.T) {
+		app := newTestApp(t)
+		primary := redistest.Start(t, redistest.Options{})
+		replica := redistest.StartReplica(t, primary, redistest.Options{})
+		h := testWebhook(t, app.srv.URL)
+		h.Spool, h.MinReplicas, h.MinReplicasTimeout = primary.URL(), 1, caddy.Duration(300*time.Millisecond)
+		provision(t, h, newCaddyContext(t))
+		replica.Pause()
+		if code, b := post(h); code != http.StatusServiceUnavailable || b.Error.Code != inbound.ResultSpoolUnavailable {
+			t.Fatalf("with the replica stalled: %d %+v, want 503 %s", code, b, inbound.ResultSpoolUnavailable)
+		}
+		// Refused means not kept: nothing is pending, so nothing can be
+		// delivered on the strength of the refused attempt.
+		if st, err := h.worker.spool.Stats(context.Background()); err != nil || st.Pending != 0 || app.deliveries() != 0 {
+			t.Fatalf("after the refusal: spool %+v %v, %d deliveries; want nothing", st, err, app.deliveries())
+		}
+		replica.Resume()
+		if code, b := post(h); code != http.StatusOK { // the provider's retry
+			t.Fatalf("the retry with the replica running: %d %+v, want 200", code, b)
+		}
+		waitForDeliveries(t, app, 1)
 	})
 
 	t.Run("a replica in sync: acknowledged", func(t *testing.T) {

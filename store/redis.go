@@ -92,6 +92,7 @@ type RedisOptions struct {
 	// the servers' certificates are verified against (a private CA); nil
 	// means the system roots. The host name is checked either way.
 	RootCAs *x509.CertPool
+
 	// Clock is this process's time for the health state (RedisState.Since,
 	// the outage's length), the PingEvery pings and the pacing of rate
 	// windows' retries while the server is down; clock.Real() when nil.

@@ -237,47 +237,6 @@ func TestRedisClusterResharding(t *testing.T) {
 	}
 }
 
-// A primary of a Cluster with replicas dies: the cluster promotes its
-// replica, and the same client (no reopen) works again. Every event
-// acknowledged with min_replicas 1 before the kill is there after it.
-func TestRedisClusterNodeFailover(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	cl := redistest.StartCluster(t, redistest.ClusterOptions{ReplicasPerPrimary: 1, NodeTimeout: 2 * time.Second})
-	r, err := store.OpenRedis(ctx, cl.URL(), store.RedisOptions{Prefix: "failover:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	s := openTestRedisSpool(t, r, "webhooks", 0)
-	v := replicated(t, s, 1, 5*time.Second)
-	const n = 30
-	for i := 0; i < n; i++ {
-		if err := v.Put(ctx, pendingEvent(fmt.Sprintf("f%02d", i), fmt.Sprintf("key-f%02d", i))); err != nil {
-			t.Fatalf("put %d: %v", i, err)
-		}
-	}
-	victim := cl.Primary(t, store.RedisSpoolEventKey(s, "x"))
-	killed := time.Now()
-	victim.Kill()
-	waitUntil(t, "the store to work again after the promotion", func() bool {
-		_, err := r.Take(ctx, "rate:sandbox:acct_1", 100, time.Minute)
-		if err != nil && !errors.Is(err, store.ErrUnavailable) {
-			t.Fatalf("take during the failover: %v", err)
-		}
-		st, serr := s.Stats(ctx)
-		return err == nil && serr == nil && st.Pending == n
-	})
-	t.Logf("the spool's slot was served again %v after its primary was killed", time.Since(killed).Round(10*time.Millisecond))
-	if err := v.Put(ctx, pendingEvent("after", "key-after")); err == nil {
-		t.Fatal("min_replicas 1 acknowledged an event although the promoted primary has no replica left")
-	}
-	evs, err := s.Claim(ctx, time.Now(), time.Minute, 2*n)
-	if err != nil || len(evs) != n {
-		t.Fatalf("claimed %d of the %d acknowledged events after the failover (%v)", len(evs), n, err)
-	}
-}
-
 // rediss-cluster:// against a cluster that speaks only TLS (clients, bus
 // and replication), its certificates from a private CA.
 func TestRedisClusterTLS(t *testing.T) {

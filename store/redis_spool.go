@@ -85,8 +85,11 @@ type RedisSpool struct {
 	seq        uint64
 
 	// held is what this replica's deliverer claimed and has not finished;
-	// lostClaim is set when a Claim failed after it may have run on the
-	// server (its reply lost). The heartbeat then hands back the claims
+	// lostClaim is set when a Claim may have taken events its reply does
+	// not name: it failed after it may have run on the server (its reply
+	// lost), or it ran on a Cluster, whose client runs a command again
+	// when a reply times out or its connection drops (the reply is then
+	// the last run's). The heartbeat then hands back the claims
 	// the deliverer does not hold (see reconcile), rather than leave them
 	// hidden until their lease ends. Claims hold heldMu for reading,
 	// reconcile for writing, so that no claim is in the air while it
@@ -277,10 +280,10 @@ func (s *RedisSpool) Claim(ctx context.Context, now time.Time, lease time.Durati
 	defer s.heldMu.RUnlock()
 	reply, err := redisClaimScript.Run(ctx, s.r.c, []string{s.p + "due", s.p + "claims:" + s.owner},
 		micros(now), micros(now.Add(lease)), max, s.owner, s.p+"ev:", s.p+"claims:").Slice()
+	if (err != nil && !isDialError(err)) || s.r.target.Mode == RedisCluster {
+		s.lostClaim.Store(true) // it may have claimed events nobody here knows of
+	}
 	if err != nil {
-		if !isDialError(err) {
-			s.lostClaim.Store(true) // it may have claimed events nobody here knows of
-		}
 		return nil, unavailable("spool claim", err)
 	}
 	evs, err := decodeRedisEvents(reply, s.sealer(), true)

@@ -18,10 +18,28 @@ import (
 // back its claims at once. Heartbeats use the server's clock (TIME), so
 // replicas with skewed clocks agree on who went silent.
 
+// redisHandBack (a Lua fragment) hands the claim of owner on the event id
+// (its hash in k) back to the queue: the event loses its owner and, while
+// pending, is due again at its own next attempt in due (the sorted set of
+// due times). It returns 1 when it re-queued the event, else 0 (another
+// owner holds it now, or it is no longer pending). The caller drops id
+// from owner's claims set. Every script that hands claims back uses it:
+// the heartbeat's take-over of silent owners, a replica's farewell, and
+// the reconciliation after a lost claim.
+const redisHandBack = `
+local function handBack(k, id, owner, due)
+  if redis.call('HGET', k, 'owner') ~= owner then return 0 end
+  redis.call('HSET', k, 'owner', '')
+  if redis.call('HGET', k, 'state') ~= 'p' then return 0 end
+  redis.call('ZADD', due, redis.call('HGET', k, 'nextus'), id)
+  return 1
+end
+`
+
 // redisBeatScript records this owner's heartbeat and releases the claims of
 // every owner (this one too, when ARGV[3] is "self") silent for ARGV[2] ms.
 // It returns how many events it handed back.
-var redisBeatScript = redis.NewScript(`
+var redisBeatScript = redis.NewScript(redisHandBack + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local silent
@@ -36,14 +54,7 @@ local n = 0
 for _, o in ipairs(silent) do
   local claims = ARGV[4] .. o
   for _, id in ipairs(redis.call('SMEMBERS', claims)) do
-    local k = ARGV[5] .. id
-    if redis.call('HGET', k, 'owner') == o then
-      redis.call('HSET', k, 'owner', '')
-      if redis.call('HGET', k, 'state') == 'p' then
-        redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'nextus'), id)
-        n = n + 1
-      end
-    end
+    n = n + handBack(ARGV[5] .. id, id, o, KEYS[2])
   end
   redis.call('DEL', claims)
   if o ~= ARGV[1] then redis.call('ZREM', KEYS[1], o) end
@@ -98,29 +109,24 @@ func (s *RedisSpool) beat() {
 // redisReconcileScript hands back this owner's claims (KEYS[1]) on the
 // events its deliverer does not hold (ARGV[3]...): those a claim whose
 // answer was lost had taken. It returns how many it handed back.
-var redisReconcileScript = redis.NewScript(`
+var redisReconcileScript = redis.NewScript(redisHandBack + `
 local held = {}
 for i = 3, #ARGV do held[ARGV[i]] = true end
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not held[id] then
-    local k = ARGV[2] .. id
-    if redis.call('HGET', k, 'owner') == ARGV[1] then
-      redis.call('HSET', k, 'owner', '')
-      if redis.call('HGET', k, 'state') == 'p' then
-        redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'nextus'), id)
-        n = n + 1
-      end
-    end
+    n = n + handBack(ARGV[2] .. id, id, ARGV[1], KEYS[2])
     redis.call('SREM', KEYS[1], id)
   end
 end
 return n
 `)
 
-// reconcile, after a claim whose answer was lost, hands back the events
-// it may have claimed: every claim of this replica that its deliverer does
-// not hold. Without it they would wait for their lease to end.
+// reconcile, after a claim that may have taken events its reply does not
+// name (its answer was lost; on a Cluster, any claim, which the client may
+// have run more than once), hands back the events it may have claimed:
+// every claim of this replica that its deliverer does not hold. Without it
+// they would wait for their lease to end.
 func (s *RedisSpool) reconcile(ctx context.Context) (int, error) {
 	if !s.lostClaim.Load() {
 		return 0, nil

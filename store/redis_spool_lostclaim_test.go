@@ -110,3 +110,65 @@ func TestRedisSpoolHandsBackALostClaim(t *testing.T) {
 		t.Fatalf("claimed again %v, want only the lost claim's event (the held one is the deliverer's)", got)
 	}
 }
+
+// On a Cluster the client runs a command again when its reply timed out:
+// a claim sent to a stalled node runs twice once the node resumes, and the
+// reply of the second run hides the events the first took. Those are
+// handed back by the next heartbeat too, not hidden until their lease
+// ends.
+func TestRedisSpoolHandsBackARetriedClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cl := redistest.StartCluster(t, redistest.ClusterOptions{})
+	r, err := store.OpenRedis(ctx, cl.URL(), store.RedisOptions{ReadTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const hb = 600 * time.Millisecond
+	s := openTestRedisSpool(t, r, "retried", hb)
+	now := time.Now()
+	ids := []string{"e1", "e2", "e3", "e4"}
+	for _, id := range ids {
+		if err := s.Put(ctx, store.SpoolEvent{ID: id, Body: []byte("{}"), Received: now, RetryFrom: now, NextAttempt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Load the claim script first (nothing is due an hour ago): a stalled
+	// EVALSHA of a script the node lacks would run as NOSCRIPT, claiming
+	// nothing.
+	if evs, err := s.Claim(ctx, now.Add(-time.Hour), time.Hour, 1); err != nil || len(evs) != 0 {
+		t.Fatalf("warm-up claim: %v %v", evs, err)
+	}
+	node := cl.Primary(t, store.RedisSpoolEventKey(s, "x"))
+	node.Pause()
+	resumed := make(chan struct{})
+	go func() {
+		defer close(resumed)
+		time.Sleep(500 * time.Millisecond) // the stall: longer than a read, shorter than the client's retries
+		node.Resume()
+	}()
+	evs, err := s.Claim(ctx, now, time.Hour, 1)
+	<-resumed
+	if err != nil {
+		t.Fatalf("claim across the stall: %v; the client's retries should have outlasted it", err)
+	}
+	got := map[string]bool{}
+	for _, ev := range evs {
+		got[ev.ID] = true
+	}
+	// Whatever the retries took beyond what the reply names comes back.
+	waitUntil(t, "every event held or claimable again", func() bool {
+		evs, err := s.Claim(ctx, time.Now(), time.Hour, 10)
+		if err != nil {
+			return false
+		}
+		for _, ev := range evs {
+			if got[ev.ID] {
+				t.Fatalf("%s claimed again while the deliverer holds it", ev.ID)
+			}
+			got[ev.ID] = true
+		}
+		return len(got) == len(ids)
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -124,5 +125,82 @@ func TestReplicatedSpoolRefusesWithoutReplicas(t *testing.T) {
 	}
 	if _, err := s.WithMinReplicas(0, time.Second); err == nil {
 		t.Fatal("WithMinReplicas(0) accepted")
+	}
+}
+
+// The control of min_replicas: a primary whose only replica is stalled
+// (SIGSTOP: connected, but it acknowledges nothing). With the replica
+// running a Put is acknowledged; stalled, a Put fails with ErrNotReplicated
+// once its timeout has passed, and the event is not kept: no deliverer can
+// claim it, the stats do not count it, neither server has it once the
+// replica runs again. After SIGCONT a Put is acknowledged again, and the
+// replica has it when the Put returns.
+func TestReplicatedSpoolStalledReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	primary := redistest.Start(t, redistest.Options{AppendOnly: true})
+	replica := redistest.StartReplica(t, primary, redistest.Options{AppendOnly: true})
+	r, err := store.OpenRedis(ctx, primary.URL(), store.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s := openTestRedisSpool(t, r, "", 0)
+	const timeout = time.Second
+	v := replicated(t, s, 1, timeout)
+	onReplica := func(id string) int {
+		t.Helper()
+		n, err := replica.Do(ctx, "EXISTS", store.RedisSpoolEventKey(s, id)).Int()
+		if err != nil {
+			t.Fatalf("EXISTS on the replica: %v", err)
+		}
+		return n
+	}
+
+	if err := v.Put(ctx, pendingEvent("running", "key-running")); err != nil {
+		t.Fatalf("put with the replica running: %v", err)
+	}
+	if onReplica("running") != 1 {
+		t.Fatal("the replica lacks an event whose Put returned")
+	}
+
+	replica.Pause()
+	start := time.Now()
+	err = v.Put(ctx, pendingEvent("stalled", "key-stalled"))
+	took := time.Since(start)
+	if !errors.Is(err, store.ErrNotReplicated) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("put with the replica stalled: %v, want ErrNotReplicated (an ErrUnavailable: the webhook is refused)", err)
+	}
+	if took < timeout {
+		t.Fatalf("the put gave up after %v, before its timeout %v", took, timeout)
+	}
+	t.Logf("with the replica stalled the put failed after %v (timeout %v): %v", took.Round(time.Millisecond), timeout, err)
+	if st, err := s.Stats(ctx); err != nil || st.Pending != 1 {
+		t.Fatalf("stats with the replica stalled: %+v %v, want only the first event pending", st, err)
+	}
+	if n, err := primary.Do(ctx, "EXISTS", store.RedisSpoolEventKey(s, "stalled")).Int(); err != nil || n != 0 {
+		t.Fatalf("the primary still has the refused event: %d %v", n, err)
+	}
+
+	replica.Resume()
+	if err := v.Put(ctx, pendingEvent("resumed", "key-resumed")); err != nil {
+		t.Fatalf("put after the replica resumed: %v", err)
+	}
+	// WAIT returned: the replica applied everything before it, the take-
+	// back of the refused event included.
+	if onReplica("resumed") != 1 || onReplica("stalled") != 0 {
+		t.Fatalf("the replica after SIGCONT: resumed %d, stalled %d; want 1 and 0", onReplica("resumed"), onReplica("stalled"))
+	}
+	evs, err := s.Claim(ctx, time.Now(), time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ev := range evs {
+		ids = append(ids, ev.ID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"resumed", "running"}) {
+		t.Fatalf("claimed %v, want the two acknowledged events and never the refused one", ids)
 	}
 }

@@ -76,7 +76,11 @@ func startCluster(l life, o ClusterOptions) *Cluster {
 		mkdir(t, dir)
 		extra := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
-			"--cluster-port", strconv.Itoa(freePort(t)),
+			// The cluster bus gets a port of its own from FreePort
+			// too: the default, the client port + 10000, is neither
+			// checked nor reserved, and lands in the kernel's
+			// ephemeral range, where any outgoing connection may hold it.
+			"--cluster-port", strconv.Itoa(testenv.FreePort(t)),
 			// Fail over whatever the replica's last contact: tests kill
 			// primaries on purpose.
 			"--cluster-replica-validity-factor", "0"}
@@ -174,12 +178,7 @@ func (c *Cluster) Primary(t testing.TB, key string) *Server {
 		if !s.Running() {
 			continue
 		}
-		slot, err := s.Do(ctx, "CLUSTER", "KEYSLOT", key).Int()
-		if err != nil {
-			continue
-		}
-		owner, err := c.slotOwner(ctx, s, slot)
-		if err == nil {
+		if owner, err := c.keyOwner(ctx, s, key); err == nil {
 			return owner
 		}
 	}
@@ -200,11 +199,7 @@ func (c *Cluster) WaitPromotion(t testing.TB, key string, old *Server) *Server {
 			if !s.Running() {
 				continue
 			}
-			slot, err := s.Do(ctx, "CLUSTER", "KEYSLOT", key).Int()
-			if err != nil {
-				return false, err.Error()
-			}
-			o, err := c.slotOwner(ctx, s, slot)
+			o, err := c.keyOwner(ctx, s, key)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -218,6 +213,15 @@ func (c *Cluster) WaitPromotion(t testing.TB, key string, old *Server) *Server {
 	})
 	c.WaitHealthy(t)
 	return primary
+}
+
+// keyOwner asks s which node serves key's slot.
+func (c *Cluster) keyOwner(ctx context.Context, s *Server, key string) (*Server, error) {
+	slot, err := s.Do(ctx, "CLUSTER", "KEYSLOT", key).Int()
+	if err != nil {
+		return nil, err
+	}
+	return c.slotOwner(ctx, s, slot)
 }
 
 // slotOwner asks s which node serves slot.

@@ -14,6 +14,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -72,6 +73,29 @@ func Start(t testing.TB, o Options) *Server {
 	return s
 }
 
+// StartReplica runs a redis-server that replicates primary (a server from
+// Start, without TLS) and waits until it is in sync; it is stopped when the
+// test ends. Nothing fails it over: a test that needs failover uses
+// StartSentinel or StartCluster.
+func StartReplica(t testing.TB, primary *Server, o Options) *Server {
+	t.Helper()
+	if o.TLS || primary.tls != nil {
+		t.Fatal("redistest: StartReplica does not do TLS; use StartSentinel with TLS")
+	}
+	s := newServer(life{t: t}, "redis-server", o, t.TempDir(), o.Args, nil)
+	s.replicaOf(primary)
+	s.Restart()
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, "the replica to sync with its primary", func() (bool, string) {
+		info, err := s.Do(ctx, "INFO", "replication").Text()
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(info, "master_link_status:up"), info
+	})
+	return s
+}
+
 // newServer prepares a redis-server (bin "redis-server") in dir with the
 // given extra arguments, or a redis-sentinel (bin "redis-sentinel") reading
 // dir/sentinel.conf, which the caller writes. With o.TLS, certs are the
@@ -88,7 +112,7 @@ func newServer(l life, bin string, o Options, dir string, extra []string, certs 
 		}
 		testenv.Missing(t, "%s: %v", what, err)
 	}
-	s := &Server{t: t, port: freePort(t)}
+	s := &Server{t: t, port: testenv.FreePort(t)}
 	if bin == "redis-sentinel" {
 		s.args = []string{filepath.Join(dir, "sentinel.conf")}
 	}
@@ -120,17 +144,6 @@ func newServer(l life, bin string, o Options, dir string, extra []string, certs 
 		}
 	})
 	return s
-}
-
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Addr is host:port.
@@ -185,7 +198,7 @@ func (s *Server) Restart() {
 	}
 	cmd := exec.Command(s.args[0], s.args[1:]...)
 	cmd.Stdout, cmd.Stderr = lockedWriter{s}, lockedWriter{s}
-	if err := cmd.Start(); err != nil {
+	if err := spawn(cmd); err != nil {
 		s.mu.Unlock()
 		s.t.Fatalf("starting %s: %v", s.args[0], err)
 	}
@@ -248,9 +261,46 @@ func (s *Server) replicaOf(primary *Server) {
 
 // Running reports whether the process is alive (it may not answer yet).
 func (s *Server) Running() bool {
+	cmd, _ := s.process()
+	return cmd != nil
+}
+
+// PID is the process id of the running process; 0 when none runs.
+func (s *Server) PID() int {
+	if cmd, _ := s.process(); cmd != nil {
+		return cmd.Process.Pid
+	}
+	return 0
+}
+
+// process is the running process and the channel closed when it exits;
+// nil when none runs.
+func (s *Server) process() (*exec.Cmd, chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cmd != nil && !exited(s.done)
+	if s.cmd == nil || exited(s.done) {
+		return nil, nil
+	}
+	return s.cmd, s.done
+}
+
+// Pause stops the process with SIGSTOP: it keeps its connections open but
+// answers nothing, as a server stalled by the machine does, until Resume.
+func (s *Server) Pause() { s.send(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (s *Server) Resume() { s.send(syscall.SIGCONT) }
+
+// send sends sig to the running process without waiting for it to exit.
+func (s *Server) send(sig syscall.Signal) {
+	s.t.Helper()
+	cmd, _ := s.process()
+	if cmd == nil {
+		s.t.Fatalf("redistest: %s on %s is not running", sig, s.Addr())
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %s to %s: %v", sig, s.Addr(), err)
+	}
 }
 
 // Stop sends SIGTERM (Redis flushes its append-only file) and waits.
@@ -260,13 +310,14 @@ func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
 func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
 
 func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil || exited(done) {
+	cmd, done := s.process()
+	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL {
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a paused process acts on sig only once it runs
+	}
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):

@@ -107,7 +107,7 @@ func (s *Sentinel) waitReady(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	waitFor(t, 60*time.Second, "the sentinels to know every server", func() (bool, string) {
-		primary, err := s.primaryAddr(ctx)
+		p, err := s.primary(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -121,13 +121,9 @@ func (s *Sentinel) waitReady(t testing.TB) {
 				return false, fmt.Sprintf("%s knows %d other sentinels (%v)", sn.Addr(), len(others), err)
 			}
 		}
-		p, err := s.byAddr(primary)
-		if err != nil {
-			return false, err.Error()
-		}
 		info, err := p.Do(ctx, "INFO", "replication").Text()
 		if err != nil || strings.Count(info, "state=online") != s.o.Replicas {
-			return false, fmt.Sprintf("primary %s, want %d replicas online: %v %s", primary, s.o.Replicas, err, info)
+			return false, fmt.Sprintf("primary %s, want %d replicas online: %v %s", p.Addr(), s.o.Replicas, err, info)
 		}
 		return true, ""
 	})
@@ -190,15 +186,20 @@ func (s *Sentinel) byAddr(addr string) (*Server, error) {
 // Primary is the server the sentinels name as the primary.
 func (s *Sentinel) Primary(t testing.TB) *Server {
 	t.Helper()
-	addr, err := s.primaryAddr(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := s.byAddr(addr)
+	p, err := s.primary(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// primary is the server the sentinels agree is the primary.
+func (s *Sentinel) primary(ctx context.Context) (*Server, error) {
+	addr, err := s.primaryAddr(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.byAddr(addr)
 }
 
 // KillPrimary SIGKILLs the current primary and returns it.
@@ -216,20 +217,16 @@ func (s *Sentinel) WaitPromotion(t testing.TB, old *Server) *Server {
 	ctx := context.Background()
 	var primary *Server
 	waitFor(t, 60*time.Second, "the sentinels to promote a replica", func() (bool, string) {
-		addr, err := s.primaryAddr(ctx)
+		p, err := s.primary(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
-		if addr == old.Addr() {
-			return false, "the sentinels still name " + addr
-		}
-		p, err := s.byAddr(addr)
-		if err != nil {
-			return false, err.Error()
+		if p == old {
+			return false, "the sentinels still name " + old.Addr()
 		}
 		role, err := p.Do(ctx, "ROLE").Slice()
 		if err != nil || len(role) == 0 || role[0] != "master" {
-			return false, fmt.Sprintf("%s has role %v (%v)", addr, role, err)
+			return false, fmt.Sprintf("%s has role %v (%v)", p.Addr(), role, err)
 		}
 		primary = p
 		return true, ""
@@ -252,14 +249,7 @@ func (s *Sentinel) Stop() {
 // data until the sentinels demote it).
 func (s *Sentinel) Restart(t testing.TB) {
 	t.Helper()
-	addr, err := s.primaryAddr(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	primary, err := s.byAddr(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	primary := s.Primary(t)
 	if !primary.Running() {
 		primary.replicaOf(nil)
 		primary.Restart()
