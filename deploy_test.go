@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -445,5 +446,11 @@ func TestKubernetesManifests(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("adapted JSON lacks %s", want)
 		}
+	}
+	// The replicas share one ledger: on the spool's Redis.
+	ledger := regexp.MustCompile(`"ledger":"([^"]+)"`).FindStringSubmatch(out)
+	spool := regexp.MustCompile(`"spool":"([^"]+)"`).FindStringSubmatch(out)
+	if ledger == nil || spool == nil || ledger[1] != spool[1] {
+		t.Errorf("the replicas' ledger %v is not on the spool's Redis %v", ledger, spool)
 	}
 }

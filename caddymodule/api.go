@@ -192,6 +192,9 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 	cfg.Budget, cfg.Idempotency, cfg.StoreKind = a.stores.budget, a.stores.idempotency, a.stores.kind
+	if a.stores.kind == "redis" {
+		app.sharedByReplicas("modulus_api's store")
+	}
 	if err := a.merchantLimiter(&cfg); err != nil {
 		return err
 	}

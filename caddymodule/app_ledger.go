@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,9 @@ type appLedger struct {
 
 	mu      sync.Mutex
 	emitter *inbound.Deliverer // the first modulus_webhook's, for expiry events
+	// replicated names what the config's handlers keep on Redis, shared
+	// by replicas (a modulus_api store, a modulus_webhook spool or store).
+	replicated []string
 }
 
 // provisionLedger opens (or joins) the ledger the option names; its
@@ -103,6 +107,9 @@ func (a *App) provisionLedger(ctx caddy.Context) error {
 	settings.ExpiryEvents = a.ExpiryEvents == "on"
 	al := a.ledger
 	a.OnStart(func() {
+		if msg := unsharedLedgerWarning(inst.kind, al.replicatedBy()); msg != "" {
+			a.logger.Warn(msg, zap.Strings("on_redis", al.replicatedBy()), zap.String("ledger", inst.kind))
+		}
 		s := settings
 		if d := al.expiryDeliverer(); d != nil {
 			s.Emitter = expiryEmitter{d}
@@ -237,6 +244,40 @@ func (a *App) useForExpiryEvents(d *inbound.Deliverer) {
 	if a.ledger.emitter == nil {
 		a.ledger.emitter = d
 	}
+}
+
+// sharedByReplicas records that a handler of the config keeps what (its
+// store, its spool) on Redis, where replicas share it: a memory ledger
+// beside it is worth a warning (unsharedLedgerWarning).
+func (a *App) sharedByReplicas(what string) {
+	if a == nil || a.ledger == nil {
+		return
+	}
+	a.ledger.mu.Lock()
+	defer a.ledger.mu.Unlock()
+	if !slices.Contains(a.ledger.replicated, what) {
+		a.ledger.replicated = append(a.ledger.replicated, what)
+	}
+}
+
+func (al *appLedger) replicatedBy() []string {
+	al.mu.Lock()
+	defer al.mu.Unlock()
+	return slices.Clone(al.replicated)
+}
+
+// unsharedLedgerWarning is the warning a config gets when its handlers
+// share state through Redis (they run as replicas) while its ledger is in
+// memory: each replica would keep a ledger of its own, with only the QRs it
+// created and the webhooks it received. "" when there is nothing to say.
+func unsharedLedgerWarning(kind string, replicated []string) string {
+	if kind != "memory" || len(replicated) == 0 {
+		return ""
+	}
+	return "the payments ledger is in memory while " + strings.Join(replicated, " and ") +
+		" is on Redis, shared by replicas: each replica keeps a ledger of its own and sees only the payments it handled " +
+		"(a status call may answer 404, a result may be flagged unknown_reference); set `ledger` in the global modulus block " +
+		"to the same Redis (docs/ledger.md)"
 }
 
 func (al *appLedger) expiryDeliverer() *inbound.Deliverer {

@@ -218,3 +218,19 @@ func TestLedgerDocumentsMatchOpenAPI(t *testing.T) {
 		}
 	}
 }
+
+// A memory ledger beside state shared on Redis is worth a warning; a
+// shared ledger, or nothing on Redis, is not.
+func TestUnsharedLedgerWarning(t *testing.T) {
+	if msg := unsharedLedgerWarning("memory", []string{"modulus_api's store", "modulus_webhook's spool"}); !strings.Contains(msg, "modulus_api's store and modulus_webhook's spool is on Redis") {
+		t.Fatalf("warning %q", msg)
+	}
+	for _, kind := range []string{"file", "redis"} {
+		if msg := unsharedLedgerWarning(kind, []string{"modulus_webhook's spool"}); msg != "" {
+			t.Errorf("%s ledger: %q", kind, msg)
+		}
+	}
+	if msg := unsharedLedgerWarning("memory", nil); msg != "" {
+		t.Errorf("nothing on Redis: %q", msg)
+	}
+}

@@ -477,3 +477,38 @@ http://127.0.0.1:%d {
 		t.Fatalf("status of A: %+v", st.Ledger)
 	}
 }
+
+// TestLedgerMemoryBesideRedisWarns: a config whose webhook spool is on
+// Redis (it runs as replicas) while its ledger is memory logs a warning when
+// it starts; with the ledger on that Redis it does not.
+func TestLedgerMemoryBesideRedisWarns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	srv := redistest.Start(t, redistest.Options{})
+	const warning = "the payments ledger is in memory while modulus_webhook's spool is on Redis"
+	for _, tc := range []struct {
+		name, global string
+		warns        bool
+	}{
+		{"memory", "", true},
+		{"redis", "\tmodulus {\n\t\tledger " + srv.URL() + "\n\t}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := e2e.FreePort(t)
+			g := e2e.Start(t, e2e.Options{AdminAddr: fmt.Sprintf("127.0.0.1:%d", port), Env: gatewayEnv(),
+				Caddyfile: fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n%s}\n", port, tc.global) +
+					ledgerSites(e2e.FreePort(t), e2e.FreePort(t), e2e.FreePort(t), srv.URL())})
+			if tc.warns {
+				e2e.WaitFor(t, 30*time.Second, "the warning", func() bool { return g.Contains(warning) })
+				return
+			}
+			// Once the config started (its start hooks ran), nothing of
+			// the kind was logged.
+			e2e.WaitFor(t, 30*time.Second, "the config to start", func() bool { return g.Contains("serving initial configuration") })
+			if g.Contains("payments ledger is in memory") {
+				t.Fatalf("a Redis ledger warned:\n%s", g.Logs())
+			}
+		})
+	}
+}

@@ -217,6 +217,11 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		return err
 	}
 	app.useForExpiryEvents(w.deliverer) // the ledger's QRPH_EXPIRED events go through this spool
+	if _, ok := w.spool.(redisSpool); ok {
+		app.sharedByReplicas("modulus_webhook's spool")
+	} else if h.Store != "" {
+		app.sharedByReplicas("modulus_webhook's store")
+	}
 	if cfg.Limiter, h.limitRelease, err = h.webhookLimiter(ctx, repl, w); err != nil {
 		return err
 	}
