@@ -120,6 +120,9 @@ func openOutboundStore(ctx caddy.Context, spec, environment string) (*outboundSt
 		if !filepath.IsAbs(path) {
 			return nil, errors.New("store: file:// takes an absolute file path (a placeholder in it resolved to a relative one)")
 		}
+		if err := checkOwnFile("store", fileRoleStore, path); err != nil {
+			return nil, err
+		}
 		key := "file|" + filepath.Clean(path)
 		v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 			f, err := store.OpenFile(filepath.Clean(path), store.FileOptions{AtRest: atRest})

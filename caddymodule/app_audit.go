@@ -111,6 +111,9 @@ func (a *App) provisionAudit() error {
 		return errors.New("audit_log must be an absolute file path")
 	}
 	path = filepath.Clean(path)
+	if err := checkOwnFile("audit_log", fileRoleAudit, path); err != nil {
+		return err
+	}
 	auditMetricsOnce.Do(initAuditMetrics)
 	log := a.logger.Named("audit")
 	v, _, err := auditTrails.LoadOrNew(path, func() (caddy.Destructor, error) {

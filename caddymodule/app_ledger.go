@@ -151,8 +151,8 @@ func acquireLedger(ctx caddy.Context, spec string) (*ledgerInstance, string, err
 			return nil, "", errors.New("ledger: file:// takes an absolute file path (a placeholder in it resolved to a relative one)")
 		}
 		path = filepath.Clean(path)
-		if _, used := storePool.References("file|" + path); used {
-			return nil, "", fmt.Errorf("ledger: %s is modulus_api's store file; give the ledger a file of its own", path)
+		if err := checkOwnFile("ledger", fileRoleLedger, path); err != nil {
+			return nil, "", err
 		}
 		key, name, kind = "ledger|file|"+path, "file "+path, "file"
 		open = func() (store.Ledger, func() error, error) {

@@ -96,25 +96,6 @@ func TestAppLedgerLifecycle(t *testing.T) {
 	}
 }
 
-// The ledger refuses modulus_api's store file.
-func TestLedgerFileIsNotTheStoreFile(t *testing.T) {
-	path := t.TempDir() + "/store.db"
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	st, err := openOutboundStore(ctx, "file://"+path, "sandbox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.release()
-	a := new(App)
-	a.Ledger = "file://" + path
-	err = a.Provision(ctx)
-	if err == nil || !strings.Contains(err.Error(), "is modulus_api's store file") {
-		t.Fatalf("provision: %v", err)
-	}
-	_ = a.Cleanup()
-}
-
 // GET /modulus/transactions: JSON pages with a cursor, filters, CSV, and
 // clear refusals.
 func TestAdminTransactions(t *testing.T) {

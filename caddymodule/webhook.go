@@ -277,6 +277,11 @@ func (h *Webhook) joinWorker(ctx caddy.Context, app *App, spec, fingerprint stri
 	if err := checkMinReplicas(h.MinReplicas, time.Duration(h.MinReplicasTimeout), spec); err != nil {
 		return nil, err
 	}
+	if !strings.Contains(spec, "://") {
+		if err := checkOwnFile("spool", fileRoleSpool, spec); err != nil {
+			return nil, err
+		}
+	}
 	w, key, err := acquireWebhookWorker(spec, h.logger, h.clock)
 	if err != nil {
 		return nil, err
