@@ -64,7 +64,7 @@ func (l *Ledger) Reconcile(ctx context.Context, n Notification) ([]string, error
 	if n.ReceivedAt.IsZero() {
 		n.ReceivedAt = l.clock.Now()
 	}
-	log := l.log.With(zap.String("event_id", n.EventID), zap.String("action", n.Action))
+	log := l.resultLog(n)
 	for try := 0; try < maxTries; try++ {
 		rec, found, err := l.match(ctx, n)
 		if err != nil {
@@ -73,7 +73,7 @@ func (l *Ledger) Reconcile(ctx context.Context, n Notification) ([]string, error
 		}
 		var flags []string
 		if found {
-			flags, err = l.settle(ctx, log, rec, n)
+			flags, err = l.settle(ctx, log, rec, n, false)
 		} else {
 			flags, err = l.orphan(ctx, log, n)
 		}
@@ -128,8 +128,10 @@ func (l *Ledger) match(ctx context.Context, n Notification) (store.LedgerRecord,
 	return recs[0], true, nil
 }
 
-// settle records n on its QR's record.
-func (l *Ledger) settle(ctx context.Context, log *zap.Logger, rec store.LedgerRecord, n Notification) ([]string, error) {
+// settle records n on its QR's record. counted is true when n's status
+// was counted already (it was stored as unmatched before its QR's record
+// landed: see early.go), so that the transition is not counted twice.
+func (l *Ledger) settle(ctx context.Context, log *zap.Logger, rec store.LedgerRecord, n Notification, counted bool) ([]string, error) {
 	e, err := decodeEntry(rec)
 	if err != nil {
 		return nil, err
@@ -164,7 +166,7 @@ func (l *Ledger) settle(ctx context.Context, log *zap.Logger, rec store.LedgerRe
 	if _, err := l.store.Update(ctx, next); err != nil {
 		return nil, err
 	}
-	if next.Status != rec.Status {
+	if next.Status != rec.Status && !counted {
 		l.obs.Transition(next.Status)
 	}
 	l.report(log, next.Status, n, added, e)
@@ -172,6 +174,10 @@ func (l *Ledger) settle(ctx context.Context, log *zap.Logger, rec store.LedgerRe
 }
 
 // orphan records a result that matches no QR, flagged unknown_reference.
+// Its QR's record may be landing at this very moment (a slow Record, on
+// this replica or another): once the result is stored, the QR is looked
+// for again, and when it is there now, the result goes to it (early.go)
+// and the QR's flags are returned instead.
 func (l *Ledger) orphan(ctx context.Context, log *zap.Logger, n Notification) ([]string, error) {
 	id := n.TransactionID
 	if id == "" {
@@ -190,13 +196,16 @@ func (l *Ledger) orphan(ctx context.Context, log *zap.Logger, n Notification) ([
 	if status == "" {
 		status = StatusPending
 	}
-	_, err := l.store.Insert(ctx, store.LedgerRecord{
+	stored, err := l.store.Insert(ctx, store.LedgerRecord{
 		ID: id, Merchant: n.ActivationCode, Reference: n.Reference, Status: status, Created: n.ReceivedAt, Data: e.encode(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	l.obs.Transition(status)
+	if flags, adopted := l.adoptIntoLateQR(ctx, stored, n); adopted {
+		return flags, nil
+	}
 	l.report(log.With(zap.String("transaction_id", id), zap.String("reference", n.Reference)), status, n, e.Flags, e)
 	return e.Flags, nil
 }
@@ -225,6 +234,11 @@ func (l *Ledger) report(log *zap.Logger, status string, n Notification, added []
 		fields = append(fields, zap.String("qr_amount", policy.Centavos(e.Amount).String()), zap.String("qr_currency", e.Currency))
 	}
 	log.Error("payment result flagged for reconciliation; delivered to the app with Modulus-Reconciliation", fields...)
+}
+
+// resultLog is the logger of the lines about result n.
+func (l *Ledger) resultLog(n Notification) *zap.Logger {
+	return l.log.With(zap.String("event_id", n.EventID), zap.String("action", n.Action))
 }
 
 func resultOf(n Notification) *Result {

@@ -28,26 +28,48 @@ type QR struct {
 
 // Record adds a created QR as pending. A failure is logged and counted
 // here (the QR is answered regardless) and returned.
+//
+// Its result may have come first: the record landed after the webhook
+// (a slow store; another replica took the webhook), which the ledger then
+// kept as a result matching no QR. Once the QR is stored, such a result is
+// looked for, under the QR's id or its reference, and given to it
+// (early.go), so that the QR does not wait for a result it has, and expire.
 func (l *Ledger) Record(ctx context.Context, qr QR) error {
 	if qr.CreatedAt.IsZero() {
 		qr.CreatedAt = l.clock.Now()
 	}
 	e := entry{Amount: qr.Amount, Currency: qr.Currency, ExpiresAt: qr.ExpiresAt}
-	_, err := l.store.Insert(ctx, store.LedgerRecord{
+	rec := store.LedgerRecord{
 		ID: qr.ID, Merchant: qr.ActivationCode, Reference: qr.Reference, Status: StatusPending,
 		Created: qr.CreatedAt, Due: qr.ExpiresAt, Data: e.encode(),
-	})
-	switch {
-	case errors.Is(err, store.ErrRecordExists):
-		// The provider answered an id the ledger holds already (a result
-		// that came first, or a reused id): keep what is there.
-		l.log.Warn("a created QR's transaction id is in the ledger already; the entry is kept as it is",
-			zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
-		return nil
-	case err != nil:
-		l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
-		return err
 	}
-	l.obs.Transition(StatusPending)
-	return nil
+	log := l.log.With(zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
+	for try := 0; try < maxTries; try++ {
+		stored, err := l.store.Insert(ctx, rec)
+		if err == nil {
+			l.obs.Transition(StatusPending)
+			l.adoptEarlyResult(ctx, stored)
+			return nil
+		}
+		if !errors.Is(err, store.ErrRecordExists) {
+			l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
+			return err
+		}
+		merged, err := l.mergeEarlyResult(ctx, log, rec)
+		switch {
+		case errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrRecordNotFound) || errors.Is(err, store.ErrRecordExists):
+			continue // it changed meanwhile: look again
+		case err != nil:
+			l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
+			return err
+		case !merged:
+			// The provider answered an id the ledger holds for a QR
+			// already (a reused id): keep what is there.
+			log.Warn("a created QR's transaction id is in the ledger already; the entry is kept as it is")
+		}
+		return nil
+	}
+	err := errors.New("ledger: the transaction kept changing under a created QR")
+	l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
+	return err
 }

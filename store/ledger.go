@@ -98,6 +98,10 @@ type Ledger interface {
 	// Counts returns the number of records by status (statuses with none
 	// left out).
 	Counts(ctx context.Context) (map[string]int, error)
+	// Delete removes the record id, with every trace of it in the
+	// indexes, if its stored version is still version (else ErrConflict;
+	// a missing record is ErrRecordNotFound).
+	Delete(ctx context.Context, id string, version int64) error
 	// Purge deletes up to max records created before before, oldest
 	// first, and returns how many it deleted.
 	Purge(ctx context.Context, before time.Time, max int) (int, error)

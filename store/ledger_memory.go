@@ -290,6 +290,32 @@ func (m *MemoryLedger) Counts(context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// Delete implements Ledger.
+func (m *MemoryLedger) Delete(_ context.Context, id string, version int64) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	cur, ok := m.recs[id]
+	switch {
+	case !ok:
+		m.mu.Unlock()
+		return ErrRecordNotFound
+	case cur.Version != version:
+		m.mu.Unlock()
+		return ErrConflict
+	}
+	m.unindex(cur)
+	delete(m.recs, id)
+	var done <-chan error
+	if m.journal != nil {
+		done = m.journal.deleteRecord(id)
+	}
+	m.mu.Unlock()
+	return durable(done, "ledger delete")
+}
+
 // Purge implements Ledger.
 func (m *MemoryLedger) Purge(_ context.Context, before time.Time, max int) (int, error) {
 	bound := ledgerTimeBound(before)

@@ -350,6 +350,36 @@ func (l *RedisLedger) Counts(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+var ledgerDeleteScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'v', 'st', 'm', 'ref', 'refx')
+if not f[1] then return -1 end
+if f[1] ~= ARGV[3] then return 0 end
+local P, id, m = ARGV[1], ARGV[2], f[3]
+redis.call('ZREM', P .. 'created', m)
+redis.call('ZREM', P .. 'st:' .. f[2], m)
+local r = f[5] or f[4]
+if r and r ~= '' then redis.call('ZREM', P .. 'ref:' .. r, m) end
+redis.call('ZREM', P .. 'due:' .. f[2], id)
+redis.call('HINCRBY', P .. 'counts', f[2], -1)
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+// Delete implements Ledger: a compare and swap on the version, in one
+// script.
+func (l *RedisLedger) Delete(ctx context.Context, id string, version int64) error {
+	n, err := ledgerDeleteScript.Run(ctx, l.r.c, []string{l.recKey(id)}, l.p, id, version).Int()
+	switch {
+	case err != nil:
+		return unavailable("ledger delete", err)
+	case n == -1:
+		return ErrRecordNotFound
+	case n == 0:
+		return ErrConflict
+	}
+	return nil
+}
+
 var ledgerPurgeScript = redis.NewScript(`
 local P = ARGV[1]
 local ms = redis.call('ZRANGEBYLEX', KEYS[1], '-', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))

@@ -389,6 +389,41 @@ func Ledger(t *testing.T, h LedgerHarness) {
 		sameIDs(t, "due after the purge", due, "tx-4", "tx-5")
 	})
 
+	t.Run("delete is a compare and swap and leaves no trace", func(t *testing.T) {
+		l := open(t)
+		a := ledgerRecord("a", "ORDER-1", "pending", t0)
+		a.Due = t0
+		mustInsert(t, l, a, ledgerRecord("b", "ORDER-1", "pending", t0.Add(time.Second)))
+		if err := l.Delete(ctx, "a", 2); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("delete with a wrong version: %v, want ErrConflict", err)
+		}
+		if err := l.Delete(ctx, "nope", 1); !errors.Is(err, store.ErrRecordNotFound) {
+			t.Fatalf("delete of a missing id: %v, want ErrRecordNotFound", err)
+		}
+		if err := l.Delete(ctx, "a", 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Get(ctx, "a"); !errors.Is(err, store.ErrRecordNotFound) {
+			t.Fatalf("a after its delete: %v", err)
+		}
+		if err := l.Delete(ctx, "a", 1); !errors.Is(err, store.ErrRecordNotFound) {
+			t.Fatalf("a second delete: %v, want ErrRecordNotFound", err)
+		}
+		page, _ := l.List(ctx, store.LedgerQuery{Limit: 10})
+		sameIDs(t, "list after the delete", page.Records, "b")
+		page, _ = l.List(ctx, store.LedgerQuery{Status: "pending", Limit: 10})
+		sameIDs(t, "status listing after the delete", page.Records, "b")
+		byRef, _ := l.ByReference(ctx, "ORDER-1", 10)
+		sameIDs(t, "by reference after the delete", byRef, "b")
+		due, _ := l.Due(ctx, "pending", t0, 10)
+		sameIDs(t, "due after the delete", due)
+		if c, _ := l.Counts(ctx); fmt.Sprint(c) != "map[pending:1]" {
+			t.Fatalf("counts after the delete %v", c)
+		}
+		// The id is free again.
+		mustInsert(t, l, ledgerRecord("a", "ORDER-2", "paid", t0))
+	})
+
 	if h.Reopen == nil {
 		return
 	}
@@ -400,6 +435,10 @@ func Ledger(t *testing.T, h LedgerHarness) {
 		cur, _ := l.Get(ctx, "b")
 		cur.Data = []byte("changed")
 		if _, err := l.Update(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		mustInsert(t, l, ledgerRecord("c", "ORDER-1", "paid", t0.Add(2*time.Second)))
+		if err := l.Delete(ctx, "c", 1); err != nil {
 			t.Fatal(err)
 		}
 		l = h.Reopen(t, l)
