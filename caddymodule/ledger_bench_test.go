@@ -83,8 +83,9 @@ func benchEngine(b *testing.B, st store.Ledger) *ledger.Ledger {
 	return l
 }
 
-// freshUpstream answers every create call with a new transaction id, in
-// memory (no network), sealing each answer.
+// freshUpstream answers every create call with a new transaction id and a
+// qrBody that starts as a PNG does, in memory (no network), sealing each
+// answer.
 type freshUpstream struct {
 	enc *crypto.Encrypter
 	seq atomic.Int64
@@ -97,7 +98,7 @@ func (u *freshUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	ans, _ := json.Marshal(map[string]string{
 		"id":     fmt.Sprintf("a78efd32-de3b-4854-b599-%012d", u.seq.Add(1)),
-		"qrBody": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x89}, 600)),
+		"qrBody": base64.StdEncoding.EncodeToString(append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"), bytes.Repeat([]byte{0x89}, 600)...)),
 	})
 	tok, err := u.enc.Encrypt(ans)
 	if err != nil {

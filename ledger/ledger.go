@@ -93,6 +93,10 @@ type Config struct {
 	// Observer receives transitions, flags and failures (metrics);
 	// NopObserver when nil.
 	Observer Observer
+
+	// CallTimeout bounds Record and Reconcile, whatever the store does
+	// (see bounded); DefaultCallTimeout when zero.
+	CallTimeout time.Duration
 }
 
 // Settings are what a config reload may change; see Configure.
@@ -129,6 +133,9 @@ type Ledger struct {
 	obs      Observer
 	settings atomic.Pointer[Settings]
 
+	callTimeout time.Duration
+	abandoned   atomic.Int64 // calls given up on that have not returned yet
+
 	warnOnce sync.Once // no emitter while expiry events are on
 }
 
@@ -146,7 +153,10 @@ func New(cfg Config) (*Ledger, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = NopObserver{}
 	}
-	l := &Ledger{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, obs: cfg.Observer}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	l := &Ledger{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, obs: cfg.Observer, callTimeout: cfg.CallTimeout}
 	l.Configure(DefaultSettings())
 	return l, nil
 }

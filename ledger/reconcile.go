@@ -59,16 +59,21 @@ func outcome(action string) string {
 // currency other than the QR's, no QR at all, a result after the QR
 // expired. A repeated result (the provider's retry, a second copy) changes
 // nothing and gets the same flags. A failure is logged and counted here
-// and returned with no flags: the webhook is delivered regardless.
+// and returned with no flags: the webhook is delivered regardless. It
+// returns within the call bound (see bounded) even if the store hangs.
 func (l *Ledger) Reconcile(ctx context.Context, n Notification) ([]string, error) {
 	if n.ReceivedAt.IsZero() {
 		n.ReceivedAt = l.clock.Now()
 	}
+	return bounded(l, ctx, "reconcile", []zap.Field{zap.String("event_id", n.EventID)},
+		func(ctx context.Context) ([]string, error) { return l.reconcile(ctx, n) })
+}
+
+func (l *Ledger) reconcile(ctx context.Context, n Notification) ([]string, error) {
 	log := l.resultLog(n)
 	for try := 0; try < maxTries; try++ {
 		rec, found, err := l.match(ctx, n)
 		if err != nil {
-			l.failed("reconcile", err, zap.String("event_id", n.EventID))
 			return nil, err
 		}
 		var flags []string
@@ -81,14 +86,11 @@ func (l *Ledger) Reconcile(ctx context.Context, n Notification) ([]string, error
 			continue // someone changed it meanwhile: look again
 		}
 		if err != nil {
-			l.failed("reconcile", err, zap.String("event_id", n.EventID))
 			return nil, err
 		}
 		return flags, nil
 	}
-	err := errors.New("ledger: the transaction kept changing under a result")
-	l.failed("reconcile", err, zap.String("event_id", n.EventID))
-	return nil, err
+	return nil, errors.New("ledger: the transaction kept changing under a result")
 }
 
 // match finds the record a result is about.

@@ -27,7 +27,8 @@ type QR struct {
 }
 
 // Record adds a created QR as pending. A failure is logged and counted
-// here (the QR is answered regardless) and returned.
+// here (the QR is answered regardless) and returned. It returns within the
+// call bound (see bounded) even if the store hangs.
 //
 // Its result may have come first: the record landed after the webhook
 // (a slow store; another replica took the webhook), which the ledger then
@@ -38,6 +39,12 @@ func (l *Ledger) Record(ctx context.Context, qr QR) error {
 	if qr.CreatedAt.IsZero() {
 		qr.CreatedAt = l.clock.Now()
 	}
+	_, err := bounded(l, ctx, "record", []zap.Field{zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference)},
+		func(ctx context.Context) (struct{}, error) { return struct{}{}, l.record(ctx, qr) })
+	return err
+}
+
+func (l *Ledger) record(ctx context.Context, qr QR) error {
 	e := entry{Amount: qr.Amount, Currency: qr.Currency, ExpiresAt: qr.ExpiresAt}
 	rec := store.LedgerRecord{
 		ID: qr.ID, Merchant: qr.ActivationCode, Reference: qr.Reference, Status: StatusPending,
@@ -52,7 +59,6 @@ func (l *Ledger) Record(ctx context.Context, qr QR) error {
 			return nil
 		}
 		if !errors.Is(err, store.ErrRecordExists) {
-			l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
 			return err
 		}
 		merged, err := l.mergeEarlyResult(ctx, log, rec)
@@ -60,7 +66,6 @@ func (l *Ledger) Record(ctx context.Context, qr QR) error {
 		case errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrRecordNotFound) || errors.Is(err, store.ErrRecordExists):
 			continue // it changed meanwhile: look again
 		case err != nil:
-			l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
 			return err
 		case !merged:
 			// The provider answered an id the ledger holds for a QR
@@ -69,7 +74,5 @@ func (l *Ledger) Record(ctx context.Context, qr QR) error {
 		}
 		return nil
 	}
-	err := errors.New("ledger: the transaction kept changing under a created QR")
-	l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
-	return err
+	return errors.New("ledger: the transaction kept changing under a created QR")
 }
