@@ -42,8 +42,9 @@ func TestEngineImportsNoCaddy(t *testing.T) {
 // the store's sliding log); proxy (what both directions share) may use
 // policy, crypto and store; proxy/outbound and proxy/inbound may use proxy
 // as well, and never each other; the payments ledger (ledger) uses store
-// and policy, and neither direction imports it (each has its own small
-// interface, which caddymodule wires to it); preflight (the go-live
+// and policy (and proxy for its log helper, LogString), and neither
+// direction imports it (each has its own small interface, which
+// caddymodule wires to it); preflight (the go-live
 // checks) may use policy, crypto and store; the audit trail (audit) only
 // the clock, and the directions report to it through proxy.Auditor. All
 // may use internal/ helpers (the clock).
@@ -56,7 +57,7 @@ func TestEngineDependencyDirection(t *testing.T) {
 		"proxy":          {"policy", "crypto", "store", "internal"},
 		"proxy/outbound": {"proxy", "policy", "crypto", "store", "internal"},
 		"proxy/inbound":  {"proxy", "policy", "crypto", "store", "internal"},
-		"ledger":         {"policy", "store", "internal"},
+		"ledger":         {"proxy", "policy", "store", "internal"},
 		"audit":          {"internal/clock"},
 		"proxy/health":   {"internal"},
 		"preflight":      {"policy", "crypto", "store", "internal"},

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/qrphgate/qrphgate/proxy"
 )
 
 // The hot paths (Record, as a QR is answered; Reconcile, as a webhook is
@@ -73,7 +75,7 @@ func bounded[T any](l *Ledger, ctx context.Context, op string, fields []zap.Fiel
 		r := <-done
 		l.abandoned.Add(-1)
 		if r.err != nil {
-			l.log.Debug("an abandoned ledger call ended", append(fields, zap.String("op", op), zap.Error(r.err))...)
+			l.log.Debug("an abandoned ledger call ended", append(fields, zap.String("op", op), proxy.LogString("error", r.err.Error()))...)
 		}
 	}()
 	err := fmt.Errorf("%w (%w)", errAbandoned, ctx.Err())

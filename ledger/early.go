@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -62,7 +63,7 @@ func (l *Ledger) adoptEarlyResult(ctx context.Context, qr store.LedgerRecord) {
 	}
 	recs, err := l.store.ByReference(ctx, qr.Reference, 16)
 	if err != nil {
-		l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
+		l.failed("record", err, proxy.LogString("transaction_id", qr.ID), proxy.LogString("reference", qr.Reference))
 		return
 	}
 	var pick *store.LedgerRecord
@@ -81,7 +82,7 @@ func (l *Ledger) adoptEarlyResult(ctx context.Context, qr store.LedgerRecord) {
 		return
 	}
 	if _, err := l.adopt(ctx, qr.ID, *pick, picked.Result.notification(*pick)); err != nil {
-		l.failed("record", err, zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
+		l.failed("record", err, proxy.LogString("transaction_id", qr.ID), proxy.LogString("reference", qr.Reference))
 	}
 }
 
@@ -119,7 +120,7 @@ func (l *Ledger) mergeEarlyResult(ctx context.Context, log *zap.Logger, qr store
 		return false, err
 	}
 	l.obs.Transition(StatusPending)
-	log.Info("a result that came before its QR's ledger record is matched to it now", zap.String("event_id", n.EventID))
+	log.Info("a result that came before its QR's ledger record is matched to it now", proxy.LogString("event_id", n.EventID))
 	return true, nil
 }
 
@@ -133,7 +134,7 @@ func (l *Ledger) adoptIntoLateQR(ctx context.Context, rec store.LedgerRecord, n 
 	}
 	flags, err = l.adopt(ctx, qr.ID, rec, n)
 	if err != nil {
-		l.failed("reconcile", err, zap.String("event_id", n.EventID))
+		l.failed("reconcile", err, proxy.LogString("event_id", n.EventID))
 		return nil, false
 	}
 	return flags, true
@@ -210,6 +211,6 @@ func (l *Ledger) adopt(ctx context.Context, qrID string, unmatched store.LedgerR
 		return flags, err
 	}
 	l.resultLog(n).Info("a result that came before its QR's ledger record is matched to it now",
-		zap.String("transaction_id", qrID), zap.String("unmatched_id", unmatched.ID))
+		proxy.LogString("transaction_id", qrID), proxy.LogString("unmatched_id", unmatched.ID))
 	return flags, nil
 }

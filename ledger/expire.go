@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -119,7 +120,7 @@ func (l *Ledger) expire(ctx context.Context, rec store.LedgerRecord, now, cutoff
 	}
 	e, err := decodeEntry(rec)
 	if err != nil {
-		l.log.Error("an unreadable ledger entry is left pending", zap.String("transaction_id", rec.ID), zap.Error(err))
+		l.log.Error("an unreadable ledger entry is left pending", proxy.LogString("transaction_id", rec.ID), proxy.LogString("error", err.Error()))
 		return false
 	}
 	e.ExpiredAt = now.UTC()
@@ -133,11 +134,11 @@ func (l *Ledger) expire(ctx context.Context, rec store.LedgerRecord, now, cutoff
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrRecordNotFound):
 		return false // a result came, or another replica expired it
 	case err != nil:
-		l.failed("expire", err, zap.String("transaction_id", rec.ID))
+		l.failed("expire", err, proxy.LogString("transaction_id", rec.ID))
 		return false
 	}
 	l.obs.Transition(StatusExpired)
-	l.log.Info("QR expired without a result", zap.String("transaction_id", rec.ID), zap.String("reference", rec.Reference),
+	l.log.Info("QR expired without a result", proxy.LogString("transaction_id", rec.ID), proxy.LogString("reference", rec.Reference),
 		zap.Time("expires_at", e.ExpiresAt))
 	if s.ExpiryEvents {
 		l.emit(ctx, next, now, s)
@@ -148,13 +149,13 @@ func (l *Ledger) expire(ctx context.Context, rec store.LedgerRecord, now, cutoff
 // emit hands an expired record's event to the emitter, claiming it first
 // when its lease has passed, and marks it sent.
 func (l *Ledger) emit(ctx context.Context, rec store.LedgerRecord, now time.Time, s Settings) {
-	log := l.log.With(zap.String("transaction_id", rec.ID), zap.String("reference", rec.Reference))
+	log := l.log.With(proxy.LogString("transaction_id", rec.ID), proxy.LogString("reference", rec.Reference))
 	if !rec.Due.After(now) { // nobody holds it: claim it
 		rec.Due = now.Add(emitLease)
 		claimed, err := l.store.Update(ctx, rec)
 		if err != nil {
 			if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrRecordNotFound) {
-				l.failed("emit", err, zap.String("transaction_id", rec.ID))
+				l.failed("emit", err, proxy.LogString("transaction_id", rec.ID))
 			}
 			return
 		}
@@ -162,7 +163,7 @@ func (l *Ledger) emit(ctx context.Context, rec store.LedgerRecord, now time.Time
 	}
 	e, err := decodeEntry(rec)
 	if err != nil {
-		log.Error("an unreadable ledger entry: no expiry event", zap.Error(err))
+		log.Error("an unreadable ledger entry: no expiry event", proxy.LogString("error", err.Error()))
 		return
 	}
 	body, _ := json.Marshal(expiredBody{
@@ -172,7 +173,7 @@ func (l *Ledger) emit(ctx context.Context, rec store.LedgerRecord, now time.Time
 	ev := ExpiryEvent{Key: "expired:" + rec.ID, At: e.ExpiredAt, TransactionID: rec.ID, Reference: rec.Reference, Body: body}
 	if err := s.Emitter.EmitExpired(ctx, ev); err != nil {
 		l.obs.ExpiryEvent("failed")
-		log.Error("the QRPH_EXPIRED event could not be queued; it is tried again in a minute", zap.Error(err))
+		log.Error("the QRPH_EXPIRED event could not be queued; it is tried again in a minute", proxy.LogString("error", err.Error()))
 		return
 	}
 	l.obs.ExpiryEvent("emitted")
@@ -181,7 +182,7 @@ func (l *Ledger) emit(ctx context.Context, rec store.LedgerRecord, now time.Time
 	if _, err := l.store.Update(ctx, rec); err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrRecordNotFound) {
 		// The event is queued; it may be queued again after the lease,
 		// under the same Webhook-Id.
-		l.failed("emit", err, zap.String("transaction_id", rec.ID))
+		l.failed("emit", err, proxy.LogString("transaction_id", rec.ID))
 	}
 }
 
@@ -190,6 +191,6 @@ func (l *Ledger) emit(ctx context.Context, rec store.LedgerRecord, now time.Time
 func (l *Ledger) clearDue(ctx context.Context, rec store.LedgerRecord) {
 	rec.Due = time.Time{}
 	if _, err := l.store.Update(ctx, rec); err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrRecordNotFound) {
-		l.failed("emit", err, zap.String("transaction_id", rec.ID))
+		l.failed("emit", err, proxy.LogString("transaction_id", rec.ID))
 	}
 }

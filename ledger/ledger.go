@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/internal/clock"
+	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -180,5 +181,5 @@ func (l *Ledger) Settings() Settings { return *l.settings.Load() }
 func (l *Ledger) failed(op string, err error, fields ...zap.Field) {
 	l.obs.StoreFailed(op)
 	l.log.Warn("payments ledger unavailable; the payment goes on without it",
-		append(fields, zap.String("op", op), zap.Error(err))...)
+		append(fields, zap.String("op", op), proxy.LogString("error", err.Error()))...)
 }

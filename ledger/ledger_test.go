@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/qrphgate/qrphgate/ledger"
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -535,5 +539,30 @@ func TestUnknownReferenceKeepsTheStatement(t *testing.T) {
 	tx := e.get(t, "tx-7")
 	if tx.Amount != 0 || tx.AmountText != "0.00" || tx.Currency != "USD" || *tx.Result.Amount != -5 || tx.Result.Currency != "usd" {
 		t.Fatalf("orphan %+v result %+v", tx, tx.Result)
+	}
+}
+
+// Payment values in the ledger's log lines go through proxy.LogString: a reference or id
+// holding a line break or a C1 control cannot forge a log line.
+func TestLogLinesAreSafe(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	l, err := ledger.New(ledger.Config{Store: store.NewMemoryLedger(), Clock: newEnv(t).clk, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := paid("tx\u2028forged", "R\u0085forged")
+	n.Currency = "P\nP"
+	if _, err := l.Reconcile(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	lines := logs.FilterMessageSnippet("flagged for reconciliation").All()
+	if len(lines) != 1 {
+		t.Fatalf("%d flagged lines", len(lines))
+	}
+	fields := lines[0].ContextMap()
+	for key, want := range map[string]string{"reference": `R\u0085forged`, "transaction_id": `tx\u2028forged`, "stated_currency": `P\u000aP`} {
+		if fields[key] != want {
+			t.Errorf("%s logged as %q, want %q", key, fields[key], want)
+		}
 	}
 }

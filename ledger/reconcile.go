@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qrphgate/qrphgate/policy"
+	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -65,7 +66,7 @@ func (l *Ledger) Reconcile(ctx context.Context, n Notification) ([]string, error
 	if n.ReceivedAt.IsZero() {
 		n.ReceivedAt = l.clock.Now()
 	}
-	return bounded(l, ctx, "reconcile", []zap.Field{zap.String("event_id", n.EventID)},
+	return bounded(l, ctx, "reconcile", []zap.Field{proxy.LogString("event_id", n.EventID)},
 		func(ctx context.Context) ([]string, error) { return l.reconcile(ctx, n) })
 }
 
@@ -138,11 +139,11 @@ func (l *Ledger) settle(ctx context.Context, log *zap.Logger, rec store.LedgerRe
 	if err != nil {
 		return nil, err
 	}
-	log = log.With(zap.String("transaction_id", rec.ID), zap.String("reference", rec.Reference))
+	log = log.With(proxy.LogString("transaction_id", rec.ID), proxy.LogString("reference", rec.Reference))
 	if e.Result != nil {
 		if !strings.EqualFold(e.Result.Action, n.Action) {
 			log.Warn("a second, different result for a transaction that has one; the ledger keeps the first",
-				zap.String("first_action", e.Result.Action))
+				proxy.LogString("first_action", e.Result.Action))
 		}
 		return e.Flags, nil
 	}
@@ -208,7 +209,7 @@ func (l *Ledger) orphan(ctx context.Context, log *zap.Logger, n Notification) ([
 	if flags, adopted := l.adoptIntoLateQR(ctx, stored, n); adopted {
 		return flags, nil
 	}
-	l.report(log.With(zap.String("transaction_id", id), zap.String("reference", n.Reference)), status, n, e.Flags, e)
+	l.report(log.With(proxy.LogString("transaction_id", id), proxy.LogString("reference", n.Reference)), status, n, e.Flags, e)
 	return e.Flags, nil
 }
 
@@ -230,17 +231,17 @@ func (l *Ledger) report(log *zap.Logger, status string, n Notification, added []
 		fields = append(fields, zap.String("stated_amount", policy.Centavos(n.Amount).String()))
 	}
 	if n.Currency != "" {
-		fields = append(fields, zap.String("stated_currency", n.Currency))
+		fields = append(fields, proxy.LogString("stated_currency", n.Currency))
 	}
 	if !slices.Contains(added, FlagUnknownReference) {
-		fields = append(fields, zap.String("qr_amount", policy.Centavos(e.Amount).String()), zap.String("qr_currency", e.Currency))
+		fields = append(fields, zap.String("qr_amount", policy.Centavos(e.Amount).String()), proxy.LogString("qr_currency", e.Currency))
 	}
 	log.Error("payment result flagged for reconciliation; delivered to the app with Modulus-Reconciliation", fields...)
 }
 
 // resultLog is the logger of the lines about result n.
 func (l *Ledger) resultLog(n Notification) *zap.Logger {
-	return l.log.With(zap.String("event_id", n.EventID), zap.String("action", n.Action))
+	return l.log.With(proxy.LogString("event_id", n.EventID), proxy.LogString("action", n.Action))
 }
 
 func resultOf(n Notification) *Result {

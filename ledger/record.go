@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/store"
 )
 
@@ -39,7 +40,7 @@ func (l *Ledger) Record(ctx context.Context, qr QR) error {
 	if qr.CreatedAt.IsZero() {
 		qr.CreatedAt = l.clock.Now()
 	}
-	_, err := bounded(l, ctx, "record", []zap.Field{zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference)},
+	_, err := bounded(l, ctx, "record", []zap.Field{proxy.LogString("transaction_id", qr.ID), proxy.LogString("reference", qr.Reference)},
 		func(ctx context.Context) (struct{}, error) { return struct{}{}, l.record(ctx, qr) })
 	return err
 }
@@ -50,7 +51,7 @@ func (l *Ledger) record(ctx context.Context, qr QR) error {
 		ID: qr.ID, Merchant: qr.ActivationCode, Reference: qr.Reference, Status: StatusPending,
 		Created: qr.CreatedAt, Due: qr.ExpiresAt, Data: e.encode(),
 	}
-	log := l.log.With(zap.String("transaction_id", qr.ID), zap.String("reference", qr.Reference))
+	log := l.log.With(proxy.LogString("transaction_id", qr.ID), proxy.LogString("reference", qr.Reference))
 	for try := 0; try < maxTries; try++ {
 		stored, err := l.store.Insert(ctx, rec)
 		if err == nil {

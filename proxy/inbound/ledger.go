@@ -67,8 +67,10 @@ func (in *Handler) reconcile(ctx context.Context, log *zap.Logger, ev store.Spoo
 // resultOf reads what the ledger checks from a decrypted payload that
 // ParsePayload accepted: the reference (referenceNumber or
 // merchantReferenceNumber, never the transaction id), the amount and the
-// currency. A member of an unexpected type is left out, not an error: the
-// webhook is delivered regardless.
+// currency. A member of an unexpected type, or a reference that breaks the
+// rule of every payload text (checkFieldText: bounded, no control
+// characters), is left out, not an error: the webhook is delivered
+// regardless.
 func resultOf(plaintext []byte, p Payload) PaymentResult {
 	r := PaymentResult{Action: p.Action, TransactionID: p.TransactionID}
 	var m map[string]json.RawMessage // exact member names
@@ -82,9 +84,11 @@ func resultOf(plaintext []byte, p Payload) PaymentResult {
 		}
 		return ""
 	}
-	r.Reference = str("referenceNumber")
-	if r.Reference == "" {
-		r.Reference = str("merchantReferenceNumber")
+	for _, name := range []string{"referenceNumber", "merchantReferenceNumber"} {
+		if ref := str(name); checkFieldText(ref) == nil {
+			r.Reference = ref
+			break
+		}
 	}
 	if c := str("currency"); isCurrencyCode(c) {
 		r.Currency = c

@@ -92,6 +92,15 @@ func TestResultOf(t *testing.T) {
 		{`{"action":"QRPH_SUCCESS","referenceNumber":"R","amount":99999999999999999999}`, "R 0 false "},
 		{`{"action":"QRPH_SUCCESS","referenceNumber":"R","amount":1,"currency":"\u20ac"}`, "R 1 true "},
 		{`{"action":"QRPH_SUCCESS","referenceNumber":"R","currency":"php"}`, "R 0 false php"},
+		// The reference follows the rule of every payload text, whichever
+		// member it comes from: bounded, no control characters or line
+		// separators (an integer referenceNumber passes ParsePayload and
+		// leaves merchantReferenceNumber to resultOf alone).
+		{`{"action":"QRPH_SUCCESS","referenceNumber":7,"merchantReferenceNumber":"R3"}`, "R3 0 false "},
+		{`{"action":"QRPH_SUCCESS","referenceNumber":7,"merchantReferenceNumber":"R\u0085forged log line"}`, " 0 false "},
+		{`{"action":"QRPH_SUCCESS","referenceNumber":7,"merchantReferenceNumber":"R\u2028x"}`, " 0 false "},
+		{`{"action":"QRPH_SUCCESS","referenceNumber":7,"merchantReferenceNumber":"R\tx"}`, " 0 false "},
+		{`{"action":"QRPH_SUCCESS","referenceNumber":7,"merchantReferenceNumber":"` + strings.Repeat("r", 129) + `"}`, " 0 false "},
 	} {
 		p, err := ParsePayload([]byte(tc.payload), DefaultActionFields, DefaultReferenceFields)
 		if err != nil {

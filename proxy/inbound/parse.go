@@ -205,15 +205,26 @@ func pick(members map[string]json.RawMessage, fields []string, integersOK bool) 
 		default:
 			return "", "", fmt.Errorf("%w: %s must be a string", ErrPayload, f)
 		}
-		if value == "" || len(value) > maxFieldLen {
-			return "", "", fmt.Errorf("%w: %s must be 1 to %d characters", ErrPayload, f, maxFieldLen)
-		}
-		if strings.IndexFunc(value, isLineBreaking) >= 0 {
-			return "", "", fmt.Errorf("%w: %s contains a control character or a line separator", ErrPayload, f)
+		if err := checkFieldText(value); err != nil {
+			return "", "", fmt.Errorf("%w: %s %w", ErrPayload, f, err)
 		}
 		return f, value, nil
 	}
 	return "", "", nil
+}
+
+// checkFieldText is the rule for a payload value that becomes a log field,
+// a de-duplication key or a ledger entry (the action, the reference, the
+// transaction id): 1 to maxFieldLen bytes, with no control character and
+// no Unicode line or paragraph separator.
+func checkFieldText(value string) error {
+	if value == "" || len(value) > maxFieldLen {
+		return fmt.Errorf("must be 1 to %d characters", maxFieldLen)
+	}
+	if strings.IndexFunc(value, isLineBreaking) >= 0 {
+		return errors.New("contains a control character or a line separator")
+	}
+	return nil
 }
 
 // isLineBreaking reports a control character or a Unicode line or
