@@ -129,8 +129,14 @@ func TestAdminTransactions(t *testing.T) {
 	var page transactionsPage
 	rec := get("limit=2&reference=")
 	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page.Transactions) != 2 || page.NextCursor == "" ||
-		page.Transactions[0].Reference != "ADM-3" {
+		page.Transactions[0].Reference != "ADM-3" || page.Transactions[0].ActivationCode != "****-****-****-0001" {
 		t.Fatalf("first page: %d %s", rec.Code, rec.Body)
+	}
+	// Operators see the merchant's last group, never a whole code.
+	for _, q := range []string{"", "format=csv"} {
+		if body := get(q).Body.String(); strings.Contains(body, "TEST-0000-0000-0001") || !strings.Contains(body, "****-****-****-0001") {
+			t.Fatalf("%q: activation codes not masked:\n%s", q, body)
+		}
 	}
 	rec = get("limit=2&cursor=" + page.NextCursor)
 	page = transactionsPage{}

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/qrphgate/qrphgate/ledger"
+	"github.com/qrphgate/qrphgate/policy"
 )
 
 func init() {
@@ -35,7 +36,8 @@ type transactionsPage struct {
 
 // handleTransactions serves GET /modulus/transactions?status=&since=&until=
 // &reference=&limit=&cursor=&format=json|csv: the payments ledger, newest
-// first, one page at a time.
+// first, one page at a time, activation codes masked (the command line
+// shows what it answers).
 func handleTransactions(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errMethodNotAllowed}
@@ -54,6 +56,10 @@ func handleTransactions(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	case err != nil:
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("reading the payments ledger: %w", err)}
+	}
+	// Operators see which merchant, never a whole activation code.
+	for i := range page.Transactions {
+		page.Transactions[i].ActivationCode = policy.MaskActivationCode(page.Transactions[i].ActivationCode)
 	}
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
 	"github.com/qrphgate/qrphgate/proxy/inbound"
 	"github.com/qrphgate/qrphgate/store"
@@ -28,10 +29,12 @@ const (
 // deadLetter is one entry of GET /modulus/dead-letters. The body is not
 // listed: it is a decrypted payment payload.
 type deadLetter struct {
-	ID             string    `json:"id"`
-	Spool          string    `json:"spool"`
-	Action         string    `json:"action"`
-	Reference      string    `json:"reference"`
+	ID        string `json:"id"`
+	Spool     string `json:"spool"`
+	Action    string `json:"action"`
+	Reference string `json:"reference"`
+	// ActivationCode is the webhook's activation-code header, masked
+	// (policy.MaskActivationCode).
 	ActivationCode string    `json:"activation_code,omitempty"`
 	Received       time.Time `json:"received"`
 	DeadAt         time.Time `json:"dead_at"`
@@ -43,7 +46,7 @@ type deadLetter struct {
 }
 
 func toDeadLetter(spool string, ev store.SpoolEvent) deadLetter {
-	d := deadLetter{ID: ev.ID, Spool: spool, Action: ev.Action, Reference: ev.Reference, ActivationCode: ev.ActivationCode,
+	d := deadLetter{ID: ev.ID, Spool: spool, Action: ev.Action, Reference: ev.Reference, ActivationCode: policy.MaskActivationCode(ev.ActivationCode),
 		Received: ev.Received, DeadAt: ev.DeadAt, Attempts: ev.Attempts, LastError: ev.LastError}
 	if ev.Undecryptable != "" {
 		d.Reason = inbound.DeadLetterUndecryptable

@@ -512,7 +512,9 @@ func TestWebhookDeadLettersAdmin(t *testing.T) {
 	h.RetryBase, h.RetryMax = caddy.Duration(10*time.Millisecond), caddy.Duration(20*time.Millisecond)
 	provision(t, h, newCaddyContext(t))
 	secretNote := "PAYLOAD-MARKER-admin"
-	rec := serve(t, h, caddyRequest(sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-DL-1","note":"`+secretNote+`"}`), "203.0.113.5", false, nil))
+	req := caddyRequest(sealWebhook(t, `{"action":"QRPH_SUCCESS","referenceNumber":"ORDER-DL-1","note":"`+secretNote+`"}`), "203.0.113.5", false, nil)
+	req.Header.Set("Activation-Code", fakeActivation)
+	rec := serve(t, h, req)
 	if rec.Code != 200 {
 		t.Fatalf("status %d", rec.Code)
 	}
@@ -527,12 +529,13 @@ func TestWebhookDeadLettersAdmin(t *testing.T) {
 		return code == 200 && list.Total == 1
 	})
 	dl := list.DeadLetters[0]
-	if dl.Reference != "ORDER-DL-1" || dl.Action != "QRPH_SUCCESS" || dl.LastError != "HTTP 500" || dl.Attempts < 2 || dl.Spool != h.worker.name {
+	if dl.Reference != "ORDER-DL-1" || dl.Action != "QRPH_SUCCESS" || dl.LastError != "HTTP 500" || dl.Attempts < 2 || dl.Spool != h.worker.name ||
+		dl.ActivationCode != "****-****-****-M3L5" {
 		t.Fatalf("dead letter %+v", dl)
 	}
 	_, body := adminCall(t, mux, http.MethodGet, "/modulus/dead-letters")
-	if strings.Contains(body, secretNote) {
-		t.Fatal("the dead-letter listing shows the decrypted body")
+	if strings.Contains(body, secretNote) || strings.Contains(body, fakeActivation) {
+		t.Fatal("the dead-letter listing shows the decrypted body or a whole activation code")
 	}
 	snap := status.snapshot()["inbound"][h.worker.name].(webhookStatus)
 	if snap.DeadLetters != 1 || snap.Pending != 0 || snap.ForwardTo != app.srv.URL || !snap.Signed {
