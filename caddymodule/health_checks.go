@@ -22,7 +22,7 @@ import (
 //	spool:<spool>            a write, fsynced (file) or acknowledged (Redis); unavailable when it fails
 //	store:<label>            Redis PING; unavailable when it fails
 //	upstream:<api>:<host>    the provider's GET /ping, every health_interval; degraded when it fails
-//	credentials:<env>:<acct> the credentials fuse; unavailable when blown
+//	credentials:<env>:<acct> the credentials fuse; degraded when blown (every replica has the same credentials)
 //	breaker:<env>:<acct>:<api>  degraded while open or half-open
 //	certificate:<name>       the webhook site's certificate; see certificateCheck
 
@@ -106,7 +106,11 @@ func engineChecks(now time.Time, into map[string]health.Result) {
 		id := e.env + ":" + e.account
 		cred := health.Result{Status: health.OK, Message: "accepted, or not rejected yet", CheckedAt: now}
 		if e.engine.CredentialsRejected() {
-			cred.Status, cred.Message = health.Unavailable, "the provider rejected the credentials repeatedly: calls are stopped until the configuration is fixed and reloaded"
+			// Degraded, not unavailable: every replica runs the same
+			// credentials, so another would fare no better, and taking
+			// them all out of service would stop the webhooks too, which
+			// need no credentials.
+			cred.Status, cred.Message = health.Degraded, "the provider rejected the credentials repeatedly: calls are stopped until the configuration is fixed and reloaded"
 		}
 		into["credentials:"+id] = cred
 		for api, st := range e.engine.BreakerStates() {
