@@ -20,7 +20,7 @@ import (
 // a probe never triggers one); the rest read state in memory when asked.
 //
 //	spool:<spool>            a write, fsynced (file) or acknowledged (Redis); unavailable when it fails
-//	store:<label>            Redis PING; unavailable when it fails
+//	store:<label>            Redis PING; unavailable when it fails and a webhook spool or de-duplication is on it, else degraded
 //	upstream:<api>:<host>    the provider's GET /ping, every health_interval; degraded when it fails
 //	credentials:<env>:<acct> the credentials fuse; degraded when blown (every replica has the same credentials)
 //	breaker:<env>:<acct>:<api>  degraded while open or half-open
@@ -55,11 +55,19 @@ func (s healthSettings) probes() []health.Probe {
 		})
 	}
 	for label, r := range liveRedisStores() {
+		// Only a server the webhooks need takes the replica out of
+		// service: without it no webhook can be spooled or checked for a
+		// duplicate. Others (modulus_api's store, the ledger, a rate
+		// limiter) fail their own calls, on every replica alike.
+		failure, note := health.Unavailable, ""
+		if !webhooksNeed(r) {
+			failure, note = health.Degraded, " (no modulus_webhook spools or de-duplicates on it: webhooks are still taken)"
+		}
 		ps = append(ps, health.Probe{
-			Name: "store:" + label, Every: s.checkEvery, Timeout: s.timeout, Failure: health.Unavailable,
+			Name: "store:" + label, Every: s.checkEvery, Timeout: s.timeout, Failure: failure,
 			Run: func(ctx context.Context) (health.Status, string) {
 				if err := r.Ping(ctx); err != nil {
-					return health.Unavailable, err.Error()
+					return failure, err.Error() + note
 				}
 				return health.OK, "PONG from " + r.Name()
 			},

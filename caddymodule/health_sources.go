@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"sort"
+	"sync"
 
 	"github.com/qrphgate/qrphgate/proxy/outbound"
 	"github.com/qrphgate/qrphgate/store"
@@ -54,6 +55,42 @@ func liveRedisStores() map[string]*store.Redis {
 		return true
 	})
 	return out
+}
+
+// webhookRedis counts, per pooled Redis connection, the live
+// modulus_webhook handlers that cannot take a webhook without it: their
+// spool is on it, or their de-duplication is shared through it (store).
+// Readiness calls such a server unavailable when it does not answer; one
+// that only other things use (modulus_api's store, the ledger, a rate
+// limiter) is degraded then, since this replica still takes webhooks.
+var webhookRedis = struct {
+	sync.Mutex
+	refs map[*store.Redis]int
+}{refs: map[*store.Redis]int{}}
+
+// dependOnRedis records that a handler's webhooks depend on r, and returns
+// the function that forgets it (once).
+func dependOnRedis(r *store.Redis) (release func()) {
+	webhookRedis.Lock()
+	webhookRedis.refs[r]++
+	webhookRedis.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			webhookRedis.Lock()
+			defer webhookRedis.Unlock()
+			if webhookRedis.refs[r]--; webhookRedis.refs[r] <= 0 {
+				delete(webhookRedis.refs, r)
+			}
+		})
+	}
+}
+
+// webhooksNeed reports whether a live modulus_webhook depends on r.
+func webhooksNeed(r *store.Redis) bool {
+	webhookRedis.Lock()
+	defer webhookRedis.Unlock()
+	return webhookRedis.refs[r] > 0
 }
 
 // spoolProber is a spool that can prove it takes writes (store.BoltSpool,

@@ -124,6 +124,61 @@ func TestHealthSpoolAndStoreFollowRedis(t *testing.T) {
 	}
 }
 
+// A Redis server counts as unavailable only when the webhooks depend on it:
+// one that only modulus_api's store uses is degraded when it stops (the
+// replica still takes webhooks); one that a file spool's de-duplication
+// (store) uses is unavailable. Both come back with their servers.
+func TestHealthStoreUnavailableOnlyForWebhooks(t *testing.T) {
+	setFakeEnv(t)
+	apiRedis, hookRedis := redistest.Start(t, redistest.Options{}), redistest.Start(t, redistest.Options{})
+	fake := fakemodulus.New(t, fakemodulus.Options{SecretKey: fakeSandboxKey, EncryptionKey: []byte(fakeEncryptionKey)})
+	a := sandboxAPI(fake.URL)
+	a.Store = apiRedis.URL()
+	if err := a.Provision(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Cleanup()
+	app := newTestApp(t)
+	wh := testWebhook(t, app.srv.URL) // a file spool
+	wh.Store = hookRedis.URL()
+	provision(t, wh, newCaddyContext(t))
+	h, clk := newHealth(t, &Health{CheckInterval: caddy.Duration(10 * time.Second)})
+	checkOf := func(url string) string {
+		name := ""
+		storePool.Range(func(k, v any) bool {
+			if k == "redis|"+url {
+				name = v.(redisConn).Name()
+			}
+			return true
+		})
+		if name == "" {
+			t.Fatalf("no pooled connection to %s", url)
+		}
+		return "store:" + storeLabel(name)
+	}
+	apiCheck, hookCheck := checkOf(apiRedis.URL()), checkOf(hookRedis.URL())
+	waitCheck(t, h, clk, 0, apiCheck, health.OK)
+	waitCheck(t, h, clk, 0, hookCheck, health.OK)
+
+	apiRedis.Stop()
+	rep := waitCheck(t, h, clk, 10*time.Second, apiCheck, health.Degraded)
+	if code, _ := probe(t, h); code != http.StatusOK || !strings.Contains(rep.Checks[apiCheck].Message, "webhooks are still taken") {
+		t.Fatalf("modulus_api's Redis down: %d %+v", code, rep)
+	}
+	hookRedis.Stop()
+	waitCheck(t, h, clk, 10*time.Second, hookCheck, health.Unavailable)
+	if code, rep := probe(t, h); code != http.StatusServiceUnavailable || rep.Checks[apiCheck].Status != health.Degraded {
+		t.Fatalf("the webhooks' Redis down too: %d %+v", code, rep)
+	}
+	hookRedis.Restart()
+	apiRedis.Restart()
+	e2e.WaitFor(t, 15*time.Second, "both checks back", func() bool {
+		clk.Advance(10 * time.Second)
+		_, rep := probe(t, h)
+		return rep.Checks[apiCheck].Status == health.OK && rep.Checks[hookCheck].Status == health.OK
+	})
+}
+
 // The credentials fuse: rejected credentials make the check degraded (every
 // outbound call is refused until a reload, on every replica alike: the
 // answer stays 200 and webhooks keep flowing); the reload with good

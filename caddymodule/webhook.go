@@ -172,6 +172,7 @@ type Webhook struct {
 	reg          *webhookReg
 	storeRelease func() error // the pooled Redis of Store, when set
 	limitRelease func() error // what the rate limiter holds (the pooled Redis of Store)
+	redisDep     func()       // forgets that the webhooks depend on a Redis (readiness)
 	warnOnce     *sync.Once   // set by Provision (the struct is copied by value before)
 	clock        clock.Clock  // tests only: the pipeline's and a new worker's clock; nil is the real one
 }
@@ -217,7 +218,10 @@ func (h *Webhook) Provision(ctx caddy.Context) error {
 		return err
 	}
 	app.useForExpiryEvents(w.deliverer) // the ledger's QRPH_EXPIRED events go through this spool
-	if _, ok := w.spool.(redisSpool); ok {
+	if rs, ok := w.spool.(redisSpool); ok {
+		if h.redisDep == nil {
+			h.redisDep = dependOnRedis(rs.Store())
+		}
 		app.sharedByReplicas("modulus_webhook's spool")
 	} else if h.Store != "" {
 		app.sharedByReplicas("modulus_webhook's store")
@@ -523,6 +527,7 @@ func (h *Webhook) sharedDedupe(ctx caddy.Context, repl *caddy.Replacer, w *webho
 		return nil, nil, err
 	}
 	h.storeRelease = release
+	h.redisDep = dependOnRedis(r) // de-duplication, and a Redis spool, are on it
 	if rs, ok := w.spool.(redisSpool); ok {
 		if rs.Store() != r {
 			return nil, nil, errors.New("store: a Redis spool de-duplicates on its own server; store must name the same server or be left out")
@@ -537,6 +542,10 @@ func (h *Webhook) sharedDedupe(ctx caddy.Context, repl *caddy.Replacer, w *webho
 // (and its spool) stops when the last handler using it is gone. It
 // tolerates a Provision that failed half-way.
 func (h *Webhook) Cleanup() error {
+	if h.redisDep != nil {
+		h.redisDep()
+		h.redisDep = nil
+	}
 	var errStore error
 	if h.storeRelease != nil {
 		errStore = h.storeRelease()
