@@ -53,14 +53,14 @@ type Health struct {
 	CheckTimeout caddy.Duration `json:"check_timeout,omitempty"`
 
 	// CertWarn is how long the webhook site's certificate must still be
-	// valid; 14 days by default. Less is degraded; expired or missing is
-	// unavailable.
+	// valid; 14 days by default. Less, or none at all, is degraded;
+	// expired or not yet valid is unavailable.
 	CertWarn caddy.Duration `json:"cert_warn,omitempty"`
 
 	// CertNames are the names whose certificates are checked; by default
-	// the host names of the sites that serve a modulus_webhook (set them
-	// for a site without a host name, such as https://:8443 with a
-	// certificate from files).
+	// the host names of the HTTPS sites that serve a modulus_webhook (set
+	// them for a site without a host name, such as https://:8443 with a
+	// certificate from files). A plain-HTTP site has none of its own.
 	CertNames []string `json:"cert_names,omitempty"`
 
 	logger    *zap.Logger

@@ -24,8 +24,10 @@ import (
 const metricCertExpiry = "qrphgate_tls_certificate_expiry_seconds"
 
 // webhookSiteNames returns the host names of the routes that lead to a
-// modulus_webhook in the config's http app, sorted; none when the app is
-// absent or those routes match no host (a site such as https://:8443).
+// modulus_webhook on a TLS server of the config's http app, sorted; none
+// when the app is absent or those routes match no host (a site such as
+// https://:8443). A plain-HTTP site (http://, behind a proxy that ends TLS)
+// serves no certificate of its own: its names are not checked.
 func webhookSiteNames(ctx caddy.Context) []string {
 	v, err := ctx.AppIfConfigured("http")
 	if err != nil {
@@ -37,7 +39,9 @@ func webhookSiteNames(ctx caddy.Context) []string {
 	}
 	found := map[string]bool{}
 	for _, srv := range app.Servers {
-		walkRoutes(srv.Routes, nil, found)
+		if servesTLS(srv) {
+			walkRoutes(srv.Routes, nil, found)
+		}
 	}
 	names := make([]string, 0, len(found))
 	for n := range found {
@@ -46,6 +50,11 @@ func webhookSiteNames(ctx caddy.Context) []string {
 	sort.Strings(names)
 	return names
 }
+
+// servesTLS reports whether srv serves HTTPS: it has TLS connection
+// policies, which automatic HTTPS (or the config) gave it when the http app
+// provisioned.
+func servesTLS(srv *caddyhttp.Server) bool { return len(srv.TLSConnPolicies) > 0 }
 
 // walkRoutes adds to found the hosts matched on the way to each
 // modulus_webhook (the innermost host matcher wins).
@@ -101,14 +110,17 @@ func newestCertificate(lookup func(string) []*x509.Certificate, name string) *x5
 }
 
 // certificateCheck: valid for more than warn is ok, less is degraded,
-// expired, not yet valid or missing is unavailable (the provider cannot
-// deliver to this replica).
+// expired or not yet valid is unavailable (the provider cannot deliver to
+// this replica). None at all is degraded: Caddy may still be obtaining it
+// (every replica alike, and taking them out of service would not get it
+// sooner), or the name is served by something else (a proxy that ends TLS
+// in front of it, a name in cert_names that this process does not serve).
 func certificateCheck(lookup func(string) []*x509.Certificate, name string, warn time.Duration, now time.Time) health.Result {
 	res := health.Result{Status: health.OK, CheckedAt: now}
 	c := newestCertificate(lookup, name)
 	switch {
 	case c == nil:
-		res.Status, res.Message = health.Unavailable, "no certificate for "+name+" (not obtained yet, or the name is not served)"
+		res.Status, res.Message = health.Degraded, "no certificate for "+name+" (not obtained yet, or the name is not served)"
 	case now.After(c.NotAfter):
 		res.Status, res.Message = health.Unavailable, fmt.Sprintf("expired at %s", c.NotAfter.UTC().Format(time.RFC3339))
 	case now.Before(c.NotBefore):

@@ -303,8 +303,9 @@ func (s *certStore) lookup(name string) []*x509.Certificate {
 }
 
 // The certificate: valid beyond cert_warn is ok, within it degraded,
-// expired or missing unavailable, and back to ok once renewed; its expiry
-// series exists only while a handler checks the name.
+// expired unavailable, missing degraded (not obtained yet, or served by
+// something else), and back to ok once renewed; its expiry series exists
+// only while a handler checks the name.
 func TestHealthCertificate(t *testing.T) {
 	certs := &certStore{certs: map[string][]*x509.Certificate{}}
 	h := &Health{CertNames: []string{"pay.example.com"}, CertWarn: caddy.Duration(14 * 24 * time.Hour), lookup: certs.lookup}
@@ -319,7 +320,7 @@ func TestHealthCertificate(t *testing.T) {
 		{now.Add(60 * 24 * time.Hour), health.OK, 200},
 		{now.Add(7 * 24 * time.Hour), health.Degraded, 200},
 		{now.Add(-time.Hour), health.Unavailable, 503},
-		{time.Time{}, health.Unavailable, 503},
+		{time.Time{}, health.Degraded, 200},
 		{now.Add(90 * 24 * time.Hour), health.OK, 200}, // renewed
 	} {
 		certs.set("pay.example.com", tc.notAfter)
