@@ -157,6 +157,10 @@ func (g *Gateway) Admin() string { return "http://" + g.opts.AdminAddr }
 // Dir is the process's working and data directory.
 func (g *Gateway) Dir() string { return g.opts.Dir }
 
+// Pid is the process's id (for what a test does to the process itself,
+// such as its resource limits).
+func (g *Gateway) Pid() int { return g.cmd.Process.Pid }
+
 // Stop sends SIGTERM (a graceful shutdown) and waits, killing after 15 s.
 func (g *Gateway) Stop() { g.signal(syscall.SIGTERM, 15*time.Second) }
 
