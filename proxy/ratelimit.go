@@ -19,16 +19,28 @@ type Windows interface {
 
 // WindowLimiter applies fixed-window rate limits for abuse protection (the
 // webhook endpoint's limits, per-merchant caps). It fails open: when its
-// store cannot be reached, every request passes, since a limiter outage
-// must never block a payment's message. The outage is logged once, when it
-// starts, and again when the store answers; each request let through
-// unlimited is reported (Decision.FailedOpen) for the caller to count.
+// store cannot be reached, or does not answer within the limiter's timeout,
+// every request passes, since a limiter outage must never block (or slow
+// down) a payment's message. The outage is logged once, when it starts,
+// and again when the store answers; each request let through unlimited is
+// reported (Decision.FailedOpen) for the caller to count.
+//
+// Every counter's key is made here, from the limiter's name, the limit's,
+// the window's length and the subject (windowKey): two limits never share a
+// counter, whatever their subjects, nor does one limit across a change of
+// its window.
 type WindowLimiter struct {
 	windows Windows
 	name    string
 	log     *zap.Logger
+	timeout time.Duration
 	down    atomic.Bool
 }
+
+// DefaultLimiterTimeout bounds one count on the limiter's store: a Redis
+// round trip takes well under a millisecond, and a store that takes longer
+// than this is treated as unreachable for that request (it passes).
+const DefaultLimiterTimeout = 200 * time.Millisecond
 
 // Decision is the answer of WindowLimiter.Allow.
 type Decision struct {
@@ -36,27 +48,38 @@ type Decision struct {
 	Allowed bool
 	// RetryAfter is, when !Allowed, when the window ends.
 	RetryAfter time.Duration
-	// FailedOpen is true when the store could not be reached and the
-	// request was let through without counting.
+	// FailedOpen is true when the store could not be reached (or did not
+	// answer in time) and the request was let through without counting.
 	FailedOpen bool
 }
 
 // NewWindowLimiter counts in w; name says what it limits in its log lines
-// ("webhook", "merchant"). A nil logger logs nothing.
+// and keys ("webhook", "merchant"). A nil logger logs nothing. Each count
+// waits at most DefaultLimiterTimeout.
 func NewWindowLimiter(w Windows, name string, log *zap.Logger) *WindowLimiter {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &WindowLimiter{windows: w, name: name, log: log}
+	return &WindowLimiter{windows: w, name: name, log: log, timeout: DefaultLimiterTimeout}
 }
 
-// Allow counts one request under key against rate. A nil limiter or a
-// zero rate allows everything.
-func (l *WindowLimiter) Allow(ctx context.Context, key string, rate policy.RateLimit) Decision {
+// windowKey names the counter of subject under the limit called limit of
+// the limiter called name, for windows of period: the parts are joined
+// with ":", the window written as Go writes a duration ("1m0s").
+func windowKey(name, limit string, period time.Duration, subject string) string {
+	return name + ":" + limit + ":" + period.String() + ":" + subject
+}
+
+// Allow counts one request of subject (an address, a merchant; "" for a
+// limit on everything) against the limit called limit, at rate. A nil
+// limiter or a zero rate allows everything.
+func (l *WindowLimiter) Allow(ctx context.Context, limit, subject string, rate policy.RateLimit) Decision {
 	if l == nil || rate.Requests <= 0 || rate.Period <= 0 {
 		return Decision{Allowed: true}
 	}
-	hit, err := l.windows.Hit(ctx, key, rate.Requests, rate.Period)
+	cctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	hit, err := l.windows.Hit(cctx, windowKey(l.name, limit, rate.Period, subject), rate.Requests, rate.Period)
 	if err != nil && ctx.Err() != nil {
 		// The client left: that says nothing about the store.
 		return Decision{Allowed: true}
@@ -64,7 +87,7 @@ func (l *WindowLimiter) Allow(ctx context.Context, key string, rate policy.RateL
 	if err != nil {
 		if l.down.CompareAndSwap(false, true) {
 			l.log.Error("rate limiter store unavailable: requests pass without a rate limit until it answers",
-				zap.String("limiter", l.name), zap.Error(err))
+				zap.String("limiter", l.name), zap.Duration("timeout", l.timeout), zap.Error(err))
 		}
 		return Decision{Allowed: true, FailedOpen: true}
 	}

@@ -3,14 +3,19 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/qrphgate/qrphgate/internal/testenv"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/store"
 )
@@ -49,17 +54,17 @@ func TestWindowLimiterFailsOpenAndLogsOnce(t *testing.T) {
 	rate := policy.RateLimit{Requests: 2, Period: time.Hour}
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
-		if d := l.Allow(ctx, "k", rate); !d.Allowed || d.FailedOpen {
+		if d := l.Allow(ctx, "limit", "k", rate); !d.Allowed || d.FailedOpen {
 			t.Fatalf("request %d: %+v", i+1, d)
 		}
 	}
-	if d := l.Allow(ctx, "k", rate); d.Allowed || d.RetryAfter < 59*time.Minute {
+	if d := l.Allow(ctx, "limit", "k", rate); d.Allowed || d.RetryAfter < 59*time.Minute {
 		t.Fatalf("third request of 2/1h: %+v", d)
 	}
 
 	b.set(true)
 	for i := 0; i < 5; i++ {
-		if d := l.Allow(ctx, "k", rate); !d.Allowed || !d.FailedOpen {
+		if d := l.Allow(ctx, "limit", "k", rate); !d.Allowed || !d.FailedOpen {
 			t.Fatalf("during the outage: %+v, want allowed and failed open", d)
 		}
 	}
@@ -67,7 +72,7 @@ func TestWindowLimiterFailsOpenAndLogsOnce(t *testing.T) {
 		t.Fatalf("the outage was logged %d times, want once", n)
 	}
 	b.set(false)
-	if d := l.Allow(ctx, "k", rate); d.Allowed || d.FailedOpen {
+	if d := l.Allow(ctx, "limit", "k", rate); d.Allowed || d.FailedOpen {
 		t.Fatalf("after the outage the count applies again: %+v", d)
 	}
 	if n := logs.FilterMessageSnippet("rate limiter counting again").Len(); n != 1 {
@@ -83,7 +88,7 @@ func TestWindowLimiterClientGone(t *testing.T) {
 	l := NewWindowLimiter(b, "webhook", zap.New(core))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if d := l.Allow(ctx, "k", policy.RateLimit{Requests: 1, Period: time.Hour}); !d.Allowed || d.FailedOpen {
+	if d := l.Allow(ctx, "limit", "k", policy.RateLimit{Requests: 1, Period: time.Hour}); !d.Allowed || d.FailedOpen {
 		t.Fatalf("cancelled request: %+v", d)
 	}
 	if logs.Len() != 0 {
@@ -94,13 +99,109 @@ func TestWindowLimiterClientGone(t *testing.T) {
 // A nil limiter and a zero rate limit nothing.
 func TestWindowLimiterOff(t *testing.T) {
 	var l *WindowLimiter
-	if d := l.Allow(context.Background(), "k", policy.RateLimit{Requests: 1, Period: time.Second}); !d.Allowed {
+	if d := l.Allow(context.Background(), "limit", "k", policy.RateLimit{Requests: 1, Period: time.Second}); !d.Allowed {
 		t.Fatal("a nil limiter must allow")
 	}
 	l = NewWindowLimiter(store.NewMemoryWindows(), "x", nil)
 	for i := 0; i < 3; i++ {
-		if d := l.Allow(context.Background(), "k", policy.RateLimit{}); !d.Allowed {
+		if d := l.Allow(context.Background(), "limit", "k", policy.RateLimit{}); !d.Allowed {
 			t.Fatal("a zero rate must allow")
 		}
+	}
+}
+
+// stuckWindows never answers a count until its context ends, like a Redis
+// server that accepted the connection and then went silent.
+type stuckWindows struct{}
+
+func (stuckWindows) Hit(ctx context.Context, _ string, _ int, _ time.Duration) (store.WindowHit, error) {
+	<-ctx.Done()
+	return store.WindowHit{}, errors.Join(store.ErrUnavailable, ctx.Err())
+}
+
+// A store that does not answer holds no request past the limiter's
+// timeout: each passes, failed open (for the caller to count), and the
+// outage is logged once.
+func TestWindowLimiterTimesOut(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	l := NewWindowLimiter(stuckWindows{}, "webhook", zap.New(core))
+	for i := 0; i < 3; i++ {
+		done := make(chan Decision, 1)
+		go func() {
+			done <- l.Allow(context.Background(), "rate_limit", "", policy.RateLimit{Requests: 1, Period: time.Hour})
+		}()
+		select {
+		case d := <-done:
+			if !d.Allowed || !d.FailedOpen {
+				t.Fatalf("request %d: %+v, want allowed and failed open", i+1, d)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a request waits for a store that does not answer")
+		}
+	}
+	if n := logs.FilterMessageSnippet("rate limiter store unavailable").Len(); n != 1 {
+		t.Fatalf("the outage was logged %d times, want once", n)
+	}
+}
+
+// Each limit counts on its own, in memory and on Redis: the endpoint's
+// limit, the per-address limit and a merchant cap never share a counter,
+// even for one subject, and a limit whose window changes starts afresh
+// (its old counter has its old window's expiry).
+func TestWindowLimiterKeysAreDistinct(t *testing.T) {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("qrphgate-limitkeys-%d:", time.Now().UnixNano())
+	r, err := store.OpenRedis(ctx, "redis://127.0.0.1:6379/0", store.RedisOptions{Prefix: prefix})
+	if err != nil {
+		testenv.Missing(t, "redis on 127.0.0.1:6379: %v", err)
+	}
+	raw := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() {
+		keys, _ := raw.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			raw.Del(ctx, keys...)
+		}
+		_ = raw.Close()
+		_ = r.Close()
+	})
+	for _, tc := range []struct {
+		name    string
+		windows Windows
+	}{{"memory", store.NewMemoryWindows()}, {"redis", store.NewRedisWindows(r)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			subject := tc.name + "-203.0.113.7"
+			webhook, merchant := NewWindowLimiter(tc.windows, "webhook", nil), NewWindowLimiter(tc.windows, "merchant", nil)
+			hour := policy.RateLimit{Requests: 1, Period: time.Hour}
+			for _, c := range []struct {
+				l     *WindowLimiter
+				limit string
+			}{{webhook, "rate_limit_per_ip"}, {webhook, "rate_limit"}, {merchant, "merchant_rate_limit"}, {webhook, "merchant_rate_limit"}} {
+				if d := c.l.Allow(ctx, c.limit, subject, hour); !d.Allowed || d.FailedOpen {
+					t.Fatalf("%s %s: the first request is refused (%+v): it shares another limit's counter", c.l.name, c.limit, d)
+				}
+				if d := c.l.Allow(ctx, c.limit, subject, hour); d.Allowed {
+					t.Fatalf("%s %s: the second request of 1/1h passes", c.l.name, c.limit)
+				}
+			}
+			// The same limit, its window changed from an hour to a minute.
+			if d := webhook.Allow(ctx, "rate_limit_per_ip", subject, policy.RateLimit{Requests: 1, Period: time.Minute}); !d.Allowed {
+				t.Fatalf("a new window of the limit counts on the old one's counter: %+v", d)
+			}
+		})
+	}
+	keys, err := raw.Keys(ctx, prefix+"limit:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	want := []string{
+		prefix + "limit:merchant:merchant_rate_limit:1h0m0s:redis-203.0.113.7",
+		prefix + "limit:webhook:merchant_rate_limit:1h0m0s:redis-203.0.113.7",
+		prefix + "limit:webhook:rate_limit:1h0m0s:redis-203.0.113.7",
+		prefix + "limit:webhook:rate_limit_per_ip:1h0m0s:redis-203.0.113.7",
+		prefix + "limit:webhook:rate_limit_per_ip:1m0s:redis-203.0.113.7",
+	}
+	if fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Fatalf("keys on Redis:\n%s\nwant\n%s", strings.Join(keys, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -34,14 +34,6 @@ var (
 // (and a goroutine) for longer than the provider would wait for the answer.
 const DefaultReadTimeout = 10 * time.Second
 
-// Keys of the rate-limit counters. They name no handler: the counts are
-// per process (memory) or per Redis server, shared by every replica and
-// every modulus_webhook that counts there.
-const (
-	limitKeyAll = "webhook:all"
-	limitKeyIP  = "webhook:ip:"
-)
-
 func (c *Config) applyDefenceDefaults() {
 	if c.RateLimit.Requests <= 0 || c.RateLimit.Period <= 0 {
 		c.RateLimit = DefaultRateLimit
@@ -62,15 +54,19 @@ func (in *Handler) limit(ctx context.Context, log *zap.Logger, client netip.Addr
 	if in.cfg.Limiter == nil {
 		return "", nil
 	}
+	// The counters name no handler: the counts are per process (memory)
+	// or per Redis server, shared by every replica and every
+	// modulus_webhook that counts there. Each limit has its own (the
+	// limiter keys them by the limit's name).
 	for _, l := range []struct {
-		key  string
-		rate policy.RateLimit
-		what string
+		subject string
+		rate    policy.RateLimit
+		what    string
 	}{
-		{limitKeyIP + limitAddress(client), in.cfg.RateLimitPerIP, "rate_limit_per_ip"},
-		{limitKeyAll, in.cfg.RateLimit, "rate_limit"},
+		{limitAddress(client), in.cfg.RateLimitPerIP, "rate_limit_per_ip"},
+		{"", in.cfg.RateLimit, "rate_limit"},
 	} {
-		d := in.cfg.Limiter.Allow(ctx, l.key, l.rate)
+		d := in.cfg.Limiter.Allow(ctx, l.what, l.subject, l.rate)
 		if d.FailedOpen {
 			in.cfg.Observer.LimiterFailedOpen()
 		}

@@ -18,7 +18,7 @@ func (o *Handler) merchantAllow(ctx context.Context, merchant string) *proxy.Err
 	if o.cfg.MerchantLimiter == nil || o.cfg.MerchantRateLimit.Requests <= 0 {
 		return nil
 	}
-	d := o.cfg.MerchantLimiter.Allow(ctx, o.merchantLimitKey(merchant), o.cfg.MerchantRateLimit)
+	d := o.cfg.MerchantLimiter.Allow(ctx, "merchant_rate_limit", o.merchantSubject(merchant), o.cfg.MerchantRateLimit)
 	if d.FailedOpen {
 		o.obs.LimiterFailedOpen()
 	}
@@ -30,10 +30,10 @@ func (o *Handler) merchantAllow(ctx context.Context, merchant string) *proxy.Err
 		RetryAfter: d.RetryAfter}
 }
 
-// merchantLimitKey names a merchant's counter: per environment and account
-// (replicas with the same credentials share it through Redis), and the
-// activation code only as a digest.
-func (o *Handler) merchantLimitKey(merchant string) string {
+// merchantSubject names a merchant for its counter: per environment and
+// account (replicas with the same credentials share it through Redis), and
+// the activation code only as a digest.
+func (o *Handler) merchantSubject(merchant string) string {
 	sum := sha256.Sum256([]byte(merchant))
-	return "merchant:" + o.env.Name + ":" + o.account + ":" + hex.EncodeToString(sum[:8])
+	return o.env.Name + ":" + o.account + ":" + hex.EncodeToString(sum[:8])
 }
