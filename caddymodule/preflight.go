@@ -31,8 +31,8 @@ func preflightCommand() *cobra.Command {
 		Long: `
 Preflight loads the config as "qrphgate run" would (adapt and provision,
 without starting it: no port is bound, nothing is delivered or sent) and
-prints a checklist, one line per check: ok, warn or fail, the reason and
-the fix. The exit status is 0 when nothing fails, 1 otherwise.
+prints a checklist, one line per check: ok, warn or fail (or skip: not
+made, and why), the reason and the fix. The exit status is 0 when nothing fails, 1 otherwise.
 
 Offline checks: the config adapts and provisions; each modulus_api's key
 matches its environment, its keys decode to 32 bytes, no host of the other

@@ -25,6 +25,9 @@ type pfAPI struct {
 	// err is the first error of the handler's start-up checks
 	// (API.config: every rule, the secrets, the policy's checks).
 	err error
+	// credentialsRejected is true when live.credentials got a 401 or 403:
+	// nothing else authenticated is sent with these credentials.
+	credentialsRejected bool
 }
 
 // resolveAPI decodes a modulus_api and runs its start-up checks, the ones

@@ -347,7 +347,8 @@ func preflightEnvList() []string {
 }
 
 // A 401 or 403 from the provider fails live.credentials with the
-// provider's code, after exactly one call: never retried.
+// provider's code, after exactly one call: never retried; --test-payment is
+// then skipped, sending nothing.
 func TestPreflightCredentialsRejected(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -386,6 +387,26 @@ func TestPreflightCredentialsRejected(t *testing.T) {
 				t.Errorf("ping: %+v", rep.Find("live.ping_qr"))
 			}
 			assertNoSecrets(t, run.stdout, preflightSecrets()...)
+
+			// With --test-payment, the test QR is not attempted after
+			// the refusal: skipped, with its reason, and nothing sent.
+			if tc.fault != nil {
+				fake.Fail(*tc.fault) // a fault answers once
+			}
+			run = runPreflightBinary(t, dir, preflightEnvList(), "--config", "Caddyfile", "--test-payment", "1.00", "--json")
+			rep = run.report(t)
+			if run.code != 1 || checkStatus(t, rep, "live.test_payment", "") != preflight.Skip || rep.TestPayment != nil || rep.Summary.Skip != 1 {
+				t.Fatalf("exit %d:\n%s", run.code, run.stdout)
+			}
+			if c := rep.Find("live.test_payment")[0]; !strings.Contains(c.Reason, "refused the credentials") || !strings.Contains(c.Fix, "live.credentials") {
+				t.Errorf("live.test_payment: %+v", c)
+			}
+			if n := len(fake.CallsTo("/v1/pay/qr")); n != 0 {
+				t.Errorf("%d create-QR calls went out after the credentials were refused", n)
+			}
+			if n := len(fake.CallsTo("/v1/webhooks")); n != 2 {
+				t.Errorf("%d calls to /v1/webhooks over two runs, want one each", n)
+			}
 		})
 	}
 }

@@ -76,8 +76,9 @@ func (run *pfRun) checkLive(ctx context.Context) {
 		}
 		run.r.Add("live.ping_qr", a.subject, ping(ctx, eng, "qr", a.cfg.QRURL))
 		run.r.Add("live.ping_webhooks", a.subject, ping(ctx, eng, "webhooks", a.cfg.WebhooksURL))
-		v, list := credentials(ctx, eng)
+		v, list, rejected := credentials(ctx, eng)
 		run.r.Add("live.credentials", a.subject, v)
+		a.credentialsRejected = rejected
 		if list != nil {
 			regs = append(regs, list...)
 			if !listed {
@@ -113,8 +114,9 @@ func ping(ctx context.Context, eng *outbound.Handler, api string, base *url.URL)
 }
 
 // credentials is live.credentials: one authenticated, harmless call (GET
-// /v1/webhooks), never retried. It returns the registrations it listed.
-func credentials(ctx context.Context, eng *outbound.Handler) (preflight.Verdict, []preflight.Registration) {
+// /v1/webhooks), never retried. It returns the registrations it listed,
+// and whether the provider refused the credentials (401 or 403).
+func credentials(ctx context.Context, eng *outbound.Handler) (v preflight.Verdict, regs []preflight.Registration, rejected bool) {
 	ctx, cancel := context.WithTimeout(ctx, liveTimeout)
 	defer cancel()
 	start := time.Now()
@@ -127,21 +129,21 @@ func credentials(ctx context.Context, eng *outbound.Handler) (preflight.Verdict,
 		regs, err := preflight.ParseRegistrations(body)
 		if err != nil {
 			return preflight.Warning("the provider accepted the credentials, but "+err.Error(),
-				"check webhooks_payload (plain or jwe) against what the provider answers").Timed(elapsed), nil
+				"check webhooks_payload (plain or jwe) against what the provider answers").Timed(elapsed), nil, false
 		}
-		return preflight.Pass(fmt.Sprintf("the provider accepted the credentials (GET /v1/webhooks listed %d webhook(s) in %s)", len(regs), elapsed.Round(time.Millisecond))).Timed(elapsed), regs
+		return preflight.Pass(fmt.Sprintf("the provider accepted the credentials (GET /v1/webhooks listed %d webhook(s) in %s)", len(regs), elapsed.Round(time.Millisecond))).Timed(elapsed), regs, false
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return preflight.Failure("the provider refused the credentials: "+describeBody(rec.Code, body),
-			"check secret_key (and that it belongs to this environment) with Modulus Labs; preflight made one call and did not retry, as repeated failures lock the account").Timed(elapsed), nil
+			"check secret_key (and that it belongs to this environment) with Modulus Labs; preflight made one call and did not retry, as repeated failures lock the account").Timed(elapsed), nil, true
 	case http.StatusNotImplemented:
 		return preflight.Warning("not checked: webhooks_url is not configured, and GET /v1/webhooks is the only harmless authenticated call",
-			"set webhooks_url from your onboarding email").Timed(elapsed), nil
+			"set webhooks_url from your onboarding email").Timed(elapsed), nil, false
 	}
 	fix := "see the provider's answer"
 	if rec.Code >= 500 {
 		fix = "the provider, or the way to it, failed: see live.ping_qr and live.ping_webhooks"
 	}
-	return preflight.Failure("GET /v1/webhooks: "+describeBody(rec.Code, body), fix).Timed(elapsed), nil
+	return preflight.Failure("GET /v1/webhooks: "+describeBody(rec.Code, body), fix).Timed(elapsed), nil, false
 }
 
 // gatewayError is the gateway's JSON error body.

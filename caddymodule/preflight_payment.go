@@ -29,7 +29,8 @@ import (
 // metrics count it; when nothing listens there (connection refused: the
 // request was not sent), through preflight's own copy of the outbound
 // engine with the config's credentials. More than 10.00 is refused in
-// production, before any call.
+// production, before any call; after live.credentials got a 401 or 403 the
+// check is skipped, with nothing sent.
 func (run *pfRun) testPayment(ctx context.Context) {
 	var api *pfAPI
 	for _, a := range run.apis {
@@ -40,6 +41,14 @@ func (run *pfRun) testPayment(ctx context.Context) {
 	}
 	if api == nil {
 		run.r.Add("live.test_payment", "", preflight.Failure("no modulus_api of the config provisions", "fix config.provision first"))
+		return
+	}
+	if api.credentialsRejected {
+		// A create-QR call would be refused as well, and each refusal
+		// brings the account nearer to the provider's lock.
+		run.r.Add("live.test_payment", api.subject, preflight.Skipped(
+			"not attempted: the provider refused the credentials (live.credentials, 401/403), so it would refuse the test QR too, and repeated refusals lock the account",
+			"fix live.credentials, then run --test-payment again"))
 		return
 	}
 	production := api.cfg.Environment.Name == policy.Production

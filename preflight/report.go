@@ -19,8 +19,11 @@ const Schema = "qrphgate.preflight/v1"
 type Status string
 
 // The outcomes, from best to worst. Only Fail makes the preflight fail.
+// Skip is a check that was not made, for the reason it gives (an earlier
+// check's failure made it pointless or unsafe); it fails nothing by itself.
 const (
 	OK   Status = "ok"
+	Skip Status = "skip"
 	Warn Status = "warn"
 	Fail Status = "fail"
 )
@@ -54,6 +57,10 @@ func Warning(reason, fix string) Verdict { return Verdict{Status: Warn, Reason: 
 
 // Failure is a verdict that fails the preflight.
 func Failure(reason, fix string) Verdict { return Verdict{Status: Fail, Reason: reason, Fix: fix} }
+
+// Skipped is the verdict of a check that was not made: reason says why,
+// fix what lets it run.
+func Skipped(reason, fix string) Verdict { return Verdict{Status: Skip, Reason: reason, Fix: fix} }
 
 // Timed returns v with the time it measured.
 func (v Verdict) Timed(d time.Duration) Verdict {
@@ -122,6 +129,8 @@ type Summary struct {
 	OK   int `json:"ok"`
 	Warn int `json:"warn"`
 	Fail int `json:"fail"`
+	// Skip counts the checks that were not made.
+	Skip int `json:"skip"`
 }
 
 // Report is the whole checklist.
@@ -157,6 +166,8 @@ func (r *Report) Add(id, subject string, v Verdict) {
 	switch v.Status {
 	case OK:
 		r.Summary.OK++
+	case Skip:
+		r.Summary.Skip++
 	case Warn:
 		r.Summary.Warn++
 	default:
@@ -233,7 +244,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if !r.Passed {
 		verdict = "NOT READY: fix the fail lines"
 	}
-	fmt.Fprintf(&b, "\n%d checks: %d ok, %d warn, %d fail. %s.\n", len(r.Checks), s.OK, s.Warn, s.Fail, verdict)
+	skipped := ""
+	if s.Skip > 0 {
+		skipped = fmt.Sprintf(", %d skipped", s.Skip)
+	}
+	fmt.Fprintf(&b, "\n%d checks: %d ok, %d warn, %d fail%s. %s.\n", len(r.Checks), s.OK, s.Warn, s.Fail, skipped, verdict)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

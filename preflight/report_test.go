@@ -31,6 +31,36 @@ func TestReportCountsAndPasses(t *testing.T) {
 	}
 }
 
+// A skipped check fails nothing, keeps its reason and fix, and is counted
+// (and written) as skipped.
+func TestReportSkip(t *testing.T) {
+	r := NewReport("Caddyfile", "caddyfile", true)
+	r.Add("live.test_payment", "modulus_api http://127.0.0.1:2090", Skipped("not attempted: the credentials failed", "fix live.credentials"))
+	if !r.Passed || r.Summary != (Summary{Skip: 1}) {
+		t.Fatalf("after a skip: %+v passed=%v", r.Summary, r.Passed)
+	}
+	if c := r.Find("live.test_payment")[0]; c.Status != Skip || c.Fix != "fix live.credentials" {
+		t.Fatalf("skipped check %+v", c)
+	}
+	var b bytes.Buffer
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"skip  live.test_payment  [modulus_api http://127.0.0.1:2090] not attempted: the credentials failed -- fix: fix live.credentials\n",
+		"1 checks: 0 ok, 0 warn, 0 fail, 1 skipped. Nothing fails.\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	_ = r.WriteJSON(&b)
+	if !strings.Contains(b.String(), `"status": "skip"`) || !strings.Contains(b.String(), `"skip": 1`) {
+		t.Fatalf("JSON: %s", b.String())
+	}
+}
+
 func TestWorst(t *testing.T) {
 	if v := Worst("all good"); v.Status != OK || v.Reason != "all good" {
 		t.Fatalf("no verdicts: %+v", v)
