@@ -240,6 +240,11 @@ func TestPreflightQuickstartLive(t *testing.T) {
 			t.Errorf("%s: %s, want %s", id, got, want)
 		}
 	}
+	// The running gateway refuses a handshake limited to TLS 1.1 (Caddy's
+	// default), which the second handshake proves.
+	if c := rep.Find("live.certificate"); len(c) != 1 || !strings.Contains(c[0].Reason, "refuses TLS 1.1 and older") {
+		t.Errorf("live.certificate: %+v", c)
+	}
 	// The spool's fsync is timed (a loaded machine may make it slow: a
 	// warning, never a failure).
 	if sp := rep.Find("webhook.spool"); len(sp) != 1 || sp[0].Status == preflight.Fail || sp[0].ElapsedMS == nil {

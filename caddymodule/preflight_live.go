@@ -235,7 +235,13 @@ func (run *pfRun) checkCertificate(ctx context.Context, w *pfWebhook) {
 	start := time.Now()
 	chain, version, err := preflight.ProbeTLS(cctx, net.JoinHostPort(host, port), host)
 	if err == nil {
-		run.r.Add("live.certificate", w.subject, preflight.CertificateVerdict(chain, version, opts).Timed(time.Since(start)))
+		took := time.Since(start)
+		// The first handshake offered every version and shows the one the
+		// server prefers; a second, limited to TLS 1.1, shows whether it
+		// would settle for less.
+		legacy, lerr := preflight.ProbeLegacyTLS(cctx, net.JoinHostPort(host, port), host)
+		run.r.Add("live.certificate", w.subject, preflight.Worst("",
+			preflight.CertificateVerdict(chain, version, opts).Timed(took), preflight.LegacyTLSVerdict(legacy, lerr)))
 		return
 	}
 	connErr := fmt.Sprintf("connecting to %s: %v", net.JoinHostPort(host, port), err)

@@ -53,6 +53,47 @@ func ProbeTLS(ctx context.Context, addr, serverName string) ([]*x509.Certificate
 	return st.PeerCertificates, st.Version, nil
 }
 
+// ProbeLegacyTLS makes a second handshake with addr, offering only TLS 1.0
+// and 1.1: the first (ProbeTLS) shows what the server prefers, this one
+// whether it would still settle for less than TLS 1.2 with a client that
+// has nothing better. It returns the version agreed when the server took
+// it, or the handshake's error (a refusal: an alert, or the connection
+// closed) when it did not.
+func ProbeLegacyTLS(ctx context.Context, addr, serverName string) (uint16, error) {
+	d := tls.Dialer{
+		NetDialer: &net.Dialer{Timeout: 10 * time.Second},
+		Config: &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11, //nolint:gosec // the point: does the server refuse these?
+			InsecureSkipVerify: true}, //nolint:gosec // only the version is judged here
+	}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.(*tls.Conn).ConnectionState().Version, nil
+}
+
+// LegacyTLSVerdict judges ProbeLegacyTLS's answer: a server that took a
+// handshake limited to TLS 1.1 fails; one that refused it (a TLS alert,
+// the connection closed during the handshake) passes; one that could not
+// be reached again, or did not answer in time, cannot be judged and warns.
+func LegacyTLSVerdict(version uint16, err error) Verdict {
+	const fix = "allow only TLS 1.2 and newer (Caddy's default; remove a `protocols` setting that allows older)"
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case err == nil:
+		return Failure("accepts "+tls.VersionName(version)+": a client limited to TLS 1.0 and 1.1 connected", fix)
+	case errors.As(err, &oe) && oe.Op == "dial":
+		return Warning("could not tell whether it refuses TLS 1.1 and older: the second connection failed ("+err.Error()+")",
+			"run preflight --live again; check with `openssl s_client -tls1_1 -connect host:443`")
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return Warning("could not tell whether it refuses TLS 1.1 and older: the handshake limited to them timed out ("+err.Error()+")",
+			"run preflight --live again; check with `openssl s_client -tls1_1 -connect host:443`")
+	}
+	return Pass("refuses TLS 1.1 and older (a handshake limited to them failed: " + err.Error() + ")")
+}
+
 // CertificateVerdict judges a webhook site's certificate chain (leaf
 // first) and the TLS version it was served with (0 when read from
 // storage rather than served): trusted for Host, TLS 1.2 or newer, and

@@ -85,3 +85,40 @@ func TestProbeTLS(t *testing.T) {
 		t.Fatal("a closed port answered")
 	}
 }
+
+// The TLS check proves a refusal: a server that prefers TLS 1.3 but would
+// still settle for TLS 1.1 passes the first handshake (it offers every
+// version) and is caught by the second, limited to TLS 1.0 and 1.1; a
+// server with Go's defaults (TLS 1.2 and newer) refuses it and passes.
+func TestProbeLegacyTLS(t *testing.T) {
+	issued := testcerts.NewCA(t, "Probe CA", time.Now()).Issue(t, "pay.example.com", time.Now().Add(-time.Hour), time.Now().Add(60*24*time.Hour))
+	cert := tls.Certificate{Certificate: [][]byte{issued.Cert.Raw}, PrivateKey: issued.Key, Leaf: issued.Cert}
+	for _, tc := range []struct {
+		name string
+		min  uint16
+		want Status
+		has  string
+	}{
+		{"settles for TLS 1.1", tls.VersionTLS10, Fail, "accepts TLS 1.1"},
+		{"TLS 1.2 and newer", 0, OK, "refuses TLS 1.1 and older"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+			srv.TLS = &tls.Config{MinVersion: tc.min, Certificates: []tls.Certificate{cert}}
+			srv.StartTLS()
+			defer srv.Close()
+			addr := srv.Listener.Addr().String()
+			if _, version, err := ProbeTLS(context.Background(), addr, "pay.example.com"); err != nil || version != tls.VersionTLS13 {
+				t.Fatalf("first handshake: %x %v", version, err)
+			}
+			v := LegacyTLSVerdict(ProbeLegacyTLS(context.Background(), addr, "pay.example.com"))
+			if v.Status != tc.want || !strings.Contains(v.Reason, tc.has) || (v.Status != OK && v.Fix == "") {
+				t.Fatalf("%+v, want %s with %q", v, tc.want, tc.has)
+			}
+		})
+	}
+	// A server that cannot be reached again cannot be judged.
+	if v := LegacyTLSVerdict(ProbeLegacyTLS(context.Background(), "127.0.0.1:1", "x")); v.Status != Warn {
+		t.Fatalf("unreachable: %+v", v)
+	}
+}
