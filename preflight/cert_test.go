@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -105,6 +107,7 @@ func TestProbeLegacyTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 			srv.TLS = &tls.Config{MinVersion: tc.min, Certificates: []tls.Certificate{cert}}
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
 			srv.StartTLS()
 			defer srv.Close()
 			addr := srv.Listener.Addr().String()

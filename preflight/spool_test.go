@@ -11,14 +11,23 @@ import (
 	"github.com/qrphgate/qrphgate/internal/clock"
 )
 
+// The probe leaves nothing behind, and needs its directory to exist: it
+// never creates one.
 func TestProbeDirectory(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "new", "spool-dir")
+	dir := t.TempDir()
 	if _, err := ProbeDirectory(dir, clock.Real()); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) != 0 {
-		t.Fatalf("the probe created the directory but must leave nothing in it: %v %v", entries, err)
+		t.Fatalf("the probe must leave nothing in the directory: %v %v", entries, err)
+	}
+	missing := filepath.Join(dir, "new", "spool-dir")
+	if _, err := ProbeDirectory(missing, clock.Real()); err == nil {
+		t.Fatal("a missing directory was probed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
+		t.Fatalf("the probe created a directory: %v", err)
 	}
 }
 
@@ -48,12 +57,22 @@ func TestSpoolFileVerdict(t *testing.T) {
 	if v := SpoolFileVerdict("spool", filepath.Join(dir, "webhooks.spool"), slow); v.Status != Warn || !strings.Contains(v.Reason, "150ms") {
 		t.Fatalf("slow disk: %+v", v)
 	}
+	// A directory that does not exist yet is not created: its nearest
+	// existing ancestor, where qrphgate will create it, is probed.
+	missing := filepath.Join(dir, "data", "caddy", "qrphgate")
+	v = SpoolFileVerdict("spool", filepath.Join(missing, "webhooks.spool"), fast)
+	if v.Status != OK || !strings.Contains(v.Reason, "does not exist yet") || !strings.Contains(v.Reason, dir+", where it will be, is writable") {
+		t.Fatalf("missing directory: %+v", v)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Fatalf("preflight created a directory: %v", err)
+	}
 	// A directory that cannot exist: a file is in the way.
 	blocker := filepath.Join(dir, "a-file")
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if v := SpoolFileVerdict("spool", filepath.Join(blocker, "sub", "webhooks.spool"), fast); v.Status != Fail || !strings.Contains(v.Reason, "creating the directory") || v.Fix == "" {
+	if v := SpoolFileVerdict("spool", filepath.Join(blocker, "sub", "webhooks.spool"), fast); v.Status != Fail || !strings.Contains(v.Reason, "is a file, not a directory") || v.Fix == "" {
 		t.Fatalf("impossible directory: %+v", v)
 	}
 	// The spool path is a directory: it cannot be opened for writing.
