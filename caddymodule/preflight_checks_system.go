@@ -29,7 +29,7 @@ func (run *pfRun) checkRedis(ctx context.Context) {
 			run.r.Add("redis.reachable", subject, preflight.Failure("the server does not answer: "+err.Error(),
 				"start Redis, or fix its address, password or TLS (rediss://)"))
 		} else {
-			run.r.Add("redis.reachable", subject, preflight.Pass("the server answers PING in "+elapsed.Round(10*time.Microsecond).String()).Timed(elapsed))
+			run.r.Add("redis.reachable", subject, preflight.Pass("the server answers PING in "+preflight.FormatDuration(elapsed)).Timed(elapsed))
 			p, err := r.Persistence(cctx)
 			run.r.Add("redis.persistence", subject, preflight.PersistenceVerdict(p, err, s.spool))
 		}

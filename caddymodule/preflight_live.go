@@ -110,7 +110,7 @@ func ping(ctx context.Context, eng *outbound.Handler, api string, base *url.URL)
 		return preflight.Failure("GET "+base.String()+"/ping: "+err.Error(),
 			"check that this host reaches "+base.Host+" (firewall, proxy, DNS) and the provider's status").Timed(time.Since(start))
 	}
-	return preflight.Pass(fmt.Sprintf("GET %s/ping answered in %s", base, took.Round(time.Millisecond))).Timed(took)
+	return preflight.Pass(fmt.Sprintf("GET %s/ping answered in %s", base, preflight.FormatDuration(took))).Timed(took)
 }
 
 // credentials is live.credentials: one authenticated, harmless call (GET
@@ -131,7 +131,7 @@ func credentials(ctx context.Context, eng *outbound.Handler) (v preflight.Verdic
 			return preflight.Warning("the provider accepted the credentials, but "+err.Error(),
 				"check webhooks_payload (plain or jwe) against what the provider answers").Timed(elapsed), nil, false
 		}
-		return preflight.Pass(fmt.Sprintf("the provider accepted the credentials (GET /v1/webhooks listed %d webhook(s) in %s)", len(regs), elapsed.Round(time.Millisecond))).Timed(elapsed), regs, false
+		return preflight.Pass(fmt.Sprintf("the provider accepted the credentials (GET /v1/webhooks listed %d webhook(s) in %s)", len(regs), preflight.FormatDuration(elapsed))).Timed(elapsed), regs, false
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return preflight.Failure("the provider refused the credentials: "+describeBody(rec.Code, body),
 			"check secret_key (and that it belongs to this environment) with Modulus Labs; preflight made one call and did not retry, as repeated failures lock the account").Timed(elapsed), nil, true

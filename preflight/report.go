@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"time"
 
@@ -159,7 +158,7 @@ func (r *Report) Add(id, subject string, v Verdict) {
 		c.Fix = ""
 	}
 	if v.Elapsed > 0 {
-		ms := math.Round(float64(v.Elapsed)/float64(time.Millisecond)*100) / 100
+		ms := elapsedMS(v.Elapsed)
 		c.ElapsedMS = &ms
 	}
 	r.Checks = append(r.Checks, c)

@@ -98,20 +98,10 @@ func SpoolFileVerdict(what, path string, clk clock.Clock) Verdict {
 		where = fmt.Sprintf("%s directory %s does not exist yet (qrphgate creates it when it starts; preflight creates no directory); %s, where it will be, is writable",
 			what, dir, probed)
 	}
-	v := Pass(fmt.Sprintf("%s; a 4 KiB write and its fsyncs took %s", where, round(elapsed)))
+	v := Pass(fmt.Sprintf("%s; a 4 KiB write and its fsyncs took %s", where, FormatDuration(elapsed)))
 	if elapsed > SlowFsync {
-		v = Warning(fmt.Sprintf("%s but a 4 KiB write and its fsyncs took %s: every webhook waits for one before it is acknowledged", where, round(elapsed)),
+		v = Warning(fmt.Sprintf("%s but a 4 KiB write and its fsyncs took %s: every webhook waits for one before it is acknowledged", where, FormatDuration(elapsed)),
 			"put the spool on a faster (local SSD) volume")
 	}
 	return v.Timed(elapsed)
-}
-
-func round(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
 }
