@@ -313,7 +313,12 @@ type webhookStatus struct {
 	// WritesPerCommit is the file spool's group-commit factor: writes
 	// carried by each fsync since the spool was opened.
 	WritesPerCommit float64 `json:"writes_per_commit,omitempty"`
-	Error           string  `json:"error,omitempty"`
+	// SpoolCommits and SpoolWrites are the file spool's counts behind
+	// WritesPerCommit (commits, each one fsync, and the writes they
+	// carried), so that a load test can take the factor of one interval.
+	SpoolCommits uint64 `json:"spool_commits,omitempty"`
+	SpoolWrites  uint64 `json:"spool_writes,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 func (w *webhookWorker) status() any {
@@ -325,6 +330,7 @@ func (w *webhookWorker) status() any {
 	if b, ok := w.spool.(*store.BoltSpool); ok {
 		if commits, writes := b.CommitStats(); commits > 0 {
 			out.WritesPerCommit = float64(writes) / float64(commits)
+			out.SpoolCommits, out.SpoolWrites = commits, writes
 		}
 	}
 	return out

@@ -27,6 +27,10 @@ type RedisState struct {
 	LastError string `json:"last_error,omitempty"`
 	// Transitions counts the changes of state since the store was opened.
 	Transitions int `json:"transitions"`
+	// RoundTrips counts the commands and pipelines sent since the store
+	// was opened (a pipeline of several commands is one round trip), for
+	// load tests: a create-QR call costs one (see BeginTake).
+	RoundTrips uint64 `json:"round_trips"`
 }
 
 // RedisObserver hears of a Redis store's changes of state (metrics); the
@@ -46,8 +50,9 @@ type health struct {
 	obs  RedisObserver // nil: none
 	clk  clock.Clock
 
-	up atomic.Bool // fast path: most observations change nothing
-	mu sync.Mutex
+	up         atomic.Bool // fast path: most observations change nothing
+	roundTrips atomic.Uint64
+	mu         sync.Mutex
 	st RedisState
 }
 
@@ -104,7 +109,9 @@ func (h *health) set(up bool, err error, what string) {
 func (h *health) state() RedisState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.st
+	st := h.st
+	st.RoundTrips = h.roundTrips.Load()
+	return st
 }
 
 // isOutage tells a server that cannot be reached (or cannot serve: it is
@@ -148,6 +155,7 @@ func (k healthHook) DialHook(next redis.DialHook) redis.DialHook {
 
 func (k healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		k.h.roundTrips.Add(1)
 		err := next(ctx, cmd)
 		k.h.observe(err, cmd.Name())
 		return err
@@ -156,6 +164,7 @@ func (k healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (k healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		k.h.roundTrips.Add(1)
 		err := next(ctx, cmds)
 		if err == nil {
 			for _, c := range cmds {
