@@ -53,7 +53,7 @@ type health struct {
 	up         atomic.Bool // fast path: most observations change nothing
 	roundTrips atomic.Uint64
 	mu         sync.Mutex
-	st RedisState
+	st         RedisState
 }
 
 func newHealth(name string, log *zap.Logger, obs RedisObserver, clk clock.Clock) *health {
