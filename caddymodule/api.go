@@ -18,6 +18,7 @@ import (
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy/outbound"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 func init() {
@@ -205,6 +206,14 @@ func (a *API) Provision(ctx caddy.Context) error {
 	whURL := ""
 	if cfg.WebhooksURL != nil {
 		whURL = cfg.WebhooksURL.String()
+	}
+	// The idempotency cache bound to the account's budget: a create call
+	// claims its key and takes its rate slot in one step (one Redis round
+	// trip; see store.ClaimTaker).
+	if wb, ok := cfg.Idempotency.(interface {
+		WithBudget(budgetKey string) store.ClaimTaker
+	}); ok {
+		cfg.Idempotency = wb.WithBudget(outbound.BudgetKey(env, account))
 	}
 	a.sharedKey = strings.Join([]string{"outbound", env, cfg.QRURL.String(), whURL, account, breaker.String(), a.stores.key}, "|")
 	obs := apiMetrics{env: env, account: account, log: a.logger}

@@ -43,6 +43,8 @@ type Redis struct {
 	stop    chan struct{}
 	watched chan struct{}
 	closed  sync.Once
+	// completer pipelines the answers of CompleteLater.
+	completer *completer
 }
 
 // RedisOptions tune OpenRedis.
@@ -144,6 +146,7 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 	}
 	r.health = newHealth(r.name, o.Logger, o.Observer, o.Clock)
 	r.c.AddHook(healthHook{r.health})
+	r.completer = newCompleter(r.c)
 	if cc, ok := r.c.(*redis.ClusterClient); ok {
 		cc.AddHook(reloadHook{cc})
 	}
@@ -152,6 +155,7 @@ func OpenRedis(ctx context.Context, rawURL string, o RedisOptions) (*Redis, erro
 		err = r.checkServer(ctx, o.Logger)
 	}
 	if err != nil && (!o.AllowDown || !errors.Is(err, ErrUnavailable)) {
+		r.completer.close()
 		_ = r.c.Close()
 		return nil, err
 	}
@@ -245,12 +249,14 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the pinger and releases the connection pool.
+// Close stops the pinger, writes the answers CompleteLater queued, and
+// releases the connection pool.
 func (r *Redis) Close() error {
 	err := ErrClosed
 	r.closed.Do(func() {
 		close(r.stop)
 		<-r.watched
+		r.completer.close() // the answers queued so far are written first
 		err = r.c.Close()
 	})
 	if err == ErrClosed {

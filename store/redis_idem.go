@@ -67,8 +67,13 @@ func claimFromReply(reply any) (Claim, error) {
 // for a while after a change Begin looks there too, and hands back what
 // it finds rather than make a second call for the same reference.
 func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.Duration) (Claim, error) {
+	return r.begin(ctx, "", key, fingerprint, lease)
+}
+
+// begin is Begin on the records of scope (see idemName).
+func (r *Redis) begin(ctx context.Context, scope, key, fingerprint string, lease time.Duration) (Claim, error) {
 	sl := r.atRest.Sealer()
-	name := r.idemName(sl, key)
+	name := r.idemName(scope, sl, key)
 	reply, err := beginScript.Run(ctx, r.c, []string{name}, fingerprint, lease.Milliseconds(), callID()).Result()
 	if err != nil {
 		return Claim{}, unavailable("begin", err)
@@ -78,7 +83,7 @@ func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.D
 		return Claim{}, unavailable("begin", err)
 	}
 	if c.State == Claimed && r.atRest.changedWithin(idemLegacyWindow) {
-		if old, err := r.legacyClaim(ctx, sl, key); err != nil || old.State != 0 {
+		if old, err := r.legacyClaim(ctx, scope, sl, key); err != nil || old.State != 0 {
 			_ = releaseScript.Run(ctx, r.c, []string{name}, fingerprint).Err()
 			return old, err
 		}
@@ -91,11 +96,12 @@ func (r *Redis) Begin(ctx context.Context, key, fingerprint string, lease time.D
 
 // Complete implements Idempotency.
 func (r *Redis) Complete(ctx context.Context, key, fingerprint string, value []byte, ttl time.Duration) error {
-	sl := r.atRest.Sealer()
-	name := r.idemName(sl, key)
-	if sl != nil {
-		value = sl.Seal(idemAAD(name), value)
-	}
+	return r.complete(ctx, "", key, fingerprint, value, ttl)
+}
+
+// complete is Complete on the records of scope.
+func (r *Redis) complete(ctx context.Context, scope, key, fingerprint string, value []byte, ttl time.Duration) error {
+	name, value := r.completeArgs(scope, key, value)
 	if err := completeScript.Run(ctx, r.c, []string{name}, fingerprint, value, ttl.Milliseconds()).Err(); err != nil {
 		return unavailable("complete", err)
 	}
@@ -104,7 +110,12 @@ func (r *Redis) Complete(ctx context.Context, key, fingerprint string, value []b
 
 // Release implements Idempotency.
 func (r *Redis) Release(ctx context.Context, key, fingerprint string) error {
-	if err := releaseScript.Run(ctx, r.c, []string{r.idemName(r.atRest.Sealer(), key)}, fingerprint).Err(); err != nil {
+	return r.release(ctx, "", key, fingerprint)
+}
+
+// release is Release on the records of scope.
+func (r *Redis) release(ctx context.Context, scope, key, fingerprint string) error {
+	if err := releaseScript.Run(ctx, r.c, []string{r.idemName(scope, r.atRest.Sealer(), key)}, fingerprint).Err(); err != nil {
 		return unavailable("release", err)
 	}
 	return nil
@@ -112,14 +123,19 @@ func (r *Redis) Release(ctx context.Context, key, fingerprint string) error {
 
 // Get implements Idempotency.
 func (r *Redis) Get(ctx context.Context, key string) (Claim, error) {
+	return r.get(ctx, "", key)
+}
+
+// get is Get on the records of scope.
+func (r *Redis) get(ctx context.Context, scope, key string) (Claim, error) {
 	sl := r.atRest.Sealer()
-	name := r.idemName(sl, key)
+	name := r.idemName(scope, sl, key)
 	c, err := r.getClaim(ctx, name)
 	if err != nil {
 		return Claim{}, err
 	}
 	if c.State == 0 && r.atRest.changedWithin(idemLegacyWindow) {
-		return r.legacyClaim(ctx, sl, key)
+		return r.legacyClaim(ctx, scope, sl, key)
 	}
 	return r.openClaim(sl, name, c)
 }
@@ -158,12 +174,24 @@ func (r *Redis) getClaim(ctx context.Context, name string) (Claim, error) {
 // idempotent answer lives (the QR validity, 15 minutes, plus a lease).
 const idemLegacyWindow = time.Hour
 
-// idemName is the Redis key of the idempotency record of key.
-func (r *Redis) idemName(sl *Sealer, key string) string {
+// idemName is the Redis key of the idempotency record of key, among the
+// records of scope (a rate budget's key, or "" for none; see
+// redisKeys.idemIn).
+func (r *Redis) idemName(scope string, sl *Sealer, key string) string {
 	if sl == nil {
-		return r.keys.idem(key)
+		return r.keys.idemIn(scope, key)
 	}
-	return r.keys.idem("s:" + sl.Blind(key))
+	return r.keys.idemIn(scope, "s:"+sl.Blind(key))
+}
+
+// completeArgs names the record of key and seals its answer (at rest).
+func (r *Redis) completeArgs(scope, key string, value []byte) (string, []byte) {
+	sl := r.atRest.Sealer()
+	name := r.idemName(scope, sl, key)
+	if sl != nil {
+		value = sl.Seal(idemAAD(name), value)
+	}
+	return name, value
 }
 
 // openClaim opens the answer of a completed claim read under name.
@@ -181,13 +209,13 @@ func (r *Redis) openClaim(sl *Sealer, name string, c Claim) (Claim, error) {
 
 // legacyClaim looks for key under the names it had before the keys
 // changed: plain (when sl is set) and every other key's blind index.
-func (r *Redis) legacyClaim(ctx context.Context, sl *Sealer, key string) (Claim, error) {
+func (r *Redis) legacyClaim(ctx context.Context, scope string, sl *Sealer, key string) (Claim, error) {
 	if sl == nil {
 		return Claim{}, nil
 	}
-	names := []string{r.keys.idem(key)}
+	names := []string{r.keys.idemIn(scope, key)}
 	for _, b := range sl.Blinds(key)[1:] {
-		names = append(names, r.keys.idem("s:"+b))
+		names = append(names, r.keys.idemIn(scope, "s:"+b))
 	}
 	for i, name := range names {
 		c, err := r.getClaim(ctx, name)

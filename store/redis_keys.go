@@ -29,6 +29,9 @@ import (
 //
 //	<prefix>budget:{<key>}
 //	<prefix>idem:{<key>}
+//	<prefix>idem:{<budget key>}:<key>  an idempotency key claimed with a
+//	                                slot of that budget (BeginTake), in
+//	                                the budget's slot
 //	<prefix>dedupe:{<key>}          (de-duplication shared beside a file spool)
 //	<prefix>{<spool>}:due, ..., :ev:<id>, :dedupe:<key>
 //
@@ -56,6 +59,18 @@ func (k redisKeys) single(kind, key string) string {
 func (k redisKeys) budget(key string) string { return k.single("budget", key) }
 func (k redisKeys) idem(key string) string   { return k.single("idem", key) }
 func (k redisKeys) dedupe(key string) string { return k.single("dedupe", key) }
+
+// idemIn names the idempotency record key among the records of scope: a
+// rate budget's key, whose sliding window the create-QR script takes a slot
+// of while it claims the record (BeginTake). On a Cluster the record then
+// carries the budget's hash tag, so both keys of that script are in one
+// slot; elsewhere, and without a scope, the name is idem's.
+func (k redisKeys) idemIn(scope, key string) string {
+	if k.tagged && scope != "" {
+		return k.prefix + "idem:{" + scope + "}:" + key // budget's tag: {<scope>}
+	}
+	return k.idem(key)
+}
 
 // spool is the prefix of every key of the spool called name.
 func (k redisKeys) spool(name string) string {

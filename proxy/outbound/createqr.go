@@ -18,6 +18,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/policy"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // CreateQRResponse is what the app gets for POST /v1/pay/qr.
@@ -67,8 +68,8 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 	start := o.clock.Now()
 	deadline := start.Add(o.cfg.MaxWait)
 	attempts := 0 // upstream attempts this request made (none when replayed)
-	value, replayed, e := o.idem.do(r.Context(), key, fingerprint, o.lease, deadline, func(ctx context.Context) ([]byte, time.Duration, *proxy.Error) {
-		return o.createUpstream(ctx, plaintext, canon, deadline, &attempts)
+	value, replayed, e := o.idem.do(r.Context(), key, fingerprint, o.lease, deadline, o.slotWithClaim(), func(ctx context.Context, slot *store.Grant) ([]byte, time.Duration, *proxy.Error) {
+		return o.createUpstream(ctx, plaintext, canon, deadline, &attempts, slot)
 	})
 	logf := []zap.Field{zap.String("reference", canon.MerchantReferenceNumber), zap.Duration("duration", o.clock.Now().Sub(start))}
 	if e != nil {
@@ -144,11 +145,33 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// slotWithClaim says whether the idempotency claim of a create call takes
+// its rate slot too (one Redis round trip for both): only when nothing that
+// runs between the two in the usual order could refuse the call, since a
+// slot taken for a call that is then not sent stays counted (the safe side
+// of the limit, but a slot lost). So not with merchant_rate_limit (checked
+// before the slot is taken, so that a refused call costs the budget
+// nothing), not while the breaker is not closed or the credentials are not
+// trusted, not while calls queue for slots (they go first), and not when the
+// store's budget is not the pacer's.
+func (o *Handler) slotWithClaim() *takeSlot {
+	t := o.idem.taker
+	switch {
+	case t == nil || t.BudgetKey() != o.cfg.Shared.Pacer.Key(),
+		o.cfg.MerchantLimiter != nil && o.cfg.MerchantRateLimit.Requests > 0,
+		!o.fuse.trusted(), o.cfg.Shared.Pacer.Queued() > 0,
+		o.qr.breaker.State() != BreakerClosed:
+		return nil
+	}
+	return &takeSlot{limit: o.cfg.RateLimit.Requests, window: o.cfg.RateLimit.Period}
+}
+
 // createUpstream checks the merchant's cap, encrypts the canonical
 // request, sends it and turns the provider's encrypted answer into the
 // app's response. It runs only for a call that goes upstream (never for an
-// idempotent replay), so a replay does not count against the cap.
-func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req policy.CreateQR, deadline time.Time, attempts *int) ([]byte, time.Duration, *proxy.Error) {
+// idempotent replay), so a replay does not count against the cap. slot is
+// the rate slot the claim took, if it took one.
+func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req policy.CreateQR, deadline time.Time, attempts *int, slot *store.Grant) ([]byte, time.Duration, *proxy.Error) {
 	if e := o.merchantAllow(ctx, req.ActivationCode); e != nil {
 		return nil, 0, e
 	}
@@ -159,7 +182,7 @@ func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req poli
 	// A compact JWE is base64url and dots: nothing to escape.
 	body := make([]byte, 0, len(reqTok)+12)
 	body = append(append(append(body, `{"Token":"`...), reqTok...), `"}`...)
-	res, e := o.call(ctx, upstreamCall{endpoint: "create_qr", up: o.qr, method: http.MethodPost, path: "/v1/pay/qr", body: body, auth: true}, deadline)
+	res, e := o.call(ctx, upstreamCall{endpoint: "create_qr", up: o.qr, method: http.MethodPost, path: "/v1/pay/qr", body: body, auth: true, slot: slot}, deadline)
 	if e != nil {
 		return nil, 0, e
 	}

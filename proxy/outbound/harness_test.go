@@ -118,7 +118,9 @@ func newHarness(t *testing.T, o hopts) *harness {
 	t.Cleanup(shared.Close)
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logs = logs
-	var idem store.Idempotency = h.mem
+	// Bound to the pacer's budget: a create call claims its key and takes
+	// its slot in one step (store.ClaimTaker), as the gateway does.
+	var idem store.Idempotency = h.mem.WithBudget(BudgetKey(o.env, AccountID(testSecretKey)))
 	if o.idem != nil {
 		idem = o.idem(h.mem)
 	}

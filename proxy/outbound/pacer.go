@@ -83,7 +83,23 @@ func (p *Pacer) Wait(ctx context.Context, lim policy.RateLimit, maxQueue int, de
 		}
 		p.noteNextSlot(start, g.RetryAfter)
 	}
+	return p.queue(ctx, lim, maxQueue, start, deadline)
+}
 
+// WaitAfter is Wait for a call whose first Take was made already, with
+// its idempotency claim (store.ClaimTaker): granted, it returns at once;
+// refused, the call joins the queue as Wait's would.
+func (p *Pacer) WaitAfter(ctx context.Context, first store.Grant, lim policy.RateLimit, maxQueue int, deadline time.Time) (time.Duration, error) {
+	if first.OK {
+		return 0, nil
+	}
+	start := p.clock.Now()
+	p.noteNextSlot(start, first.RetryAfter)
+	return p.queue(ctx, lim, maxQueue, start, deadline)
+}
+
+// queue waits in the FIFO for a slot.
+func (p *Pacer) queue(ctx context.Context, lim policy.RateLimit, maxQueue int, start, deadline time.Time) (time.Duration, error) {
 	n := p.waiting.Add(1)
 	defer p.waiting.Add(-1)
 	if maxQueue > 0 && n > int64(maxQueue) {

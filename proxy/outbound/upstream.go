@@ -16,6 +16,7 @@ import (
 
 	"github.com/qrphgate/qrphgate/internal/clock"
 	"github.com/qrphgate/qrphgate/proxy"
+	"github.com/qrphgate/qrphgate/store"
 )
 
 // maxUpstreamBody caps what is read of an upstream answer: a create-QR
@@ -35,6 +36,9 @@ type upstreamCall struct {
 	body     []byte
 	auth     bool
 	header   http.Header // extra request headers
+	// slot is the first attempt's rate slot when it was taken already
+	// (with the idempotency claim); nil: the pacer takes it.
+	slot *store.Grant
 }
 
 // upstreamResponse is the provider's answer to the attempt that got one.
@@ -69,7 +73,14 @@ func (o *Handler) call(ctx context.Context, c upstreamCall, deadline time.Time) 
 				return nil, ferr
 			}
 		}
-		waited, err := o.cfg.Shared.Pacer.Wait(ctx, o.cfg.RateLimit, o.cfg.MaxQueue, deadline)
+		var waited time.Duration
+		var err error
+		if c.slot != nil {
+			waited, err = o.cfg.Shared.Pacer.WaitAfter(ctx, *c.slot, o.cfg.RateLimit, o.cfg.MaxQueue, deadline)
+			c.slot = nil // a retry takes a slot of its own
+		} else {
+			waited, err = o.cfg.Shared.Pacer.Wait(ctx, o.cfg.RateLimit, o.cfg.MaxQueue, deadline)
+		}
 		if err != nil {
 			release()
 			return nil, o.waitError(err)

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// WithBudget returns the Redis store's idempotency cache bound to the rate
+// budget budgetKey: BeginTake claims a key and takes a slot of that budget in
+// one script, so the create-QR path makes one round trip where it made two,
+// and CompleteLater pipelines the answers. On a Cluster its records carry the
+// budget's hash tag (see redisKeys.idemIn), so both keys of the script are in
+// one slot; elsewhere their names are those of the store's own Idempotency.
+func (r *Redis) WithBudget(budgetKey string) ClaimTaker {
+	return &redisClaimTaker{r: r, budget: budgetKey}
+}
+
+type redisClaimTaker struct {
+	r      *Redis
+	budget string
+}
+
+// beginTakeScript is beginScript, then takeScript on the budget (KEYS[2])
+// when the claim is the caller's: one atomic step on the server, so it is
+// exact across replicas as each of them was (the window on the server's
+// clock, TIME). ARGV[3] names the call, for the claim and the slot alike: run
+// again (a Cluster client's retry), it finds its own claim and its own slot
+// rather than take a second one. A claim that is not the caller's takes no
+// slot (an idempotent replay costs the budget nothing, as before).
+var beginTakeScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 's', 'fp', 'v', 'tok')
+if not (cur[1] == 'claimed' and cur[4] == ARGV[3]) then
+  if cur[1] then return {cur[1], cur[2], cur[3], 0, 0, 0} end
+  redis.call('HSET', KEYS[1], 's', 'claimed', 'fp', ARGV[1], 'tok', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[2])
+if redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {'owner', ARGV[1], false, 1, n, 0} end
+if n < limit then
+  redis.call('ZADD', KEYS[2], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], math.ceil(window / 1000) + 1000)
+  return {'owner', ARGV[1], false, 1, n + 1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[2], n - limit, n - limit, 'WITHSCORES')
+return {'owner', ARGV[1], false, 0, n, tonumber(oldest[2]) + window - now}
+`)
+
+func (t *redisClaimTaker) BudgetKey() string { return t.budget }
+
+// BeginTake implements ClaimTaker. For an hour after the at-rest keys
+// changed, a claim must also look under the names records had before
+// (Begin does), so it is Begin then Take, two round trips, as before.
+func (t *redisClaimTaker) BeginTake(ctx context.Context, key, fingerprint string, lease time.Duration, limit int, window time.Duration) (Claim, Grant, error) {
+	r := t.r
+	if r.atRest.changedWithin(idemLegacyWindow) {
+		c, err := r.begin(ctx, t.budget, key, fingerprint, lease)
+		if err != nil || c.State != Claimed {
+			return c, Grant{}, err
+		}
+		g, err := r.Take(ctx, t.budget, limit, window)
+		if err != nil {
+			_ = r.release(context.WithoutCancel(ctx), t.budget, key, fingerprint)
+			return Claim{}, Grant{}, err
+		}
+		return c, g, nil
+	}
+	sl := r.atRest.Sealer()
+	name := r.idemName(t.budget, sl, key)
+	reply, err := beginTakeScript.Run(ctx, r.c, []string{name, r.keys.budget(t.budget)},
+		fingerprint, lease.Milliseconds(), callID(), limit, window.Microseconds()).Result()
+	if err != nil {
+		return Claim{}, Grant{}, unavailable("begin", err)
+	}
+	vals, ok := reply.([]any)
+	if !ok || len(vals) != 6 {
+		return Claim{}, Grant{}, unavailable("begin", fmt.Errorf("unexpected reply %T", reply))
+	}
+	c, err := claimFromReply(vals[:3])
+	if err != nil {
+		return Claim{}, Grant{}, unavailable("begin", err)
+	}
+	if c.State != Claimed {
+		c, err = r.openClaim(sl, name, c)
+		return c, Grant{}, err
+	}
+	n := func(v any) int64 { i, _ := v.(int64); return i }
+	return c, Grant{OK: n(vals[3]) == 1, Used: int(n(vals[4])), RetryAfter: time.Duration(n(vals[5])) * time.Microsecond}, nil
+}
+
+func (t *redisClaimTaker) Begin(ctx context.Context, key, fingerprint string, lease time.Duration) (Claim, error) {
+	return t.r.begin(ctx, t.budget, key, fingerprint, lease)
+}
+
+func (t *redisClaimTaker) Complete(ctx context.Context, key, fingerprint string, value []byte, ttl time.Duration) error {
+	return t.r.complete(ctx, t.budget, key, fingerprint, value, ttl)
+}
+
+func (t *redisClaimTaker) Release(ctx context.Context, key, fingerprint string) error {
+	return t.r.release(ctx, t.budget, key, fingerprint)
+}
+
+func (t *redisClaimTaker) Get(ctx context.Context, key string) (Claim, error) {
+	return t.r.get(ctx, t.budget, key)
+}
+
+// CompleteLater implements LaterCompleter: the answer joins the store's
+// completion pipeline (see completer).
+func (t *redisClaimTaker) CompleteLater(key, fingerprint string, value []byte, ttl time.Duration, done func(error)) {
+	name, value := t.r.completeArgs(t.budget, key, value)
+	t.r.completer.add(&pendingComplete{name: name, fingerprint: fingerprint, value: value, ttl: ttl, done: done})
+}
+
+// Interface guards.
+var (
+	_ ClaimTaker     = (*redisClaimTaker)(nil)
+	_ LaterCompleter = (*redisClaimTaker)(nil)
+)
