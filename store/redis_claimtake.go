@@ -28,11 +28,12 @@ type redisClaimTaker struct {
 // exact across replicas as each of them was (the window on the server's
 // clock, TIME). ARGV[3] names the call, for the claim and the slot alike: run
 // again (a Cluster client's retry), it finds its own claim and its own slot
-// rather than take a second one. A claim that is not the caller's takes no
+// rather than take a second one (a first run has no slot to look for). A claim that is not the caller's takes no
 // slot (an idempotent replay costs the budget nothing, as before).
 var beginTakeScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 's', 'fp', 'v', 'tok')
-if not (cur[1] == 'claimed' and cur[4] == ARGV[3]) then
+local again = cur[1] == 'claimed' and cur[4] == ARGV[3]
+if not again then
   if cur[1] then return {cur[1], cur[2], cur[3], 0, 0, 0} end
   redis.call('HSET', KEYS[1], 's', 'claimed', 'fp', ARGV[1], 'tok', ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -43,7 +44,7 @@ local limit = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[2])
-if redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {'owner', ARGV[1], false, 1, n, 0} end
+if again and redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {'owner', ARGV[1], false, 1, n, 0} end
 if n < limit then
   redis.call('ZADD', KEYS[2], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[2], math.ceil(window / 1000) + 1000)

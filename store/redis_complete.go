@@ -9,11 +9,14 @@ import (
 )
 
 // completer writes idempotent answers (CompleteLater) in pipelines: one
-// goroutine takes every answer queued while the previous pipeline was on
-// the wire and sends them together, so under load many answers share one
-// round trip, and a lone answer goes at once. Each answer is still its own
-// completeScript (first answer wins; another owner's key is never
-// overwritten), so a pipeline is no transaction and needs none.
+// goroutine gathers the answers queued within completeGather of the first,
+// and those queued while the previous pipeline was on the wire, and sends
+// them together, so under load many answers share one round trip. Nobody
+// waits for them: the app has its answer, duplicates in this process get
+// it from memory, and another replica polls an in-flight key every 100 ms.
+// Each answer is still its own completeScript (first answer wins; another
+// owner's key is never overwritten), so a pipeline is no transaction and
+// needs none.
 type completer struct {
 	c redis.UniversalClient
 
@@ -33,6 +36,13 @@ type pendingComplete struct {
 
 // maxPipeline bounds one pipeline; more pending answers go in the next.
 const maxPipeline = 256
+
+// completeGather is how long the first answer of a pipeline waits for
+// others: short next to the in-flight poll of another replica (100 ms), and
+// the window in which a crash of this process loses the answer's replay
+// (the key then stays in flight until its lease ends, as when the write
+// fails).
+const completeGather = 2 * time.Millisecond
 
 func newCompleter(c redis.UniversalClient) *completer {
 	k := &completer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
@@ -72,6 +82,7 @@ func (k *completer) loop() {
 	defer close(k.done)
 	var batch []*pendingComplete
 	for range k.wake {
+		time.Sleep(completeGather)
 		for {
 			k.mu.Lock()
 			n := min(len(k.pending), maxPipeline)

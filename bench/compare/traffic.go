@@ -140,7 +140,16 @@ https://127.0.0.1:%d {
 		for round := 1; round <= o.rounds; round++ {
 			for i, t := range targets {
 				c0, rt0, cmd0 := g.cpu(), redisRoundTrips(g), redisCommands(rdb)
+				var prof sync.WaitGroup
+				if name, file, ok := strings.Cut(o.profileT, "="); ok && round == 1 && strings.HasSuffix(t.name, name) {
+					prof.Add(1)
+					go func() {
+						defer prof.Done()
+						captureProfile(context.Background(), g.admin, file, max(int(o.duration/time.Second)-1, 1))
+					}()
+				}
 				r := load(t, o.conns, o.duration, 0, refs(fmt.Sprintf("R%d%d", round, i)))
+				prof.Wait()
 				m := measure{res: r, cpu: g.cpu() - c0}
 				if i == 2 {
 					m.roundTrips = float64(redisRoundTrips(g)-rt0) / float64(max(r.ok, 1))
