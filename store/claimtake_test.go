@@ -57,3 +57,34 @@ func TestRedisClaimTakerAcrossReplicas(t *testing.T) {
 		}
 	})
 }
+
+// Sealed: the conformance suite, then a key change. A reference claimed
+// just before the change is found under its old name: BeginTake hands
+// back that record and gives back the slot it took (no call is made).
+func TestRedisClaimTakerSealed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b redisBackend) {
+		at := store.NewAtRest(testSealer(t, 1))
+		r := openBackend(t, b, store.RedisOptions{AtRest: at})
+		storetest.ClaimTaker(t, r.WithBudget("rate:sandbox:acct_s"), r, realHarness)
+
+		ct := r.WithBudget("rate:sandbox:acct_k")
+		ctx := t.Context()
+		if c, g, err := ct.BeginTake(ctx, "idem:before", "fp", time.Minute, 10, time.Minute); err != nil || c.State != store.Claimed || !g.OK {
+			t.Fatalf("before the change: %+v %+v %v", c, g, err)
+		}
+		if err := ct.Complete(ctx, "idem:before", "fp", []byte("qr-1"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		at.Set(testSealer(t, 2, 1)) // a new key; the old one still opens
+		c, g, err := ct.BeginTake(ctx, "idem:before", "fp", time.Minute, 10, time.Minute)
+		if err != nil || c.State != store.Completed || string(c.Value) != "qr-1" || g.OK {
+			t.Fatalf("after the change: %+v %+v %v", c, g, err)
+		}
+		if n, err := r.Usage(ctx, "rate:sandbox:acct_k", time.Minute); err != nil || n != 1 {
+			t.Fatalf("usage %d %v, want 1: the slot taken with the new name was not given back", n, err)
+		}
+		if c, err := ct.Get(ctx, "idem:before"); err != nil || c.State != store.Completed {
+			t.Fatalf("get: %+v %v", c, err)
+		}
+	})
+}

@@ -57,26 +57,15 @@ return {'owner', ARGV[1], false, 0, n, tonumber(oldest[2]) + window - now}
 func (t *redisClaimTaker) BudgetKey() string { return t.budget }
 
 // BeginTake implements ClaimTaker. For an hour after the at-rest keys
-// changed, a claim must also look under the names records had before
-// (Begin does), so it is Begin then Take, two round trips, as before.
+// changed, a key claimed under its name may still be live under the name it
+// had before (see Begin): then the claim and the slot are given back, and
+// the old record is the answer.
 func (t *redisClaimTaker) BeginTake(ctx context.Context, key, fingerprint string, lease time.Duration, limit int, window time.Duration) (Claim, Grant, error) {
 	r := t.r
-	if r.atRest.changedWithin(idemLegacyWindow) {
-		c, err := r.begin(ctx, t.budget, key, fingerprint, lease)
-		if err != nil || c.State != Claimed {
-			return c, Grant{}, err
-		}
-		g, err := r.Take(ctx, t.budget, limit, window)
-		if err != nil {
-			_ = r.release(context.WithoutCancel(ctx), t.budget, key, fingerprint)
-			return Claim{}, Grant{}, err
-		}
-		return c, g, nil
-	}
 	sl := r.atRest.Sealer()
-	name := r.idemName(t.budget, sl, key)
+	name, id := r.idemName(t.budget, sl, key), callID()
 	reply, err := beginTakeScript.Run(ctx, r.c, []string{name, r.keys.budget(t.budget)},
-		fingerprint, lease.Milliseconds(), callID(), limit, window.Microseconds()).Result()
+		fingerprint, lease.Milliseconds(), id, limit, window.Microseconds()).Result()
 	if err != nil {
 		return Claim{}, Grant{}, unavailable("begin", err)
 	}
@@ -93,7 +82,16 @@ func (t *redisClaimTaker) BeginTake(ctx context.Context, key, fingerprint string
 		return c, Grant{}, err
 	}
 	n := func(v any) int64 { i, _ := v.(int64); return i }
-	return c, Grant{OK: n(vals[3]) == 1, Used: int(n(vals[4])), RetryAfter: time.Duration(n(vals[5])) * time.Microsecond}, nil
+	g := Grant{OK: n(vals[3]) == 1, Used: int(n(vals[4])), RetryAfter: time.Duration(n(vals[5])) * time.Microsecond}
+	if sl != nil && r.atRest.changedWithin(idemLegacyWindow) {
+		if old, err := r.legacyClaim(ctx, t.budget, sl, key); err != nil || old.State != 0 {
+			bg := context.WithoutCancel(ctx)
+			_ = releaseScript.Run(bg, r.c, []string{name}, fingerprint).Err()
+			_ = r.c.ZRem(bg, r.keys.budget(t.budget), id).Err() // no call is made in this slot
+			return old, Grant{}, err
+		}
+	}
+	return c, g, nil
 }
 
 func (t *redisClaimTaker) Begin(ctx context.Context, key, fingerprint string, lease time.Duration) (Claim, error) {
