@@ -149,7 +149,7 @@ func (l *Ledger) expire(ctx context.Context, rec store.LedgerRecord, now, cutoff
 // emit hands an expired record's event to the emitter, claiming it first
 // when its lease has passed, and marks it sent.
 func (l *Ledger) emit(ctx context.Context, rec store.LedgerRecord, now time.Time, s Settings) {
-	log := l.log.With(proxy.LogString("transaction_id", rec.ID), proxy.LogString("reference", rec.Reference))
+	log := l.log.WithLazy(proxy.LogString("transaction_id", rec.ID), proxy.LogString("reference", rec.Reference))
 	if !rec.Due.After(now) { // nobody holds it: claim it
 		rec.Due = now.Add(emitLease)
 		claimed, err := l.store.Update(ctx, rec)

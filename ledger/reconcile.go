@@ -139,7 +139,7 @@ func (l *Ledger) settle(ctx context.Context, log *zap.Logger, rec store.LedgerRe
 	if err != nil {
 		return nil, err
 	}
-	log = log.With(proxy.LogString("transaction_id", rec.ID), proxy.LogString("reference", rec.Reference))
+	log = log.WithLazy(proxy.LogString("transaction_id", rec.ID), proxy.LogString("reference", rec.Reference))
 	if e.Result != nil {
 		if !strings.EqualFold(e.Result.Action, n.Action) {
 			log.Warn("a second, different result for a transaction that has one; the ledger keeps the first",
@@ -209,7 +209,7 @@ func (l *Ledger) orphan(ctx context.Context, log *zap.Logger, n Notification) ([
 	if flags, adopted := l.adoptIntoLateQR(ctx, stored, n); adopted {
 		return flags, nil
 	}
-	l.report(log.With(proxy.LogString("transaction_id", id), proxy.LogString("reference", n.Reference)), status, n, e.Flags, e)
+	l.report(log.WithLazy(proxy.LogString("transaction_id", id), proxy.LogString("reference", n.Reference)), status, n, e.Flags, e)
 	return e.Flags, nil
 }
 
@@ -241,7 +241,7 @@ func (l *Ledger) report(log *zap.Logger, status string, n Notification, added []
 
 // resultLog is the logger of the lines about result n.
 func (l *Ledger) resultLog(n Notification) *zap.Logger {
-	return l.log.With(proxy.LogString("event_id", n.EventID), proxy.LogString("action", n.Action))
+	return l.log.WithLazy(proxy.LogString("event_id", n.EventID), proxy.LogString("action", n.Action))
 }
 
 func resultOf(n Notification) *Result {

@@ -51,7 +51,7 @@ func (l *Ledger) record(ctx context.Context, qr QR) error {
 		ID: qr.ID, Merchant: qr.ActivationCode, Reference: qr.Reference, Status: StatusPending,
 		Created: qr.CreatedAt, Due: qr.ExpiresAt, Data: e.encode(),
 	}
-	log := l.log.With(proxy.LogString("transaction_id", qr.ID), proxy.LogString("reference", qr.Reference))
+	log := l.log.WithLazy(proxy.LogString("transaction_id", qr.ID), proxy.LogString("reference", qr.Reference))
 	for try := 0; try < maxTries; try++ {
 		stored, err := l.store.Insert(ctx, rec)
 		if err == nil {

@@ -43,6 +43,15 @@ func openBoltFile(path, what string, lockTimeout time.Duration) (*bolt.DB, error
 // and applies them all in a single transaction (one fsync), so throughput
 // grows with concurrency while each caller still waits only for its own
 // data. Writes are applied in the order they were queued.
+//
+// The batch adapts to the load: the loop keeps a moving average of how many
+// writes its commits carried. When fewer are queued than that (writers that
+// usually share a commit are still on their way: decrypting, parsing), it
+// waits for them, until the batch reaches the average, but never longer than
+// half the last commit took (an fsync saved is worth more than that) nor
+// gatherMax. A lone writer's average is one, so its write is never delayed;
+// after a burst, the first wait that ends short resets the average to the
+// batch it got, so a writer left alone waits once.
 type boltCommitter struct {
 	db       *bolt.DB
 	maxBatch int
@@ -54,7 +63,16 @@ type boltCommitter struct {
 
 	commits atomic.Uint64
 	writes  atomic.Uint64
+	waits   atomic.Uint64 // commits that waited for more writes
+
+	// The loop's own: the moving average of the batch size (in 1/16ths of
+	// a write, so an integer) and how long the last commit took.
+	avg16      int
+	lastCommit time.Duration
 }
+
+// gatherMax bounds how long a batch waits for more writes.
+const gatherMax = 2 * time.Millisecond
 
 type writeOp struct {
 	// apply makes the write inside the batch transaction. It must check
@@ -110,30 +128,70 @@ func (c *boltCommitter) stats() (commits, writes uint64) {
 	return c.commits.Load(), c.writes.Load()
 }
 
+// delayed reports how many commits waited for more writes (see gather).
+func (c *boltCommitter) delayed() uint64 { return c.waits.Load() }
+
+// gather adds the queued writes to batch and, when the batch is smaller
+// than the commits' average, waits a little for the writers still on
+// their way (see boltCommitter).
+func (c *boltCommitter) gather(batch []*writeOp, timer *time.Timer) []*writeOp {
+	for len(batch) < c.maxBatch {
+		select {
+		case op, ok := <-c.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, op)
+			continue
+		default:
+		}
+		break
+	}
+	target := min((c.avg16+8)/16, c.maxBatch)
+	wait := min(c.lastCommit/2, gatherMax)
+	if len(batch) >= target || wait <= 0 {
+		return batch
+	}
+	c.waits.Add(1)
+	timer.Reset(wait)
+	defer timer.Stop()
+	for len(batch) < target {
+		select {
+		case op, ok := <-c.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, op)
+		case <-timer.C:
+			// Fewer writers than the average: take this batch as the new
+			// average, so a writer left alone waits once, not for as long
+			// as the average takes to decay.
+			c.avg16 = len(batch) * 16
+			return batch
+		}
+	}
+	return batch
+}
+
 func (c *boltCommitter) loop() {
 	defer close(c.done)
 	batch := make([]*writeOp, 0, c.maxBatch)
 	errs := make([]error, c.maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	c.avg16 = 16
 	for op := range c.ops {
-		batch = append(batch[:0], op)
-	gather:
-		for len(batch) < c.maxBatch {
-			select {
-			case op, ok := <-c.ops:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, op)
-			default:
-				break gather
-			}
-		}
+		batch = c.gather(append(batch[:0], op), timer)
+		start := time.Now()
 		err := c.db.Update(func(tx *bolt.Tx) error {
 			for i, op := range batch {
 				errs[i] = op.apply(tx)
 			}
 			return nil
 		})
+		c.lastCommit = time.Since(start)
+		// avg += (n - avg) / 8, in sixteenths.
+		c.avg16 += (len(batch)*16 - c.avg16) / 8
 		c.commits.Add(1)
 		c.writes.Add(uint64(len(batch)))
 		for i, op := range batch {

@@ -167,6 +167,47 @@ func TestBoltGroupCommit(t *testing.T) {
 	}
 }
 
+// The adaptive batch never delays a lone writer: one writer, one write at
+// a time, never waits for company. After a burst of concurrent writes the
+// batch's average falls back to one within a few commits, and the lone
+// writer's writes go at once again: the first wait that ends short resets
+// the average.
+func TestBoltGroupCommitLoneWriter(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "spool.db"), nil)
+	defer s.Close()
+	put := func(id string) {
+		if err := s.Put(context.Background(), event(id, "", time.Time{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		put(fmt.Sprintf("lone-%d", i))
+	}
+	if n := store.BoltDelayedCommits(s); n != 0 {
+		t.Fatalf("%d of a lone writer's commits waited for company", n)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if err := s.Put(context.Background(), event(fmt.Sprintf("burst%d-%d", w, i), "", time.Time{})); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	before := store.BoltDelayedCommits(s)
+	for i := 0; i < 100; i++ {
+		put(fmt.Sprintf("after-%d", i))
+	}
+	if n := store.BoltDelayedCommits(s) - before; n > 2 {
+		t.Fatalf("%d of 100 lone writes after a burst waited for company", n)
+	}
+}
+
 // The spool file is readable only by its owner: it holds decrypted payloads.
 func TestBoltFileMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "spool.db")

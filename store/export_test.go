@@ -10,3 +10,6 @@ func MemoryLen(m *Memory) int {
 // ErrServerDown exposes a rate window's failure between two tries of a
 // server that is down.
 var ErrServerDown = errServerDown
+
+// BoltDelayedCommits is how many of the spool's commits waited for more writes.
+func BoltDelayedCommits(s *BoltSpool) uint64 { return s.c.delayed() }

@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&o.queue, "queue", 10000, "footprint: calls queued for rate slots")
 	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: outbound, inbound, footprint")
 	flag.StringVar(&o.pprof, "cpuprofile", "", "write a CPU profile of the gateway under the mixed load (outbound and inbound) to this file")
-	flag.StringVar(&o.profileT, "profile-target", "", "NAME=FILE: a CPU profile of the gateway during the first round of one outbound target (reverse_proxy, memory, redis)")
+	flag.StringVar(&o.profileT, "profile-target", "", "NAME=FILE: a CPU profile of the gateway during the first round of one outbound target (reverse_proxy, memory, redis; webhook: the inbound phase at the last sender count)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.Parse()
 	log.SetFlags(0)

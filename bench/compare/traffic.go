@@ -199,7 +199,13 @@ https://127.0.0.1:%d {
 				pm := measure{res: p, cpu: g.cpu() - c0}
 				cm0, w0 := spoolCommits(g)
 				c0 = g.cpu()
+				var prof sync.WaitGroup
+				if name, file, ok := strings.Cut(o.profileT, "="); ok && round == 1 && name == "webhook" && s == o.senders[len(o.senders)-1] {
+					prof.Add(1)
+					go func() { defer prof.Done(); captureProfile(context.Background(), g.admin, file, 2) }()
+				}
 				w := load(wh, s, 0, int64(per), body)
+				prof.Wait()
 				wm := measure{res: w, cpu: g.cpu() - c0}
 				cm1, w1 := spoolCommits(g)
 				if cm1 > cm0 {

@@ -332,7 +332,7 @@ func (d *Deliverer) wait(ctx context.Context, slotFree bool) {
 func (d *Deliverer) deliver(ctx context.Context, ev store.SpoolEvent) {
 	cfg := d.Config()
 	attempt := ev.Attempts + 1
-	log := d.logger().With(proxy.LogString("event_id", ev.ID), proxy.LogString("action", ev.Action),
+	log := d.logger().WithLazy(proxy.LogString("event_id", ev.ID), proxy.LogString("action", ev.Action),
 		proxy.LogString("reference", ev.Reference), zap.Int("attempt", attempt))
 	sctx := context.WithoutCancel(ctx)
 	if ev.Undecryptable != "" {

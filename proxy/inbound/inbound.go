@@ -236,7 +236,7 @@ func reject(status int, result, msg string, cause error) (string, error) {
 // event. It returns the result and, for a rejection, the error to answer;
 // what identifies the payment, once known, goes in note.
 func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.Addr, start time.Time, note *proxy.AuditEvent) (string, error) {
-	log := in.log.With(zap.String("client_ip", client.String()))
+	log := in.log.WithLazy(zap.String("client_ip", client.String()))
 	if !client.IsValid() || !in.cfg.AllowIPs.Contains(client) {
 		log.Debug("webhook from an address not in allow_ips")
 		return reject(http.StatusForbidden, ResultForbiddenIP, "source address not allowed", nil)
@@ -271,7 +271,7 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 	if err != nil {
 		// The shape of the token (never the token) helps tell a truncated
 		// or foreign token from a key mismatch.
-		log = log.With(zap.String("token", crypto.RedactToken(env.Token)))
+		log = log.WithLazy(zap.String("token", crypto.RedactToken(env.Token)))
 	}
 	switch {
 	case errors.Is(err, crypto.ErrDecrypt):
@@ -285,9 +285,9 @@ func (in *Handler) receive(w http.ResponseWriter, r *http.Request, client netip.
 		return in.refuse(log, http.StatusUnprocessableEntity, ResultInvalidPayload, err.Error(), nil)
 	}
 	note.Action, note.Reference, note.TransactionID = payload.Action, payload.Reference, payload.TransactionID
-	log = log.With(proxy.LogString("action", payload.Action), proxy.LogString("reference", payload.Reference))
+	log = log.WithLazy(proxy.LogString("action", payload.Action), proxy.LogString("reference", payload.Reference))
 	if payload.TransactionID != "" {
-		log = log.With(proxy.LogString("transaction_id", payload.TransactionID))
+		log = log.WithLazy(proxy.LogString("transaction_id", payload.TransactionID))
 	}
 	code, ok := in.activationCode(r.Header)
 	if !ok {
