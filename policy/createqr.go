@@ -22,6 +22,15 @@ var createQRFields = []string{"amount", "currency", "merchantReferenceNumber", "
 // every member a string, no unknown or repeated members, nothing after it.
 // It checks shape only; ValidateCreateQR checks the values.
 func DecodeCreateQR(body []byte) (CreateQR, error) {
+	if req, ok := quickCreateQR(body); ok {
+		return req, nil
+	}
+	return decodeCreateQR(body)
+}
+
+// decodeCreateQR is DecodeCreateQR through the strict object reader, for
+// every body quickCreateQR does not take, and for its errors.
+func decodeCreateQR(body []byte) (CreateQR, error) {
 	fields, err := DecodeStringFields(body, createQRFields, codeFor)
 	if err != nil {
 		return CreateQR{}, err
@@ -82,4 +91,100 @@ func (p *Policy) ValidateCreateQR(env Environment, req CreateQR) (Centavos, erro
 		return 0, fieldErr(CodeInvalidActivationCode, "activationCode", "must look like XXXX-XXXX-XXXX-XXXX")
 	}
 	return amount, nil
+}
+
+// quickCreateQR decodes the usual create-QR body without encoding/json (on
+// the hot path its reader cost more than the rest of the validation):
+// one object of known members, each once, with printable-ASCII string
+// values that need no unescaping, whitespace only between tokens and after
+// the object, and the three required members. It answers only when the
+// body is exactly such an object, so that decodeCreateQR would return the
+// same request; ok false sends every other body (and every error) to
+// decodeCreateQR. FuzzDecodeCreateQR checks that they agree.
+func quickCreateQR(b []byte) (req CreateQR, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return CreateQR{}, false
+	}
+	var seen [4]bool
+	for first := true; ; first = false {
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return CreateQR{}, false
+		}
+		if b[i] == '}' && first {
+			return CreateQR{}, false // {} lacks the required members
+		}
+		name, next, ok := plainString(b, i)
+		if !ok {
+			return CreateQR{}, false
+		}
+		i = skipSpace(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return CreateQR{}, false
+		}
+		val, next, ok := plainString(b, skipSpace(b, i+1))
+		if !ok {
+			return CreateQR{}, false
+		}
+		var slot *string
+		var n int
+		switch string(name) {
+		case "amount":
+			slot, n = &req.Amount, 0
+		case "currency":
+			slot, n = &req.Currency, 1
+		case "merchantReferenceNumber":
+			slot, n = &req.MerchantReferenceNumber, 2
+		case "activationCode":
+			slot, n = &req.ActivationCode, 3
+		default:
+			return CreateQR{}, false
+		}
+		if seen[n] {
+			return CreateQR{}, false
+		}
+		seen[n] = true
+		*slot = string(val)
+		i = skipSpace(b, next)
+		if i >= len(b) {
+			return CreateQR{}, false
+		}
+		if b[i] == '}' {
+			break
+		}
+		if b[i] != ',' {
+			return CreateQR{}, false
+		}
+	}
+	if skipSpace(b, i+1) != len(b) || !seen[0] || !seen[1] || !seen[2] {
+		return CreateQR{}, false
+	}
+	return req, true
+}
+
+// plainString reads the JSON string at b[i] when it is printable ASCII
+// without escapes, and returns its contents and the index after it.
+func plainString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }

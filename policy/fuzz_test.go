@@ -52,6 +52,8 @@ func FuzzDecodeCreateQR(f *testing.F) {
 		`{"amount":"500.00","currency":"PHP","merchantReferenceNumber":"ORDER-1"}`,
 		`{"amount":500,"currency":"PHP"}`, `{"amount":"1.00","amount":"2.00"}`, `[]`, `{`,
 		`{"amount":"1.00","currency":"PHP","merchantReferenceNumber":"a","activationCode":"A9X4-B7P2-Q6Z8-M3L5"}`,
+		" { \"currency\" : \"PHP\" ,\n\"merchantReferenceNumber\":\"R-1\",\t\"amount\":\"1\" } \r\n",
+		`{"amount":"1.00","currency":"PHP","merchantReferenceNumber":"a\u0041"}`, `{"amount":"1.00","currency":"PHP"} x`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -59,6 +61,12 @@ func FuzzDecodeCreateQR(f *testing.F) {
 	sb, _ := p.Environment(Sandbox)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeCreateQR(body)
+		// The quick path answers only where the strict reader agrees.
+		if quick, ok := quickCreateQR(body); ok {
+			if strict, err := decodeCreateQR(body); err != nil || strict != quick {
+				t.Fatalf("quick path %+v, strict reader %+v %v", quick, strict, err)
+			}
+		}
 		if err != nil {
 			var pe *Error
 			if !errors.As(err, &pe) || pe.Code == "" {
