@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -253,30 +254,36 @@ func NewEncrypter(key Key) (*Encrypter, error) {
 // (RFC 3394), a random IV, and AES-CBC + HMAC-SHA-512 over the plaintext
 // with the encoded header as additional data.
 func (e *Encrypter) Encrypt(plaintext []byte) (string, error) {
+	tok, err := e.AppendEncrypt(nil, plaintext)
+	return string(tok), err
+}
+
+// AppendEncrypt is Encrypt appending the compact token to dst, so that a
+// caller can build the request body around it in one buffer.
+func (e *Encrypter) AppendEncrypt(dst, plaintext []byte) ([]byte, error) {
 	var buf [cekSize + aes.BlockSize]byte
 	if _, err := io.ReadFull(e.rand, buf[:]); err != nil {
-		return "", fmt.Errorf("jwe: encrypting with %s: drawing a content key: %w", e.key.name, err)
+		return dst, fmt.Errorf("jwe: encrypting with %s: drawing a content key: %w", e.key.name, err)
 	}
 	cek, iv := buf[:cekSize], buf[cekSize:]
 	wrapped, err := josecipher.KeyWrap(e.kek, cek)
 	if err != nil {
-		return "", fmt.Errorf("jwe: encrypting with %s: %w", e.key.name, err)
+		return dst, fmt.Errorf("jwe: encrypting with %s: %w", e.key.name, err)
 	}
 	aead, err := josecipher.NewCBCHMAC(cek, aes.NewCipher)
 	if err != nil {
-		return "", fmt.Errorf("jwe: encrypting with %s: %w", e.key.name, err)
+		return dst, fmt.Errorf("jwe: encrypting with %s: %w", e.key.name, err)
 	}
 	sealed := aead.Seal(nil, iv, plaintext, []byte(canonicalHeader))
 	// Seal appends the tag (go-jose's Overhead is padding plus tag, so the
 	// tag's size is the profile's, not Overhead()).
 	ct, tag := sealed[:len(sealed)-tagSize], sealed[len(sealed)-tagSize:]
 	b64 := base64.RawURLEncoding
-	var sb strings.Builder
-	sb.Grow(len(canonicalHeader) + 4 + b64.EncodedLen(len(wrapped)) + b64.EncodedLen(len(iv)) + b64.EncodedLen(len(ct)) + b64.EncodedLen(len(tag)))
-	sb.WriteString(canonicalHeader)
+	dst = slices.Grow(dst, len(canonicalHeader)+4+b64.EncodedLen(len(wrapped))+b64.EncodedLen(len(iv))+b64.EncodedLen(len(ct))+b64.EncodedLen(len(tag)))
+	dst = append(dst, canonicalHeader...)
 	for _, part := range [][]byte{wrapped, iv, ct, tag} {
-		sb.WriteByte('.')
-		sb.WriteString(b64.EncodeToString(part))
+		dst = append(dst, '.')
+		dst = b64.AppendEncode(dst, part)
 	}
-	return sb.String(), nil
+	return dst, nil
 }

@@ -58,6 +58,27 @@ func TestRoundTripAndHeader(t *testing.T) {
 	}
 }
 
+// AppendEncrypt keeps what dst held and appends a token that decrypts.
+func TestAppendEncrypt(t *testing.T) {
+	k := mustKey(t, "encryption_key", testKeyUTF8)
+	enc, err := NewEncrypter(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := enc.AppendEncrypt([]byte(`{"Token":"`), []byte(`{"amount":"1.00"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ok := strings.CutPrefix(string(body), `{"Token":"`)
+	if !ok {
+		t.Fatalf("the prefix is gone: %q", body)
+	}
+	got, err := mustRing(t, k).Decrypt(tok)
+	if err != nil || string(got.Plaintext) != `{"amount":"1.00"}` {
+		t.Fatalf("Decrypt = %+v %v", got, err)
+	}
+}
+
 func TestKeyringTriesInOrderAndReportsKey(t *testing.T) {
 	oldKey := mustKey(t, "decryption_key[0]", strings.Repeat("o", 32))
 	newKey := mustKey(t, "decryption_key[1]", strings.Repeat("n", 32))

@@ -264,3 +264,19 @@ func (h *harness) cacheAnswer(t *testing.T, ref string, value []byte) {
 		t.Fatal(err)
 	}
 }
+
+// The canonical request is written as encoding/json writes it, whatever
+// its values hold.
+func TestMarshalCreateQRMatchesJSON(t *testing.T) {
+	for _, c := range []policy.CreateQR{
+		{Currency: "PHP", Amount: "500.00", MerchantReferenceNumber: "ORDER-1"},
+		{ActivationCode: "A9X4-B7P2-Q6Z8-M3L5", Currency: "PHP", Amount: "1.00", MerchantReferenceNumber: "R"},
+		{ActivationCode: `quote"and<tag>&`, Currency: "PHP", Amount: "1.00", MerchantReferenceNumber: "é"},
+		{},
+	} {
+		want, _ := json.Marshal(c)
+		if got := marshalCreateQR(c); string(got) != string(want) {
+			t.Errorf("%+v: %s, want %s", c, got, want)
+		}
+	}
+}

@@ -113,22 +113,25 @@ func (o *Handler) serveCreateQR(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set(proxy.HeaderTransactionID, id)
-	h.Set(proxy.HeaderExpiresAt, ans.expiresAt)
+	// The values share one array (each slice capped at its own element, so
+	// an append elsewhere copies rather than overwrites its neighbour).
+	h, vals := w.Header(), make([]string, 5)
+	set := func(i int, name, v string) { vals[i] = v; h[name] = vals[i : i+1 : i+1] }
+	set(0, "Cache-Control", "no-store")
+	set(1, proxy.HeaderTransactionID, id)
+	set(2, proxy.HeaderExpiresAt, ans.expiresAt)
 	if replayed {
 		h.Set(proxy.HeaderIdempotentReplayed, "true")
 		o.obs.IdempotentReplay()
 	}
 	if asPNG {
-		h.Set("Content-Type", "image/png")
-		h.Set("Content-Length", strconv.Itoa(len(png)))
+		set(3, "Content-Type", "image/png")
+		set(4, "Content-Length", strconv.Itoa(len(png)))
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(png)
 	} else {
-		h.Set("Content-Type", "application/json")
-		h.Set("Content-Length", strconv.Itoa(len(doc)+1))
+		set(3, "Content-Type", "application/json")
+		set(4, "Content-Length", strconv.Itoa(len(doc)+1))
 		w.WriteHeader(http.StatusOK)
 		// doc is shared with concurrent duplicates: never append to it.
 		_, _ = w.Write(doc)
@@ -175,13 +178,13 @@ func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req poli
 	if e := o.merchantAllow(ctx, req.ActivationCode); e != nil {
 		return nil, 0, e
 	}
-	reqTok, err := o.enc.Encrypt(plaintext)
+	// A compact JWE is base64url and dots: nothing to escape. The body is
+	// built around it in one buffer.
+	body, err := o.enc.AppendEncrypt(append(make([]byte, 0, 1024), `{"Token":"`...), plaintext)
 	if err != nil {
 		return nil, 0, &proxy.Error{Status: http.StatusInternalServerError, Code: proxy.CodeInternal, Message: "encryption failed", Err: err}
 	}
-	// A compact JWE is base64url and dots: nothing to escape.
-	body := make([]byte, 0, len(reqTok)+12)
-	body = append(append(append(body, `{"Token":"`...), reqTok...), `"}`...)
+	body = append(body, `"}`...)
 	res, e := o.call(ctx, upstreamCall{endpoint: "create_qr", up: o.qr, method: http.MethodPost, path: "/v1/pay/qr", body: body, auth: true, slot: slot}, deadline)
 	if e != nil {
 		return nil, 0, e
@@ -244,11 +247,31 @@ func tokenOf(body []byte) (string, bool) {
 // merchant and reference), the fingerprint of the request itself, and the
 // plaintext to send.
 func (o *Handler) idemKey(canon policy.CreateQR) (key, fingerprint string, plaintext []byte) {
-	plaintext, _ = json.Marshal(canon) // four strings: cannot fail
+	plaintext = marshalCreateQR(canon)
 	sum := sha256.Sum256(plaintext)
 	msum := sha256.Sum256([]byte(canon.ActivationCode))
 	key = "idem:" + o.env.Name + ":" + o.account + ":" + hex.EncodeToString(msum[:6]) + ":" + canon.MerchantReferenceNumber
 	return key, hex.EncodeToString(sum[:16]), plaintext
+}
+
+// marshalCreateQR is json.Marshal of the canonical request without
+// reflection: its values are validated (amount, currency, reference) or
+// configured (the activation code), so they are written as they are when
+// encoding/json would write them so; otherwise encoding/json does it.
+func marshalCreateQR(c policy.CreateQR) []byte {
+	if !plainJSONString(c.ActivationCode) || !plainJSONString(c.Currency) || !plainJSONString(c.Amount) || !plainJSONString(c.MerchantReferenceNumber) {
+		b, _ := json.Marshal(c) // four strings: cannot fail
+		return b
+	}
+	b := make([]byte, 0, 96+len(c.ActivationCode)+len(c.Currency)+len(c.Amount)+len(c.MerchantReferenceNumber))
+	if c.ActivationCode != "" {
+		b = append(append(append(b, `{"activationCode":"`...), c.ActivationCode...), `","currency":"`...)
+	} else {
+		b = append(b, `{"currency":"`...)
+	}
+	b = append(append(b, c.Currency...), `","amount":"`...)
+	b = append(append(b, c.Amount...), `","merchantReferenceNumber":"`...)
+	return append(append(b, c.MerchantReferenceNumber...), `"}`...)
 }
 
 // merchant picks the activation code: the request's, which must be a

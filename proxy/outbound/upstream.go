@@ -186,14 +186,16 @@ func (o *Handler) attempt(ctx context.Context, c upstreamCall) (res *upstreamRes
 	if err != nil {
 		return &upstreamResponse{sentAt: o.clock.Now()}, false, err
 	}
-	h := req.Header
-	h["User-Agent"] = []string{userAgent}
-	h["Accept"] = []string{"application/json"}
+	// One array for the values, each slice capped at its own element.
+	h, vals := req.Header, [...]string{userAgent, "application/json", "application/json", o.basic}
+	all := vals[:]
+	h["User-Agent"] = all[0:1:1]
+	h["Accept"] = all[1:2:2]
 	if c.body != nil {
-		h["Content-Type"] = []string{"application/json"}
+		h["Content-Type"] = all[2:3:3]
 	}
 	if c.auth {
-		h["Authorization"] = []string{o.basic}
+		h["Authorization"] = all[3:4:4]
 	}
 	for k, v := range c.header {
 		h[k] = v
