@@ -75,30 +75,60 @@ func (kr *Keyring) Decrypt(tok string) (Opened, error) {
 	if err != nil {
 		return Opened{}, err
 	}
+	// Every segment decoded into one buffer (encrypted key, iv, then
+	// ciphertext||tag, which the AEAD opens), straight from the string.
 	b64 := base64.RawURLEncoding
-	wrapped, err1 := b64.DecodeString(seg[1])
-	iv, err2 := b64.DecodeString(seg[2])
-	// Ciphertext and tag in one buffer: the AEAD opens ciphertext||tag.
-	sealed := make([]byte, b64.DecodedLen(len(seg[3]))+b64.DecodedLen(len(seg[4])))
-	n, err3 := b64.Decode(sealed, []byte(seg[3]))
-	m, err4 := b64.Decode(sealed[n:], []byte(seg[4]))
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	out := make([]byte, b64.DecodedLen(len(seg[1]))+b64.DecodedLen(len(seg[2]))+b64.DecodedLen(len(seg[3]))+b64.DecodedLen(len(seg[4])))
+	var n [4]int
+	var errs [4]error
+	at := 0
+	for i := range n {
+		n[i], errs[i] = decodeString(out[at:], seg[i+1])
+		at += n[i]
+	}
+	if err := errors.Join(errs[:]...); err != nil {
 		return Opened{}, fmt.Errorf("%w: a segment does not decode", ErrMalformed)
 	}
+	wrapped, iv := out[:n[0]:n[0]], out[n[0]:n[0]+n[1]:n[0]+n[1]]
+	sealed := out[n[0]+n[1] : at : at]
 	// CheckCompact's segment lengths imply these sizes; checked again here
 	// because the CBC decrypter panics on any other IV size.
 	if len(iv) != aes.BlockSize || len(wrapped) != cekSize+8 {
 		return Opened{}, fmt.Errorf("%w: iv or encrypted key of the wrong size", ErrMalformed)
 	}
-	sealed = sealed[:n+m]
 	// The additional data is the encoded protected header (RFC 7516 5.2).
-	aad := []byte(seg[0])
+	aad := canonicalHeaderBytes
+	if seg[0] != canonicalHeader {
+		aad = []byte(seg[0])
+	}
 	for i, k := range kr.keys {
 		if pt, ok := open(kr.keks[i], wrapped, iv, sealed, aad); ok {
 			return Opened{Plaintext: pt, Header: h, KeyIndex: i, KeyName: k.name}, nil
 		}
 	}
 	return Opened{}, fmt.Errorf("%w (tried %d)", ErrDecrypt, len(kr.keys))
+}
+
+// canonicalHeaderBytes is canonicalHeader as the AEAD's additional data
+// (only read).
+var canonicalHeaderBytes = []byte(canonicalHeader)
+
+// decodeString decodes unpadded base64url s into dst (room for
+// DecodedLen(len(s))) through a buffer on the stack, so a segment is not
+// copied to the heap first.
+func decodeString(dst []byte, s string) (int, error) {
+	var chunk [1024]byte // a multiple of 4: every chunk but the last decodes whole
+	n := 0
+	for len(s) > 0 {
+		c := copy(chunk[:], s)
+		m, err := base64.RawURLEncoding.Decode(dst[n:], chunk[:c])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		s = s[c:]
+	}
+	return n, nil
 }
 
 // open unwraps the content key with kek and opens the content. Any failure
