@@ -185,7 +185,7 @@ func (o *Handler) createUpstream(ctx context.Context, plaintext []byte, req poli
 		return nil, 0, &proxy.Error{Status: http.StatusInternalServerError, Code: proxy.CodeInternal, Message: "encryption failed", Err: err}
 	}
 	body = append(body, `"}`...)
-	res, e := o.call(ctx, upstreamCall{endpoint: "create_qr", up: o.qr, method: http.MethodPost, path: "/v1/pay/qr", body: body, auth: true, slot: slot}, deadline)
+	res, e := o.call(ctx, upstreamCall{endpoint: "create_qr", up: o.qr, method: http.MethodPost, path: "/v1/pay/qr", url: o.qr.createURL, body: body, auth: true, slot: slot}, deadline)
 	if e != nil {
 		return nil, 0, e
 	}
@@ -322,7 +322,7 @@ func sliceAnswer(b []byte) (id, qrBody string, ok bool) {
 			return "", "", false
 		}
 		val, rest = rest[:end], rest[end+1:]
-		if bytes.IndexByte(val, '\\') >= 0 || !plainJSONString(string(val)) {
+		if bytes.IndexByte(val, '\\') >= 0 || !plainJSONString(val) {
 			return "", "", false
 		}
 		switch {
@@ -370,7 +370,7 @@ func encodeAnswer(r CreateQRResponse) []byte {
 
 // plainJSONString reports whether encoding/json would write s as is:
 // printable ASCII without quotes, backslashes or HTML-escaped characters.
-func plainJSONString(s string) bool {
+func plainJSONString[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':

@@ -240,9 +240,16 @@ type Handler struct {
 }
 
 type upstream struct {
-	name    string
-	base    string // scheme://host/path without trailing slash
-	breaker *Breaker
+	name string
+	base string // scheme://host/path without trailing slash
+	// createURL is base + "/v1/pay/qr" (the QR API's only hot call).
+	createURL string
+	breaker   *Breaker
+}
+
+func newUpstream(name string, u *url.URL, b *Breaker) *upstream {
+	base := strings.TrimSuffix(u.String(), "/")
+	return &upstream{name: name, base: base, createURL: base + "/v1/pay/qr", breaker: b}
 }
 
 // New checks cfg and builds the gateway.
@@ -318,10 +325,10 @@ func New(cfg Config) (*Handler, error) {
 		log:       cfg.Logger,
 		obs:       cfg.Observer,
 		clock:     cfg.Clock,
-		qr:        &upstream{name: "qr", base: strings.TrimSuffix(cfg.QRURL.String(), "/"), breaker: cfg.Shared.QRBreaker},
+		qr:        newUpstream("qr", cfg.QRURL, cfg.Shared.QRBreaker),
 	}
 	if cfg.WebhooksURL != nil {
-		o.webhooks = &upstream{name: "webhooks", base: strings.TrimSuffix(cfg.WebhooksURL.String(), "/"), breaker: cfg.Shared.WebhooksBreaker}
+		o.webhooks = newUpstream("webhooks", cfg.WebhooksURL, cfg.Shared.WebhooksBreaker)
 	}
 	if cfg.DefaultMerchant != "" {
 		o.merchants[cfg.DefaultMerchant] = true

@@ -33,6 +33,7 @@ type upstreamCall struct {
 	up       *upstream
 	method   string
 	path     string
+	url      string // up.base + path, when the caller has it made already
 	body     []byte
 	auth     bool
 	header   http.Header // extra request headers
@@ -182,7 +183,11 @@ func (o *Handler) attempt(ctx context.Context, c upstreamCall) (res *upstreamRes
 	if c.body != nil {
 		body = bytes.NewReader(c.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, c.method, c.up.base+c.path, body)
+	u := c.url
+	if u == "" {
+		u = c.up.base + c.path
+	}
+	req, err := http.NewRequestWithContext(ctx, c.method, u, body)
 	if err != nil {
 		return &upstreamResponse{sentAt: o.clock.Now()}, false, err
 	}
