@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/qrphgate/qrphgate/crypto"
 )
@@ -20,9 +23,10 @@ const (
 )
 
 // farEnd is the provider and the app in one: the provider answers every
-// create-QR call with one precomputed answer ({"Token": JWE} of
-// {"id","qrBody"} under the test key, a 1200-byte PNG) without decrypting
-// anything, so modulus_api and a plain reverse_proxy in front of it do the
+// create-QR call with {"Token": JWE} of {"id","qrBody"} under the test key
+// (a 1200-byte PNG), a fresh transaction id each time (so the gateway's
+// ledger records every QR, as in production), without decrypting the
+// request, so modulus_api and a plain reverse_proxy in front of it do the
 // same network work; the app counts the webhooks delivered to it.
 type farEnd struct {
 	provider, app string // host:port
@@ -37,10 +41,9 @@ func startFarEnd() *farEnd {
 	enc, err := crypto.NewEncrypter(k)
 	must(err)
 	png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"), bytes.Repeat([]byte{0x42}, 1200-16)...)
-	plain, _ := json.Marshal(map[string]string{"id": "a78efd32-de3b-4854-b599-11ae9f98f97e", "qrBody": base64.StdEncoding.EncodeToString(png)})
-	tok, err := enc.Encrypt(plain)
-	must(err)
-	answer := []byte(`{"Token":"` + tok + `"}`)
+	qrBody, _ := json.Marshal(base64.StdEncoding.EncodeToString(png))
+	var seq atomic.Int64
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	f := &farEnd{deliveries: map[string]int{}}
 
 	prov := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,8 +52,14 @@ func startFarEnd() *farEnd {
 			_, _ = io.WriteString(w, "Pong!")
 			return
 		}
+		id := "tx-" + run + "-" + strconv.FormatInt(seq.Add(1), 10)
+		tok, err := enc.AppendEncrypt([]byte(`{"Token":"`), []byte(`{"id":"`+id+`","qrBody":`+string(qrBody)+`}`))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(answer)
+		_, _ = w.Write(append(tok, `"}`...))
 	})
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -86,7 +95,9 @@ func (f *farEnd) delivered() (distinct, repeated int) {
 	return distinct, repeated
 }
 
-// sealWebhooks makes n distinct webhook bodies, each a real compact JWE.
+// sealWebhooks makes n distinct webhook bodies, each a real compact JWE:
+// the payment of the QR with reference prefix-i, 500.00 PHP (created first
+// through modulus_api, so that the ledger matches each result to its QR).
 func sealWebhooks(prefix string, n int) [][]byte {
 	k, err := crypto.NewKey("bench", benchKey, crypto.EncodingUTF8)
 	must(err)
@@ -94,7 +105,7 @@ func sealWebhooks(prefix string, n int) [][]byte {
 	must(err)
 	out := make([][]byte, n)
 	for i := range out {
-		pt := `{"action":"QRPH_SUCCESS","referenceNumber":"` + prefix + "-" + itoa(i) + `","amount":` + itoa(100+i) +
+		pt := `{"action":"QRPH_SUCCESS","referenceNumber":"` + prefix + "-" + itoa(i) + `","amount":50000` +
 			`,"currency":"PHP","timestamp":"2026-01-15T10:30:00Z"}`
 		tok, err := enc.Encrypt([]byte(pt))
 		must(err)

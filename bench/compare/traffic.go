@@ -62,8 +62,10 @@ func runTraffic(o options, dir string, far *farEnd, doOut, doIn bool, rep *repor
 }
 `, port, secret, far.provider, store)
 	}
-	if doOut {
+	if doOut || doIn { // inbound creates its webhooks' QRs through it
 		api(apiMem, "BENCH_SECRET_KEY", "memory")
+	}
+	if doOut {
 		if useRedis {
 			api(apiRedis, "BENCH_SECRET_KEY_REDIS", "redis://"+o.redis+"/0?key_prefix="+prefix)
 		}
@@ -174,7 +176,16 @@ https://127.0.0.1:%d {
 		px := target{name: "reverse_proxy TLS", addr: fmt.Sprintf("127.0.0.1:%d", plainTLS), tls: tc, path: "/webhooks/modulus"}
 		per := o.webhooks
 		total := o.rounds*len(o.senders)*per + 1000
-		log.Printf("inbound: sealing %d distinct webhooks", total)
+		// Every webhook is the payment of a QR the gateway created: the
+		// ledger matches it (a result for an unknown reference would be
+		// flagged and logged as an error, which production rarely sees).
+		log.Printf("inbound: creating %d QRs, sealing their %d webhooks", total, total)
+		qrs := load(target{name: "modulus_api memory", addr: fmt.Sprintf("127.0.0.1:%d", apiMem), path: "/v1/pay/qr"}, o.conns, 0, int64(total), func(i int64) []byte {
+			return []byte(`{"amount":"500.00","currency":"PHP","merchantReferenceNumber":"B` + run + "-" + strconv.FormatInt(i, 10) + `"}`)
+		})
+		if qrs.ok != total {
+			log.Fatalf("creating the QRs: %d of %d, %v:\n%s", qrs.ok, total, qrs.status, g.log())
+		}
 		bodies := sealWebhooks("B"+run, total)
 		var used atomic.Int64
 		take := func(n int) [][]byte {
