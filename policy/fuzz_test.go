@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
+	"unicode/utf8"
 )
 
 // Seed corpora live in testdata/fuzz/<FuzzName>/ and run as plain tests.
@@ -76,6 +79,45 @@ func FuzzDecodeCreateQR(f *testing.F) {
 		}
 		if c, err := p.ValidateCreateQR(sb, req); err == nil && (c < 100 || c > 9999999) {
 			t.Fatalf("validated amount %d out of range", c)
+		}
+	})
+}
+
+// WalkObject's walk of valid JSON gives the members and the error that
+// encoding/json's token reader gives.
+func FuzzWalkObject(f *testing.F) {
+	for _, s := range []string{
+		`{"a":"b","c":1,"d":{"e":[1,{"f":"}"}]},"g":null,"h":true,"i":-1.5e3}`,
+		` { "a\u0041" : "x\"y" , "b":[] , "c":{} } `, `{}`, `{"a":1}x`, `{"a":1,}`, `[1]`, `{"a":"\ud800"}`,
+		"{\"\\\\\":\"\\\\\"}", `{"a":{"b":"c\\"}}`, "{\"a\":\"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	type m struct{ name, value string }
+	walk := func(w func([]byte, func(string, json.RawMessage) error) error, body []byte) ([]m, string) {
+		var got []m
+		err := w(body, func(name string, value json.RawMessage) error {
+			got = append(got, m{name, string(value)})
+			if len(got) == 3 {
+				return errors.New("third member refused")
+			}
+			return nil
+		})
+		if err != nil {
+			return got, err.Error()
+		}
+		return got, ""
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ferr := walk(WalkObject, body)
+		slow, serr := walk(func(b []byte, f func(string, json.RawMessage) error) error {
+			if !utf8.Valid(b) {
+				return WalkObject(b, f)
+			}
+			return walkDecoder(b, f)
+		}, body)
+		if ferr != serr || !slices.Equal(fast, slow) {
+			t.Fatalf("WalkObject %q %v, token reader %q %v", ferr, fast, serr, slow)
 		}
 	})
 }

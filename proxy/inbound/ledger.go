@@ -73,8 +73,8 @@ func (in *Handler) reconcile(ctx context.Context, log *zap.Logger, ev store.Spoo
 // regardless.
 func resultOf(plaintext []byte, p Payload) PaymentResult {
 	r := PaymentResult{Action: p.Action, TransactionID: p.TransactionID}
-	var m map[string]json.RawMessage // exact member names
-	if json.Unmarshal(plaintext, &m) != nil {
+	m := make(map[string]json.RawMessage, 8) // exact member names
+	if policy.WalkObject(plaintext, func(name string, v json.RawMessage) error { m[name] = v; return nil }) != nil {
 		return r
 	}
 	str := func(name string) string {
