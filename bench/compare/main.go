@@ -92,11 +92,21 @@ func main() {
 		must(cmd.Run())
 	}
 	far := startFarEnd()
-	rep := report{out: map[string][]measure{}, in: map[int][][2]measure{}}
+	rep := report{out: map[string][]measure{}, in: map[int][][2]measure{}, trafficHWM: map[string]int64{}}
 	want := func(part string) bool { return o.only == "" || strings.Contains(","+o.only+",", ","+part+",") }
 	started := time.Now()
-	if want("outbound") || want("inbound") {
+	// Outbound and inbound each get a gateway of their own (one heap each),
+	// except for the mixed profile, which needs both at once.
+	switch {
+	case o.pprof != "":
 		runTraffic(o, dir, far, want("outbound"), want("inbound"), &rep)
+	default:
+		if want("outbound") {
+			runTraffic(o, dir, far, true, false, &rep)
+		}
+		if want("inbound") {
+			runTraffic(o, dir, far, false, true, &rep)
+		}
 	}
 	if want("footprint") {
 		runFootprint(o, dir, far, &rep)

@@ -30,7 +30,7 @@ type report struct {
 	in       map[int][][2]measure // senders -> rounds of {reverse_proxy TLS, modulus_webhook}
 
 	acked, delivered, repeated int
-	trafficHWM                 int64
+	trafficHWM                 map[string]int64 // gateway -> peak RSS (KB)
 	profile                    string
 
 	idle                   [2]int64         // KB: production-like, plain
@@ -94,8 +94,10 @@ func (r *report) print(o options, took time.Duration) {
 		}
 		p("\nwebhooks acknowledged %d, delivered %d distinct, %d more than once; target ratio >= 0.75\n", r.acked, r.delivered, r.repeated)
 	}
-	if r.trafficHWM > 0 {
-		p("gateway peak RSS over the traffic run (VmHWM): %.1f MB\n", float64(r.trafficHWM)/1024)
+	for _, n := range []string{"outbound", "inbound", "mixed"} {
+		if kb := r.trafficHWM[n]; kb > 0 {
+			p("peak RSS of the %s gateway over its run (VmHWM): %.1f MB\n", n, mb(kb))
+		}
 	}
 	if r.idle[1] > 0 {
 		p("\n(d) footprint (medians of three starts each)\n\n")

@@ -95,6 +95,8 @@ https://127.0.0.1:%d {
 		forward_to     http://%s/deliveries
 		sign_secret    {env.BENCH_SIGN}
 		spool          %s
+		rate_limit        100000000/1m
+		rate_limit_per_ip 100000000/1m
 	}
 }
 https://127.0.0.1:%d {
