@@ -11,25 +11,37 @@ import (
 // The rate budget on Redis: a sliding log per key (a sorted set of admitted
 // calls), trimmed and counted by one script on the server's clock.
 
-// takeScript admits one call if the sliding window has room. Scores are
-// server microseconds; entries at or before now-window have left. ARGV[3]
-// names the call: run again (a Cluster client's retry), the script finds
-// it admitted rather than take a second slot.
-var takeScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local n = redis.call('ZCARD', KEYS[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return {1, n, 0} end
-if n < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-  return {1, n + 1, 0}
+// redisTakeSlot is the Lua of one admission, shared by takeScript and
+// beginTakeScript (redis_claimtake.go) so that a fix reaches both:
+// take(key, limit, window, id, again) admits one call if the sliding window
+// has room and returns ok (1 or 0), the calls in the window and, when
+// refused, the microseconds until the oldest leaves. Scores are server
+// microseconds (TIME); entries at or before now-window have left. id names
+// the call: with again set (a script that may be running a second time, a
+// Cluster client's retry), one already admitted under id is found rather
+// than given a second slot.
+const redisTakeSlot = `
+local function take(key, limit, window, id, again)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local n = redis.call('ZCARD', key)
+  if again and redis.call('ZSCORE', key, id) then return 1, n, 0 end
+  if n < limit then
+    redis.call('ZADD', key, now, id)
+    redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
+    return 1, n + 1, 0
+  end
+  local oldest = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
+  return 0, n, tonumber(oldest[2]) + window - now
 end
-local oldest = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
-return {0, n, tonumber(oldest[2]) + window - now}
+`
+
+// takeScript admits one call if the sliding window has room (ARGV: limit,
+// window in microseconds, the call's id; any run may be a retry).
+var takeScript = redis.NewScript(redisTakeSlot + `
+local ok, n, wait = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], true)
+return {ok, n, wait}
 `)
 
 var usageScript = redis.NewScript(`

@@ -23,35 +23,20 @@ type redisClaimTaker struct {
 	budget string
 }
 
-// beginTakeScript is beginScript, then takeScript on the budget (KEYS[2])
-// when the claim is the caller's: one atomic step on the server, so it is
+// beginTakeScript is beginScript's claim, then takeScript's admission on
+// the budget (KEYS[2]) when the claim is the caller's, built from the same
+// Lua (redisClaim, redisTakeSlot): one atomic step on the server, so it is
 // exact across replicas as each of them was (the window on the server's
-// clock, TIME). ARGV[3] names the call, for the claim and the slot alike: run
-// again (a Cluster client's retry), it finds its own claim and its own slot
-// rather than take a second one (a first run has no slot to look for). A claim that is not the caller's takes no
-// slot (an idempotent replay costs the budget nothing, as before).
-var beginTakeScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 's', 'fp', 'v', 'tok')
-local again = cur[1] == 'claimed' and cur[4] == ARGV[3]
-if not again then
-  if cur[1] then return {cur[1], cur[2], cur[3], 0, 0, 0} end
-  redis.call('HSET', KEYS[1], 's', 'claimed', 'fp', ARGV[1], 'tok', ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limit = tonumber(ARGV[4])
-local window = tonumber(ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-local n = redis.call('ZCARD', KEYS[2])
-if again and redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {'owner', ARGV[1], false, 1, n, 0} end
-if n < limit then
-  redis.call('ZADD', KEYS[2], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], math.ceil(window / 1000) + 1000)
-  return {'owner', ARGV[1], false, 1, n + 1, 0}
-end
-local oldest = redis.call('ZRANGE', KEYS[2], n - limit, n - limit, 'WITHSCORES')
-return {'owner', ARGV[1], false, 0, n, tonumber(oldest[2]) + window - now}
+// clock, TIME). ARGV[3] names the call, for the claim and the slot alike:
+// run again (a Cluster client's retry), it finds its own claim and its own
+// slot rather than take a second one (a first run has no slot to look
+// for). A claim that is not the caller's takes no slot (an idempotent
+// replay costs the budget nothing, as before).
+var beginTakeScript = redis.NewScript(redisClaim + redisTakeSlot + `
+local cur, again = claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if cur then return {cur[1], cur[2], cur[3], 0, 0, 0} end
+local ok, n, wait = take(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[3], again)
+return {'owner', ARGV[1], false, ok, n, wait}
 `)
 
 func (t *redisClaimTaker) BudgetKey() string { return t.budget }

@@ -13,12 +13,25 @@ import (
 // retry), the script finds its own claim and hands it back rather than
 // have the caller wait on itself until the lease ends. Earlier releases
 // wrote no tok and ignore it.
-var beginScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 's', 'fp', 'v', 'tok')
-if cur[1] == 'claimed' and cur[4] == ARGV[3] then return {'owner', ARGV[1], false} end
-if cur[1] then return {cur[1], cur[2], cur[3]} end
-redis.call('HSET', KEYS[1], 's', 'claimed', 'fp', ARGV[1], 'tok', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+//
+// redisClaim is the Lua of a claim, shared by beginScript and
+// beginTakeScript (redis_claimtake.go): claim(key, fp, lease, tok) returns
+// nil when the key is the caller's (claimed now, or by this very call on an
+// earlier run: again is then true), else the current record {s, fp, v}.
+const redisClaim = `
+local function claim(key, fp, lease, tok)
+  local cur = redis.call('HMGET', key, 's', 'fp', 'v', 'tok')
+  if cur[1] == 'claimed' and cur[4] == tok then return nil, true end
+  if cur[1] then return cur, false end
+  redis.call('HSET', key, 's', 'claimed', 'fp', fp, 'tok', tok)
+  redis.call('PEXPIRE', key, lease)
+  return nil, false
+end
+`
+
+var beginScript = redis.NewScript(redisClaim + `
+local cur = claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if cur then return {cur[1], cur[2], cur[3]} end
 return {'owner', ARGV[1], false}
 `)
 
