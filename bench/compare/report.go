@@ -15,6 +15,7 @@ type measure struct {
 	commands       float64       // Redis commands per call (server side)
 	writesPerFsync float64       // the spool's (modulus_webhook)
 	drain          time.Duration // after a webhook phase, until the app had every event
+	hwm            int64         // outbound: the gateway's peak RSS (KB) after its round
 }
 
 func (m measure) cpuPerReq() time.Duration {
@@ -48,8 +49,8 @@ func (r *report) print(o options, took time.Duration) {
 	p("\n## qrphgate performance comparison\n\n")
 	p("%s; %d rounds; run took %v\n", machine(), o.rounds, took.Round(time.Second))
 	if len(r.outNames) > 0 {
-		p("\n(a)(b) outbound POST /v1/pay/qr, %d connections, %v per round, fresh references\n\n", o.conns, o.duration)
-		p("| round | target | req/s | p50 | p99 | gateway CPU/req | Redis round trips/call | Redis commands/call |\n|---|---|---|---|---|---|---|---|\n")
+		p("\n(a)(b) outbound POST /v1/pay/qr, %d connections, %v per round (each in a gateway started and warmed up for it), fresh references\n\n", o.conns, o.duration)
+		p("| round | target | req/s | p50 | p99 | gateway CPU/req | peak RSS | Redis round trips/call | Redis commands/call |\n|---|---|---|---|---|---|---|---|---|\n")
 		for i := 0; i < o.rounds; i++ {
 			for _, n := range r.outNames {
 				m := r.out[n][i]
@@ -57,7 +58,7 @@ func (r *report) print(o options, took time.Duration) {
 				if m.roundTrips > 0 || m.commands > 0 {
 					rt, cmd = fmt.Sprintf("%.2f", m.roundTrips), fmt.Sprintf("%.2f", m.commands)
 				}
-				p("| %d | %s | %.0f | %v | %v | %v | %s | %s |\n", i+1, n, m.res.rps(), ms(m.res.p(50)), ms(m.res.p(99)), us(m.cpuPerReq()), rt, cmd)
+				p("| %d | %s | %.0f | %v | %v | %v | %.0f MB | %s | %s |\n", i+1, n, m.res.rps(), ms(m.res.p(50)), ms(m.res.p(99)), us(m.cpuPerReq()), mb(m.hwm), rt, cmd)
 			}
 		}
 		p("\n")
