@@ -165,9 +165,8 @@ func (i *idempotency) lead(ctx context.Context, key, fingerprint string, lease t
 		default: // Claimed: ours to make
 			// The call must finish (and be recorded) even if this client leaves.
 			value, ttl, e := fn(ctx, slot)
-			bg := context.WithoutCancel(ctx)
 			if e != nil {
-				_ = i.store.Release(bg, key, fingerprint)
+				_ = i.store.Release(context.WithoutCancel(ctx), key, fingerprint)
 				return nil, false, e, false
 			}
 			if i.later != nil {
@@ -180,12 +179,13 @@ func (i *idempotency) lead(ctx context.Context, key, fingerprint string, lease t
 						return
 					}
 					go func() {
-						_ = i.store.Release(bg, key, fingerprint)
+						_ = i.store.Release(context.WithoutCancel(ctx), key, fingerprint)
 						i.forget(key, f)
 					}()
 				})
 				return value, false, nil, true
 			}
+			bg := context.WithoutCancel(ctx)
 			if err := i.store.Complete(bg, key, fingerprint, value, ttl); err != nil {
 				// The answer is good; only its replay is lost. Release so a
 				// duplicate does not wait for the lease to expire.
