@@ -89,18 +89,21 @@ func Rewrite(src string, p Ports) (string, error) {
 	if strings.Contains(src, "\n\tadmin ") {
 		return "", fmt.Errorf("the quickstart sets an admin address; this rewrite expects the default")
 	}
-	for _, r := range []struct{ old, new string }{
-		{APIAddr, fmt.Sprintf("127.0.0.1:%d", p.API)},
-		{SandboxAddr, fmt.Sprintf("127.0.0.1:%d", p.Sandbox)},
-		{WebhookAddr, fmt.Sprintf("localhost:%d", p.Webhook)},
-		{OpsAddr, fmt.Sprintf("127.0.0.1:%d", p.Ops)},
-		{"\n\tskip_install_trust\n", fmt.Sprintf("\n\tadmin %s\n\tskip_install_trust\n", p.Admin)},
-	} {
-		if !strings.Contains(src, r.old) {
-			return "", fmt.Errorf("the quickstart Caddyfile no longer contains %q", r.old)
-		}
-		src = strings.ReplaceAll(src, r.old, r.new)
+	pairs := []string{
+		APIAddr, fmt.Sprintf("127.0.0.1:%d", p.API),
+		SandboxAddr, fmt.Sprintf("127.0.0.1:%d", p.Sandbox),
+		WebhookAddr, fmt.Sprintf("localhost:%d", p.Webhook),
+		OpsAddr, fmt.Sprintf("127.0.0.1:%d", p.Ops),
+		"\n\tskip_install_trust\n", fmt.Sprintf("\n\tadmin %s\n\tskip_install_trust\n", p.Admin),
 	}
+	for i := 0; i < len(pairs); i += 2 {
+		if !strings.Contains(src, pairs[i]) {
+			return "", fmt.Errorf("the quickstart Caddyfile no longer contains %q", pairs[i])
+		}
+	}
+	// One pass: a new port that starts with an old one (20923 after
+	// 2092) is never rewritten again.
+	src = strings.NewReplacer(pairs...).Replace(src)
 	if loc := leftoverPort.FindStringIndex(src); loc != nil {
 		return "", fmt.Errorf("a quickstart port is still in the rewritten Caddyfile: %q", src[max(0, loc[0]-40):loc[1]])
 	}

@@ -24,6 +24,21 @@ func TestRewriteCommittedCaddyfile(t *testing.T) {
 	}
 }
 
+// A new port that begins with a quickstart port (the sandbox on 20923, the
+// operators' 2092 still to rewrite) is left as it was given.
+func TestRewriteNewPortsAreFinal(t *testing.T) {
+	p := Ports{API: 20901, Sandbox: 20923, Webhook: 20934, Ops: 20945, Admin: "127.0.0.1:20956"}
+	got, err := Rewrite(Caddyfile(t), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"http://127.0.0.1:20923 {", "webhooks_url http://127.0.0.1:20923\n", "http://127.0.0.1:20945 {"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rewritten Caddyfile lacks %q", want)
+		}
+	}
+}
+
 // A Caddyfile the rewrite does not fully understand is refused, so a test
 // can never run on the quickstart's fixed ports by accident.
 func TestRewriteRefuses(t *testing.T) {
